@@ -1,0 +1,107 @@
+"""`hf-crossenc` command line: train, evaluate and predict."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import UserInputError
+
+EPILOG = "Exit codes: 0 success, 2 bad input (data, flags, paths), 1 unexpected failure."
+
+
+def _add_column_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--text_a_column", default=None, help="first text column (default: auto-detect)")
+    parser.add_argument("--text_b_column", default=None, help="second text column (default: auto-detect)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-crossenc", description=__doc__, epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser(
+        "train",
+        help="fine-tune a cross-encoder (same flags as scripts/train.py; see `hf-crossenc train --help`)",
+        add_help=False,
+    )
+
+    ev = sub.add_parser("evaluate", help="score a labelled file with a trained model and print Pearson/Spearman")
+    ev.add_argument("model", help="trained model folder or Hub id")
+    ev.add_argument("data", help="labelled pairs (.csv/.tsv/.json/.jsonl/.parquet)")
+    _add_column_flags(ev)
+    ev.add_argument("--label_column", default=None, help="label column (default: auto-detect)")
+    ev.add_argument("--label_scale", default=None, help="raw label range, e.g. '0,5' (default: the scale the model was trained with)")
+    ev.add_argument("--batch_size", type=int, default=64)
+    ev.add_argument("--output", default=None, help="also write the metrics to this JSON file")
+
+    pr = sub.add_parser("predict", help="score pairs from a file or the command line")
+    pr.add_argument("model", help="trained model folder or Hub id")
+    src = pr.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", help="pairs file (.csv/.tsv/.json/.jsonl/.parquet)")
+    src.add_argument("--pair", nargs=2, action="append", metavar=("TEXT_A", "TEXT_B"), help="one pair (repeatable)")
+    _add_column_flags(pr)
+    pr.add_argument("--output", default=None, help="write JSON lines here instead of stdout")
+    pr.add_argument("--rescale", action="store_true", help="report scores on the original label scale (e.g. 0-5)")
+    pr.add_argument("--batch_size", type=int, default=64)
+    return parser
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .data import build_split, parse_label_scale, read_table, resolve_columns
+    from .inference import CrossEncoderPredictor
+    from .metrics import correlation_metrics
+
+    table = read_table(args.data)  # validate the input before loading the model
+    columns = resolve_columns(table, args.text_a_column, args.text_b_column, args.label_column)
+    predictor = CrossEncoderPredictor.from_pretrained(args.model)
+    scale = parse_label_scale(args.label_scale) or predictor.label_scale
+    if scale == "auto":
+        raise UserInputError("evaluate needs an explicit --label_scale (or none, to use the model's).")
+    split = build_split(table, columns, name="evaluation", scale=scale)
+    scores = predictor.predict(list(zip(split.dataset["text_a"], split.dataset["text_b"])), batch_size=args.batch_size)
+    metrics = {**correlation_metrics(scores, split.dataset["label"]), "n": len(split)}
+    text = json.dumps(metrics, indent=2)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .data import build_split, read_table, resolve_columns
+    from .inference import CrossEncoderPredictor
+
+    if args.input:
+        table = read_table(args.input)
+        columns = resolve_columns(table, args.text_a_column, args.text_b_column, None, require_label=False)
+        columns = type(columns)(columns.text_a, columns.text_b, None)
+        split = build_split(table, columns, name="predict", scale=None)
+        pairs = list(zip(split.dataset["text_a"], split.dataset["text_b"]))
+    else:
+        pairs = [tuple(p) for p in args.pair]
+    predictor = CrossEncoderPredictor.from_pretrained(args.model)
+    scores = predictor.predict(pairs, batch_size=args.batch_size, rescale=args.rescale)
+    lines = [json.dumps({"text_a": a, "text_b": b, "score": round(float(s), 6)}) for (a, b), s in zip(pairs, scores)]
+    if args.output:
+        Path(args.output).write_text("\n".join(lines) + "\n")
+    else:
+        sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":
+        from .training import main as train_main
+
+        return train_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    try:
+        return _evaluate(args) if args.command == "evaluate" else _predict(args)
+    except UserInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code

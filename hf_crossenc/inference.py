@@ -1,0 +1,101 @@
+"""Scoring pairs with a trained cross-encoder: `CrossEncoderPredictor`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from .data import LabelScale
+from .modeling import ScoreSemantics
+
+logger = logging.getLogger(__name__)
+
+
+class CrossEncoderPredictor:
+    """Scores (text_a, text_b) pairs with a sequence-classification model and its score semantics.
+
+    Example::
+
+        predictor = CrossEncoderPredictor.from_pretrained("outputs/stsb-minilm-cross-encoder")
+        predictor.predict([("A man is eating.", "Someone eats food.")])            # 0–1 scores
+        predictor.predict([("A man is eating.", "Someone eats food.")], rescale=True)  # on the 0–5 label scale
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.semantics = ScoreSemantics.from_config(model.config)
+        self.max_length = max_length or self.semantics.max_length or getattr(tokenizer, "model_max_length", 512)
+        self.max_length = min(self.max_length, getattr(model.config, "max_position_embeddings", self.max_length))
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        *,
+        device: str | torch.device | None = None,
+        max_length: int | None = None,
+        revision: str | None = None,
+    ) -> CrossEncoderPredictor:
+        """Load a saved folder or Hub repo; safetensors weights only."""
+        model = AutoModelForSequenceClassification.from_pretrained(str(name_or_path), revision=revision, use_safetensors=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), revision=revision)
+        if device is not None:
+            model.to(device)
+        return cls(model, tokenizer, max_length=max_length)
+
+    @property
+    def label_scale(self) -> LabelScale:
+        return LabelScale(*self.semantics.label_scale)
+
+    def activate(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.semantics.activation == "sigmoid":
+            return torch.sigmoid(logits.float()).squeeze(-1)
+        if self.semantics.activation == "softmax":
+            return torch.softmax(logits.float(), dim=-1)
+        return logits.float().squeeze(-1)
+
+    @torch.inference_mode()
+    def predict(
+        self,
+        pairs: Sequence[tuple[str, str]] | Sequence[Sequence[str]],
+        batch_size: int = 64,
+        rescale: bool = False,
+    ) -> np.ndarray:
+        """Score pairs; returns scores in input order.
+
+        Scores are on the 0–1 training scale (sigmoid of the logit) unless ``rescale=True``, which maps
+        them back onto the original label scale recorded at training time (e.g. 0–5 for STS-B).
+        Pairs are tokenized once and batched by token length, so little compute goes to padding.
+        """
+        if len(pairs) == 0:
+            return np.zeros((0,), dtype=np.float32)
+        for i, pair in enumerate(pairs):
+            if len(pair) != 2 or not all(isinstance(t, str) for t in pair):
+                raise ValueError(f"pair {i} must be two strings, got {pair!r}")
+        encoded = self.tokenizer([p[0] for p in pairs], [p[1] for p in pairs], truncation="longest_first", max_length=self.max_length)
+        order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
+        device = self.model.device
+        results: list[torch.Tensor] = [None] * len(pairs)  # type: ignore[list-item]
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            features = [{k: encoded[k][i] for k in encoded} for i in idx]
+            batch = self.tokenizer.pad(features, padding=True, return_tensors="pt")
+            batch = {k: v.to(device) for k, v in batch.items()}
+            scores = self.activate(self.model(**batch).logits).cpu()
+            for j, i in enumerate(idx):
+                results[i] = scores[j]
+        out = torch.stack(results).numpy()
+        if rescale and self.semantics.activation == "sigmoid":
+            out = self.label_scale.denormalise(out)
+        return out

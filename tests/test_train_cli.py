@@ -1,0 +1,99 @@
+"""scripts/train.py argument handling and its failure modes (in-process, no training)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hf_crossenc.errors import ConfigError
+from hf_crossenc.training import main, parse_args
+
+
+def test_config_file_with_cli_override(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("num_train_epochs: 3\nlearning_rate: 1.0e-4\nlabel_scale: '0,5'\nbf16: false\n")
+    model_args, data_args, args = parse_args(["--config", str(config), "--learning_rate", "2e-4", "--output_dir", "o"])
+    assert args.num_train_epochs == 3
+    assert args.learning_rate == pytest.approx(2e-4)
+    assert data_args.label_scale == "0,5"
+    assert args.bf16 is False
+    assert model_args.max_length == 128
+
+
+def test_config_typo_names_closest_key(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("learning_rat: 1.0e-4\n")
+    with pytest.raises(ConfigError, match="unknown key 'learning_rat'.*Did you mean 'learning_rate'"):
+        parse_args(["--config", str(config)])
+
+
+def run_main(capsys, *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    return code, capsys.readouterr().err
+
+
+def test_bad_data_exits_2_and_writes_nothing(tmp_path, capsys, stsb_slices):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sentence1,sentence2,similarity_score\na,b,3.0\nc,d,oops\n")
+    out = tmp_path / "out"
+    code, err = run_main(
+        capsys,
+        "--train_file",
+        str(bad),
+        "--validation_file",
+        str(stsb_slices["validation"]),
+        "--label_scale",
+        "0,5",
+        "--output_dir",
+        str(out),
+    )
+    assert code == 2
+    assert f"file {bad}, row 3, column 'similarity_score'" in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_unscaled_sts_labels_are_refused(tmp_path, capsys, stsb_slices):
+    """The tutorial's bug (0–5 labels into BCE) cannot happen: without a scale it is an error."""
+    out = tmp_path / "out"
+    code, err = run_main(capsys, "--train_file", str(stsb_slices["train"]), "--output_dir", str(out))
+    assert code == 2
+    assert "outside the label scale [0, 1]" in err and "--label_scale 0,5" in err
+    assert not out.exists()
+
+
+def test_non_empty_output_dir_is_refused(tmp_path, capsys, stsb_slices):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    code, err = run_main(capsys, "--train_file", str(stsb_slices["train"]), "--label_scale", "0,5", "--output_dir", str(out))
+    assert code == 2 and "--overwrite_output_dir" in err
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_missing_base_model_path(tmp_path, capsys, stsb_slices):
+    out = tmp_path / "out"
+    code, err = run_main(
+        capsys,
+        "--train_file",
+        str(stsb_slices["train"]),
+        "--validation_file",
+        str(stsb_slices["validation"]),
+        "--label_scale",
+        "0,5",
+        "--model_name_or_path",
+        "./no/such/model",
+        "--output_dir",
+        str(out),
+    )
+    assert code == 2 and "does not exist" in err
+    assert not out.exists()
+
+
+def test_default_job_is_stsb_from_shared_data(tmp_path, capsys, monkeypatch):
+    """With no data flags the job reads ../shared/data/stsb relative to the working directory."""
+    monkeypatch.chdir(tmp_path)
+    code, err = run_main(capsys, "--output_dir", str(tmp_path / "out"))
+    assert code == 2
+    assert str(Path("..") / "shared" / "data" / "stsb" / "train.csv") in err and "file not found" in err

@@ -1,0 +1,89 @@
+"""Collator output, metric values computed by hand, and loss choice."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer, EvalPrediction
+
+from hf_crossenc import CrossEncoderDataCollator
+from hf_crossenc.metrics import compute_regression_metrics, correlation_metrics, sigmoid
+from hf_crossenc.trainer import pointwise_loss
+
+
+@pytest.fixture
+def tokenizer(tiny_model_dir):
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def test_collator_tokenizes_pairs_jointly(tokenizer):
+    collator = CrossEncoderDataCollator(tokenizer, max_length=64, pad_to_multiple_of=8)
+    batch = collator(
+        [
+            {"text_a": "A cat sits.", "text_b": "A cat is sitting on the mat.", "label": 0.9, "length": 14},
+            {"text_a": "Hi", "text_b": "Yo", "label": 0.1, "length": 5},
+        ]
+    )
+    assert set(batch) == {"input_ids", "attention_mask", "token_type_ids", "labels"}
+    assert all(isinstance(v, torch.Tensor) for v in batch.values())
+    assert batch["input_ids"].shape[1] % 8 == 0
+    assert batch["labels"].dtype == torch.float32
+    assert batch["labels"].tolist() == pytest.approx([0.9, 0.1])
+    ids = batch["input_ids"][1].tolist()
+    # [CLS] hi [SEP] yo [SEP] then padding; the second text has token type 1.
+    assert ids[:5] == [
+        tokenizer.cls_token_id,
+        *tokenizer.convert_tokens_to_ids(["hi"]),
+        tokenizer.sep_token_id,
+        *tokenizer.convert_tokens_to_ids(["yo"]),
+        tokenizer.sep_token_id,
+    ]
+    assert batch["token_type_ids"][1].tolist()[:5] == [0, 0, 0, 1, 1]
+    assert batch["attention_mask"][1].sum().item() == 5
+
+
+def test_collator_truncates_and_skips_missing_labels(tokenizer):
+    collator = CrossEncoderDataCollator(tokenizer, max_length=16, pad_to_multiple_of=None)
+    batch = collator([{"text_a": "word " * 50, "text_b": "other " * 50}])
+    assert batch["input_ids"].shape == (1, 16)
+    assert "labels" not in batch
+    with pytest.raises(ValueError, match="empty batch"):
+        collator([])
+
+
+def test_correlations_by_hand():
+    # Ranks agree perfectly -> Spearman 1; Pearson computed by hand = 1.55 / sqrt(0.6275 * 5).
+    got = correlation_metrics(np.array([0.0, 0.1, 0.2, 1.0]), np.array([0.0, 1.0, 2.0, 3.0]))
+    assert got["spearman"] == pytest.approx(1.0)
+    assert got["pearson"] == pytest.approx(1.55 / math.sqrt(0.6275 * 5))
+    # One swapped pair among 4: Spearman 1 - 6*2/(4*15) = 0.8; Pearson 4/5 = 0.8.
+    got = correlation_metrics(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 3.0, 2.0, 4.0]))
+    assert got == pytest.approx({"pearson": 0.8, "spearman": 0.8})
+
+
+def test_constant_predictions_are_nan_not_invented():
+    got = correlation_metrics(np.array([0.5, 0.5, 0.5]), np.array([0.0, 0.5, 1.0]))
+    assert math.isnan(got["pearson"]) and math.isnan(got["spearman"])
+
+
+def test_compute_metrics_applies_sigmoid_to_logits():
+    logits = np.array([[-2.0], [0.0], [3.0]])
+    labels = np.array([0.1, 0.5, 0.9])
+    got = compute_regression_metrics(EvalPrediction(predictions=logits, label_ids=labels))
+    assert got["spearman"] == pytest.approx(1.0)
+    assert got["pearson"] == pytest.approx(correlation_metrics(sigmoid(logits.ravel()), labels)["pearson"])
+    assert sigmoid(np.array([0.0, 1000.0, -1000.0])).tolist() == [0.5, 1.0, 0.0]
+
+
+def test_loss_choice_by_hand():
+    logits, labels = torch.tensor([[0.0], [0.0]]), torch.tensor([1.0, 0.0])
+    assert pointwise_loss(logits, labels, "bce").item() == pytest.approx(math.log(2))
+    assert pointwise_loss(logits, labels, "mse").item() == pytest.approx(0.25)
+    # BCE with a soft target of 0.8 at logit 0 is still log 2; at logit log(4) it is the entropy of 0.8.
+    soft = pointwise_loss(torch.tensor([math.log(4.0)]), torch.tensor([0.8]), "bce").item()
+    assert soft == pytest.approx(-(0.8 * math.log(0.8) + 0.2 * math.log(0.2)))
+    with pytest.raises(ValueError):
+        pointwise_loss(logits, labels, "hinge")
