@@ -1,4 +1,4 @@
-"""`hf-crossenc` command line: train, evaluate and predict."""
+"""`hf-crossenc` command line: train, evaluate, predict and publish."""
 
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--output", default=None, help="write JSON lines here instead of stdout")
     pr.add_argument("--rescale", action="store_true", help="report scores on the original label scale (e.g. 0-5)")
     pr.add_argument("--batch_size", type=int, default=64)
+
+    from .publish import add_publish_arguments
+
+    add_publish_arguments(sub.add_parser("publish", help="upload a trained model folder to the Hugging Face Hub (one commit)"))
     return parser
 
 
@@ -101,7 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
     try:
+        if args.command == "publish":
+            from .publish import run_publish
+
+            return run_publish(args)
         return _evaluate(args) if args.command == "evaluate" else _predict(args)
     except UserInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

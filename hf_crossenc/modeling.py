@@ -74,10 +74,14 @@ def record_score_semantics(config: PretrainedConfig, semantics: ScoreSemantics) 
     config.sentence_transformers = {"activation_fn": activation_class.get(semantics.activation, "torch.nn.modules.linear.Identity")}
 
 
-def load_model_for_training(name_or_path: str, num_labels: int = 1) -> PreTrainedModel:
+def load_model_for_training(name_or_path: str, num_labels: int = 1, dropout: float | None = None) -> PreTrainedModel:
     """Load a base encoder with a fresh (or existing) sequence-classification head, safetensors only."""
+    # problem_type stays unset: with one label, transformers' text-classification pipeline then applies the
+    # sigmoid our scores are defined by ("regression" would make it return raw logits).
     config = AutoConfig.from_pretrained(name_or_path, num_labels=num_labels)
-    if num_labels == 1:
-        config.problem_type = "regression"
+    if dropout is not None:
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout", "dropout", "attention_dropout"):
+            if hasattr(config, name):
+                setattr(config, name, dropout)
     model = AutoModelForSequenceClassification.from_pretrained(name_or_path, config=config, use_safetensors=True)
     return model

@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from transformers import Trainer
+from transformers.trainer_utils import HubStrategy
 
+from .metrics import sigmoid
+from .model_card import CrossEncoderModelCardCallback, CrossEncoderModelCardData, write_card
 from .training_args import CrossEncoderTrainingArguments
 
 logger = logging.getLogger(__name__)
@@ -28,6 +34,36 @@ def pointwise_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str) -> tor
     raise ValueError(f"unknown loss {loss!r}")
 
 
+MODEL_FILES = (
+    "config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "README.md",
+    "training_curve.png",
+    "eval_scatter.png",
+    "training_args.json",
+)
+STATE_FILES = ("trainer_state.json",)
+
+
+def stage_model_files(source: Path, target: Path, with_state: bool = False) -> None:
+    """Link (or copy) the publishable files of a saved folder into `target`: weights, config, tokenizer, card."""
+    target.mkdir(parents=True, exist_ok=True)
+    names = set(MODEL_FILES) | (set(STATE_FILES) if with_state else set())
+    names |= {p.name for p in source.glob("model-*.safetensors")}
+    for name in sorted(names):
+        src = source / name
+        if src.is_file():
+            try:
+                os.link(src, target / name)
+            except OSError:
+                shutil.copy2(src, target / name)
+
+
 class CrossEncoderTrainer(Trainer):
     """Trainer for cross-encoders.
 
@@ -35,16 +71,41 @@ class CrossEncoderTrainer(Trainer):
 
     * `compute_loss` — the task's loss on the logits (BCE-with-logits or MSE for 0–1 targets), as a
       per-batch mean that the Trainer scales for gradient accumulation;
-    * `_save` — safetensors weights, config, tokenizer and a JSON dump of the (token-free) training
-      arguments; never a pickle file.
+    * `_save` — safetensors weights, config, tokenizer, a JSON dump of the (token-free) training
+      arguments and, on the main process, the model card (README.md + plots); never a pickle file.
+
+    Pass ``model_card=CrossEncoderModelCardData(...)`` to get a card in every saved folder; a
+    `CrossEncoderModelCardCallback` keeps it up to date during training.
     """
 
     args: CrossEncoderTrainingArguments
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, model_card: CrossEncoderModelCardData | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Our loss is a per-batch mean: let Trainer divide it by the accumulation steps.
         self.loss_is_scaled_for_ga = False
+        self.model_card = model_card
+        self.card_examples: list[dict[str, Any]] = []
+        self.eval_predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._metric_prefix = "eval"
+        if model_card is not None:
+            self.add_callback(CrossEncoderModelCardCallback(model_card, model_card.extra_hyperparameters))
+        if self.compute_metrics is not None:
+            self.compute_metrics = self._keep_predictions(self.compute_metrics)
+
+    def _keep_predictions(self, compute_metrics: Any) -> Any:
+        """Remember the last scores and labels of each evaluated split (for the card's scatter plot)."""
+
+        def wrapped(eval_pred: Any) -> dict[str, float]:
+            logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+            self.eval_predictions[self._metric_prefix] = (sigmoid(np.asarray(logits).reshape(-1)), np.asarray(eval_pred.label_ids))
+            return compute_metrics(eval_pred)
+
+        return wrapped
+
+    def evaluate(self, eval_dataset: Any = None, ignore_keys: list[str] | None = None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        self._metric_prefix = metric_key_prefix
+        return super().evaluate(eval_dataset=eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
 
     def compute_loss(
         self,
@@ -70,3 +131,63 @@ class CrossEncoderTrainer(Trainer):
             self.processing_class.save_pretrained(output_dir)
         # TrainingArguments.to_dict() already replaces every *_token value by a placeholder.
         Path(output_dir, "training_args.json").write_text(json.dumps(self.args.to_dict(), indent=2, default=str) + "\n")
+        if self.model_card is not None:
+            self.write_model_card(output_dir)
+
+    # ---- Hub pushes: our publish path (safetensors + card, never pickles) instead of Trainer's ----
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        """Push the checkpoint's weights and card as the repo's current state (per `hub_strategy`)."""
+        if not self.is_world_process_zero() or self.args.hub_strategy == HubStrategy.END:
+            return
+        step = Path(checkpoint_folder).name.split("-")[-1]
+        with tempfile.TemporaryDirectory(prefix="hf_crossenc_push_") as staging:
+            stage_model_files(Path(checkpoint_folder), Path(staging))
+            if self.args.hub_strategy in (HubStrategy.CHECKPOINT, HubStrategy.ALL_CHECKPOINTS):
+                sub = "last-checkpoint" if self.args.hub_strategy == HubStrategy.CHECKPOINT else f"checkpoints/checkpoint-{step}"
+                stage_model_files(Path(checkpoint_folder), Path(staging, sub), with_state=True)
+            self._publish(staging, f"Training in progress, step {step}")
+
+    def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True, **kwargs: Any) -> Any:
+        """Publish the output directory (final model, card, results.json) as one commit; main process only."""
+        if not self.is_world_process_zero():
+            return None
+        return self._publish(self.args.output_dir, commit_message or "End of training")
+
+    def _publish(self, folder: str, message: str) -> Any:
+        from .publish import publish_folder
+
+        result = publish_folder(
+            folder,
+            self.hub_model_id,
+            private=bool(self.args.hub_private_repo),
+            revision=self.args.hub_revision,
+            commit_message=message,
+            token=self.args.hub_token,
+        )
+        logger.info("pushed to %s (%s)", result.repo_url, "new commit" if result.changed else "no changes")
+        return result
+
+    def write_model_card(self, output_dir: str) -> None:
+        """Score the card's example pairs with the current model and render README.md + plots (main process)."""
+        if not self.args.should_save or self.model_card is None:
+            return
+        if self.card_examples:
+            model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+            was_training = model.training
+            model.eval()
+            pairs = [(ex["text_a"], ex["text_b"]) for ex in self.card_examples]
+            enc = self.processing_class(
+                [a for a, _ in pairs],
+                [b for _, b in pairs],
+                padding=True,
+                truncation=True,
+                max_length=self.data_collator.max_length,
+                return_tensors="pt",
+            ).to(model.device)
+            with torch.inference_mode():
+                scores = torch.sigmoid(model(**enc).logits.float()).squeeze(-1).tolist()
+            model.train(was_training)
+            self.model_card.examples = [{**ex, "score": score} for ex, score in zip(self.card_examples, scores)]
+        preds = self.eval_predictions.get("validation") or self.eval_predictions.get("eval")
+        write_card(self.model_card, output_dir, *(preds or (None, None)))

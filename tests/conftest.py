@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,35 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from hub_server import LocalHub  # noqa: E402
 from tiny_model import build_tiny_model  # noqa: E402
+
+HUB_TOKEN = "hf_local_test_token"
+"""The write token the `hub` fixture's server accepts (also exported as HF_TOKEN)."""
+HUB_USER = "tester"
+HUB_ENV_REMOVED = (
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_HUB_CACHE",
+    "HUGGINGFACE_HUB_CACHE",
+    "HF_TOKEN_PATH",
+    "HUGGINGFACE_CO_STAGING",
+    "HF_HUB_DISABLE_XET",
+    *(f"{name}_proxy" for name in ("http", "https", "all", "HTTP", "HTTPS", "ALL")),
+)
+
+
+def hub_env(url: str, hf_home: Path, token: str = HUB_TOKEN) -> dict[str, str]:
+    """Environment variables pointing a client subprocess at a local Hub (see also HUB_ENV_REMOVED)."""
+    return {
+        "HF_ENDPOINT": url,
+        "HF_HOME": str(hf_home),
+        "HF_TOKEN": token,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "HF_HUB_DISABLE_UPDATE_CHECK": "1",
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +54,21 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.F
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("HF_TOKEN", raising=False)
     return tmp_path
+
+
+@pytest.fixture
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub]:
+    """A started LocalHub, with the environment of client subprocesses pointing at it.
+
+    ``huggingface_hub`` reads HF_ENDPOINT at import time: run client code in subprocesses.
+    """
+    server = LocalHub(tmp_path / "hub", token=HUB_TOKEN, user=HUB_USER).start()
+    for var in HUB_ENV_REMOVED:
+        monkeypatch.delenv(var, raising=False)
+    for var, value in hub_env(server.url, tmp_path / "hf_home").items():
+        monkeypatch.setenv(var, value)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -145,3 +145,39 @@ def test_two_process_ddp_run(tmp_path, tiny_model_dir, stsb_slices):
     assert results["validation"]["n"] == 48 and math.isfinite(results["test"]["spearman"])
     assert (out / "model.safetensors").is_file()
     assert not list(out.glob("*.bin"))
+
+
+def test_model_card_matches_results_and_hides_secrets(trained):
+    from huggingface_hub import ModelCard
+
+    out, proc = trained
+    card = ModelCard.load(out / "README.md")
+    results = json.loads((out / "results.json").read_text())
+    data = card.data.to_dict()
+    assert data["pipeline_tag"] == "text-classification" and data["library_name"] == "transformers"
+    assert {"cross-encoder", "generated_from_trainer", "hf_crossenc", "regression"} <= set(data["tags"])
+    by_split = {}
+    for result in card.data.eval_results:
+        by_split.setdefault(result.dataset_split, {})[result.metric_type] = result.metric_value
+    assert set(by_split) == {"validation", "test"}
+    for split, metrics in by_split.items():
+        assert metrics["spearman"] == pytest.approx(round(results[split]["spearman"], 4))
+        assert metrics["pearson"] == pytest.approx(round(results[split]["pearson"], 4))
+    body = card.text
+    for heading in (
+        "## Scores",
+        "## Usage",
+        "## Evaluation",
+        "## Training data",
+        "### Training log",
+        "### Framework versions",
+        "## Citation",
+    ):
+        assert heading in body
+    assert "(best)" in body
+    assert "<!-- license: not specified" in body  # unknown value -> HTML comment, not an empty heading
+    assert (out / "training_curve.png").stat().st_size > 1000 and (out / "eval_scatter.png").stat().st_size > 1000
+    assert "![Training loss" in body and "![Predicted vs gold" in body
+    # Every checkpoint folder carries its own card.
+    checkpoints = sorted(out.glob("checkpoint-*"))
+    assert checkpoints and all((c / "README.md").is_file() for c in checkpoints)

@@ -17,7 +17,7 @@ import sys
 import textwrap
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,12 @@ import pytest
 from hub_server import INVALID_CREDENTIALS, LocalHub, git_blob_sha1
 from safetensors.numpy import save_file
 
-# The project's conftest sets HF_HUB_OFFLINE=1 for every test not marked `hub`.
+# The project's conftest sets HF_HUB_OFFLINE=1 for every test not marked `hub`; its `hub` fixture
+# starts a LocalHub for the test (token HUB_TOKEN, user HUB_USER) and points the environment at it.
 pytestmark = pytest.mark.hub
 
-TOKEN = "hf_local_test_token"
-USER = "tester"
+TOKEN = "hf_local_test_token"  # == conftest.HUB_TOKEN
+USER = "tester"  # == conftest.HUB_USER
 REPO = f"{USER}/tiny-model"
 MARKER = "@@RESULT@@"
 
@@ -62,32 +63,6 @@ def expect_error(fn, *args, **kwargs):
 """
 
 ClientRunner = Callable[..., dict[str, Any]]
-
-
-@pytest.fixture
-def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub]:
-    """A started LocalHub, with the environment of client subprocesses pointing at it."""
-    server = LocalHub(tmp_path / "hub", token=TOKEN, user=USER).start()
-    for var in (
-        "HF_HUB_OFFLINE",
-        "TRANSFORMERS_OFFLINE",
-        "HF_HUB_CACHE",
-        "HUGGINGFACE_HUB_CACHE",
-        "HF_TOKEN_PATH",
-        "HUGGINGFACE_CO_STAGING",
-        "HF_HUB_DISABLE_XET",
-        *(f"{name}_proxy" for name in ("http", "https", "all", "HTTP", "HTTPS", "ALL")),
-    ):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    monkeypatch.setenv("HF_HUB_DISABLE_UPDATE_CHECK", "1")
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,481 @@
+"""Publishing a trained model folder to the Hugging Face Hub: `publish_folder` and `hf-crossenc publish`.
+
+The folder is checked locally first (safetensors weights, `config.json`, no pickle files, a valid
+README.md front matter), then uploaded in ONE commit with `HfApi.upload_folder`. Training leftovers
+(`checkpoint-*` folders, `runs/` tensorboard logs, hidden files) are never uploaded.
+
+Endpoint and token follow the `huggingface_hub` conventions: `HF_ENDPOINT` (read when
+`huggingface_hub` is imported), and the token passed in, else `HF_TOKEN`, else the one saved by
+`hf auth login`. The token is never logged, printed or included in an error message.
+
+Retries. Transient failures (connection errors, timeouts, HTTP 408/429/5xx) are retried with
+exponential backoff (`backoff * 2**attempt` seconds); other HTTP 4xx errors are not. The commit
+itself needs more care, because `upload_folder` (with `hf_xet` installed) retries the commit POST
+internally (1, 2, 4, 8, 8 s) on 5xx and dropped connections, so a commit that landed but whose
+response was lost would be sent twice. Every upload attempt therefore passes
+``parent_commit=<head seen before the attempt>``: a replayed commit is refused by the Hub (HTTP 412)
+instead of creating a duplicate. After any failed attempt the head is read again and the folder is
+re-uploaded on top of it; files already committed are skipped by the client (their oid is
+unchanged), so a commit that did land is not repeated. With `create_pr`, a retry reuses the pull
+request opened by the failed attempt (found by its title) instead of opening a second one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import UserInputError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+IGNORE_PATTERNS = ("checkpoint-*", "checkpoint-*/**", "runs/**", ".*")
+"""Never uploaded: Trainer checkpoints, tensorboard logs, hidden files (`.git`, `.cache`, ...)."""
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle")
+RETRY_STATUS = (408, 429)  # plus every 5xx
+CONFLICT_STATUS = 412  # "a commit has happened since": retried after reading the new head
+BACKOFF_ENV = "HF_CROSSENC_PUBLISH_BACKOFF"
+DEFAULT_COMMIT_MESSAGE = "Upload cross-encoder with hf-crossenc"
+
+
+class PublishError(UserInputError):
+    """Publishing cannot proceed: a bad model folder or README, missing/invalid credentials, a refused request."""
+
+
+@dataclass
+class PublishResult:
+    """What `publish_folder` did. `changed` is False when the Hub already had these exact files."""
+
+    repo_url: str
+    commit_url: str
+    commit_oid: str
+    pr_url: str | None
+    changed: bool
+
+
+# --------------------------------------------------------------------------- local validation
+
+
+def _is_checkpoint_path(rel: Path) -> bool:
+    return fnmatch.fnmatch(rel.parts[0], "checkpoint-*")
+
+
+def validate_folder(folder: str | Path) -> Path:
+    """Check a model folder before anything is sent; returns it as a Path. Raises `PublishError`."""
+    path = Path(folder)
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise PublishError(f"model folder {path} {what}. Pass the folder written by training (it holds config.json and model.safetensors).")
+    if not (path / "config.json").is_file():
+        raise PublishError(f"model folder {path} has no config.json: it is not a transformers model folder.")
+    _check_weights(path)
+    pickles = sorted(
+        rel.as_posix()
+        for rel in (p.relative_to(path) for p in path.rglob("*") if p.is_file())
+        if rel.suffix.lower() in PICKLE_SUFFIXES and not _is_checkpoint_path(rel)
+    )
+    if pickles:
+        shown = ", ".join(pickles[:5]) + (f" (and {len(pickles) - 5} more)" if len(pickles) > 5 else "")
+        raise PublishError(
+            f"model folder {path} contains pickle files: {shown}. Pickle files can run arbitrary code when loaded, "
+            "so they are never published: keep the weights in model.safetensors (save_pretrained writes safetensors "
+            "by default) and delete or move the pickle files. Only checkpoint-* folders may hold them (they are not uploaded)."
+        )
+    readme = path / "README.md"
+    if readme.is_file():
+        validate_readme(readme)
+    return path
+
+
+def _check_weights(path: Path) -> None:
+    if (path / "model.safetensors").is_file():
+        return
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            shards = sorted(set(weight_map.values()))
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise PublishError(f"{index} is not a valid safetensors index (needs a 'weight_map' object): {err}") from err
+        missing = [s for s in shards if not (path / s).is_file()]
+        if not shards or missing:
+            raise PublishError(f"{index} lists weight shards that are missing from {path}: {', '.join(missing) or '(none listed)'}.")
+        return
+    shards = sorted(p.name for p in path.glob("model-*.safetensors"))
+    hint = f" Found shards {', '.join(shards)} but no model.safetensors.index.json." if shards else ""
+    raise PublishError(
+        f"model folder {path} has no safetensors weights (model.safetensors, or model-*.safetensors shards with "
+        f"model.safetensors.index.json).{hint} Save the model with save_pretrained()."
+    )
+
+
+def validate_readme(readme: str | Path) -> dict[str, Any]:
+    """Parse the YAML front matter of a model card locally, as the Hub would; returns the metadata."""
+    import yaml
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard import REGEX_YAML_BLOCK
+
+    readme = Path(readme)
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise PublishError(f"cannot read {readme}: {err}") from err
+    match = REGEX_YAML_BLOCK.search(text)
+    if match is None:
+        if re.match(r"\s*---[ \t]*\r?\n", text):
+            raise PublishError(f"README.md ({readme}): the YAML front matter starts with '---' but is never closed by a '---' line.")
+        return {}
+    try:
+        data = yaml.safe_load(match.group(2))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1 + match.group(1).count(chr(10))}, column {mark.column + 1}" if mark is not None else ""
+        parts = [getattr(err, "context", None), getattr(err, "problem", None)]
+        problem = ": ".join(str(x) for x in parts if x) or " ".join(str(err).split())
+        raise PublishError(
+            f"README.md ({readme}) has invalid YAML front matter{where}: {problem}. "
+            "Fix the metadata block between the '---' lines (the Hub would reject it)."
+        ) from err
+    if data is not None and not isinstance(data, dict):
+        raise PublishError(f"README.md ({readme}): the YAML front matter must be a mapping (key: value lines), got {type(data).__name__}.")
+    try:
+        ModelCard(text, ignore_metadata_errors=False)
+    except Exception as err:  # the card's metadata is not understood by huggingface_hub (e.g. bad model-index)
+        raise PublishError(f"README.md ({readme}) has invalid model card metadata: {err}") from err
+    return data or {}
+
+
+# --------------------------------------------------------------------------- errors and retries
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Connection-level errors worth retrying, from whichever httpx flavour the client uses."""
+    classes: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for module_name in ("httpx2", "httpx"):  # huggingface_hub 2.x uses `httpx2`, 1.x `httpx`
+        try:
+            module = __import__(module_name)
+        except ImportError:
+            continue
+        classes += [getattr(module, name) for name in ("TimeoutException", "NetworkError", "RemoteProtocolError") if hasattr(module, name)]
+    return tuple(classes)
+
+
+def _status(err: BaseException) -> int | None:
+    response = getattr(err, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def is_transient(err: BaseException) -> bool:
+    """True for errors a retry may fix: connection errors/timeouts, HTTP 408, 429 and 5xx."""
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    if isinstance(err, OfflineModeIsEnabled):
+        return False
+    status = _status(err)
+    if status is not None:
+        return status >= 500 or status in RETRY_STATUS
+    return isinstance(err, _transport_errors())
+
+
+def describe_error(err: BaseException) -> str:
+    """A one-line description of a client error (HTTP status + server message, or the exception)."""
+    status = _status(err)
+    if status is not None:
+        message = getattr(err, "server_message", None) or str(err).splitlines()[0]
+        return f"HTTP {status}: {' '.join(str(message).split())}"
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def call_with_retries(
+    fn: Callable[[], T],
+    *,
+    what: str,
+    max_attempts: int = 5,
+    backoff: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+    retry_if: Callable[[BaseException], bool] = is_transient,
+    redact: Callable[[str], str] = lambda text: text,
+) -> T:
+    """Call `fn`; on an error `retry_if` accepts, wait `backoff * 2**attempt` s and try again (max `max_attempts` calls)."""
+    if max_attempts < 1:
+        raise ValueError("max_attempts must be >= 1")
+    for attempt in range(max_attempts):
+        try:
+            return fn()
+        except Exception as err:
+            if not retry_if(err):
+                raise
+            if attempt + 1 >= max_attempts:
+                logger.warning("%s failed (%s); giving up after %d attempts.", what, redact(describe_error(err)), max_attempts)
+                raise
+            delay = backoff * 2**attempt
+            logger.warning(
+                "%s failed (%s); retrying in %.2f s (attempt %d of %d).",
+                what,
+                redact(describe_error(err)),
+                delay,
+                attempt + 2,
+                max_attempts,
+            )
+            sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _redactor(token: str | None) -> Callable[[str], str]:
+    def redact(text: str) -> str:
+        return text.replace(token, "hf_***") if token else text
+
+    return redact
+
+
+def _auth_help(endpoint: str) -> str:
+    return (
+        "Publishing needs a Hugging Face access token with write access to the target namespace. "
+        f"Create one at {endpoint}/settings/tokens, then either export it as HF_TOKEN "
+        "(e.g. `export HF_TOKEN=hf_...`, or as a secret in CI) or run `hf auth login` once to save it on this machine."
+    )
+
+
+def _to_publish_error(err: BaseException, *, what: str, repo_id: str, endpoint: str, redact: Callable[[str], str]) -> PublishError | None:
+    """Map a non-retryable client error to a user-facing `PublishError` (None: not a user error)."""
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RevisionNotFoundError
+
+    if isinstance(err, OfflineModeIsEnabled):
+        return PublishError(f"cannot publish while offline mode is on (HF_HUB_OFFLINE is set): unset HF_HUB_OFFLINE to {what}.")
+    status = _status(err)
+    if status in (401, 403):
+        verb = "rejected the token" if status == 401 else "refused access (the token may be read-only or lack rights on this namespace)"
+        return PublishError(f"the Hub at {endpoint} {verb} while trying to {what} {repo_id} (HTTP {status}). {_auth_help(endpoint)}")
+    if isinstance(err, RevisionNotFoundError):
+        return PublishError(f"cannot {what} {repo_id}: revision not found on the Hub ({redact(describe_error(err))}).")
+    if isinstance(err, HfHubHTTPError) and status is not None and 400 <= status < 500:
+        return PublishError(f"the Hub refused to {what} {repo_id}: {redact(describe_error(err))}")
+    return None
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+def publish_folder(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    create_pr: bool = False,
+    commit_message: str | None = None,
+    token: str | None = None,
+    max_attempts: int = 5,
+    backoff: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PublishResult:
+    """Upload a trained model folder to the Hub as one commit (or one pull request with ``create_pr=True``).
+
+    Creates the repo (``private`` only applies when it is created) and, if ``revision`` names a branch
+    that does not exist, that branch (from main). Re-publishing identical files makes no commit
+    (``changed=False``). Raises `PublishError` (a `UserInputError`) for a bad folder or README,
+    missing or rejected credentials and other refused requests; transient errors are retried
+    ``max_attempts`` times with ``backoff * 2**attempt`` s between attempts, then re-raised.
+    """
+    path = validate_folder(folder)  # everything local comes first: no network call before this passes
+    _validate_repo_id(repo_id)
+    if create_pr and revision not in (None, "main"):
+        raise PublishError(f"--create-pr opens a pull request against main; it cannot be combined with --revision {revision!r}.")
+    if max_attempts < 1 or backoff < 0:
+        raise PublishError("max_attempts must be >= 1 and the retry backoff >= 0.")
+    from .model_card import set_card_model_id
+
+    if set_card_model_id(path / "README.md", repo_id):
+        logger.info("model card: usage snippets now load %r", repo_id)
+
+    from huggingface_hub import HfApi, constants, get_token
+
+    endpoint = constants.ENDPOINT
+    resolved = token or get_token()
+    if not resolved:
+        raise PublishError(f"no Hugging Face token found (HF_TOKEN is not set and no saved login). {_auth_help(endpoint)}")
+    redact = _redactor(resolved)
+    api = HfApi(token=resolved)
+    message = commit_message or DEFAULT_COMMIT_MESSAGE
+
+    def step(fn: Callable[[], T], what: str, retry_if: Callable[[BaseException], bool] = is_transient) -> T:
+        try:
+            return call_with_retries(
+                fn, what=f"{what} {repo_id}", max_attempts=max_attempts, backoff=backoff, sleep=sleep, retry_if=retry_if, redact=redact
+            )
+        except Exception as err:
+            mapped = _to_publish_error(err, what=what, repo_id=repo_id, endpoint=endpoint, redact=redact)
+            if mapped is not None:
+                raise mapped from None  # the client's traceback adds nothing for the user
+            raise
+
+    repo_url = str(step(lambda: api.create_repo(repo_id, private=private, exist_ok=True), "create the repo"))
+    branch = revision or "main"
+    if branch != "main" and not branch.startswith("refs/"):
+        step(lambda: api.create_branch(repo_id, branch=branch, exist_ok=True), f"create branch {branch!r} in")
+    info = step(lambda: api.repo_info(repo_id, revision=branch), "read the head of")
+    if private and not info.private:
+        logger.warning("%s already exists and is public: --private only applies when the repo is created.", repo_id)
+    head_before = info.sha
+
+    upload = _Upload(api, path, repo_id, branch=branch, create_pr=create_pr, message=message, head_before=head_before)
+    if create_pr:
+        upload.prs_before = step(upload.pr_refs, "list pull requests of")
+    commit = step(upload.attempt, "upload the folder to", retry_if=lambda err: is_transient(err) or _status(err) == CONFLICT_STATUS)
+
+    pr_url = commit.pr_url or upload.pr_url
+    changed = pr_url is not None if create_pr else commit.oid != head_before
+    return PublishResult(repo_url=repo_url, commit_url=commit.commit_url, commit_oid=commit.oid, pr_url=pr_url, changed=changed)
+
+
+def _validate_repo_id(repo_id: str) -> None:
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise PublishError(f"invalid repo id {repo_id!r}: {err}") from None
+    if repo_id.count("/") != 1:
+        raise PublishError(f"invalid repo id {repo_id!r}: use NAMESPACE/NAME (your user name or an organization, then the model name).")
+
+
+class _Upload:
+    """One `upload_folder` commit, made retry-safe (see the module docstring)."""
+
+    def __init__(self, api: Any, folder: Path, repo_id: str, *, branch: str, create_pr: bool, message: str, head_before: str) -> None:
+        self.api, self.folder, self.repo_id = api, folder, repo_id
+        self.branch, self.create_pr, self.message = branch, create_pr, message
+        self.head_before = head_before
+        self.prs_before: set[str] = set()
+        self.pr_url: str | None = None
+        self.pr_revision: str | None = None
+        self.attempts = 0
+
+    def pr_refs(self) -> set[str]:
+        refs = self.api.list_repo_refs(self.repo_id, include_pull_requests=True)
+        return {ref.ref for ref in refs.pull_requests or []}
+
+    def _find_our_pr(self) -> tuple[str, str] | None:
+        """The pull request a failed attempt opened (new since we started, same title): (ref, url)."""
+        new = sorted(
+            self.pr_refs() - self.prs_before, key=lambda ref: int(ref.rsplit("/", 1)[-1]) if ref.rsplit("/", 1)[-1].isdigit() else -1
+        )
+        for ref in reversed(new):
+            num = ref.rsplit("/", 1)[-1]
+            if not num.isdigit():
+                continue
+            details = self.api.get_discussion_details(self.repo_id, int(num))
+            if details.is_pull_request and details.title == self.message:
+                return ref, details.url
+        return None
+
+    def attempt(self) -> Any:
+        self.attempts += 1
+        create_pr, revision = self.create_pr, self.branch
+        if self.pr_url is not None:  # resuming into the PR a previous attempt opened
+            create_pr, revision = False, self.pr_revision
+        elif self.create_pr and self.attempts > 1:
+            found = self._find_our_pr()
+            if found is not None:
+                self.pr_revision, self.pr_url = found
+                logger.warning("Resuming the upload into the pull request opened by the failed attempt: %s", self.pr_url)
+                create_pr, revision = False, self.pr_revision
+        # Guard against duplicate commits: a replayed commit whose parent is no longer the head gets HTTP 412.
+        parent = self.head_before if self.attempts == 1 else self.api.repo_info(self.repo_id, revision=revision).sha
+        return self.api.upload_folder(
+            repo_id=self.repo_id,
+            folder_path=str(self.folder),
+            commit_message=self.message,
+            revision=None if create_pr else revision,
+            create_pr=create_pr,
+            parent_commit=parent,
+            ignore_patterns=list(IGNORE_PATTERNS),
+        )
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_publish_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the `hf-crossenc publish` arguments to `parser`."""
+    parser.add_argument(
+        "model_dir", metavar="MODEL_DIR", help="trained model folder (config.json, model.safetensors, tokenizer, README.md)"
+    )
+    parser.add_argument("--repo-id", required=True, metavar="NAME/REPO", help="target Hub repo, e.g. my-user/stsb-cross-encoder")
+    parser.add_argument("--private", action="store_true", help="create the repo as private (no effect on an existing repo)")
+    parser.add_argument("--revision", default=None, metavar="REV", help="branch to commit to (created from main if missing; default: main)")
+    parser.add_argument("--create-pr", action="store_true", help="open a pull request against main instead of committing to it")
+    parser.add_argument("--commit-message", default=None, metavar="MSG", help=f"commit (or PR) title (default: {DEFAULT_COMMIT_MESSAGE!r})")
+    parser.add_argument("--max-attempts", type=int, default=5, metavar="N", help="tries per Hub request on transient errors (default: 5)")
+    parser.add_argument(
+        "--retry-backoff",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"first wait between retries, doubled each time (default: ${BACKOFF_ENV} or 1.0)",
+    )
+    parser.description = parser.description or "Upload a trained model folder to the Hugging Face Hub in one commit (or one pull request)."
+    parser.epilog = (
+        "The token comes from HF_TOKEN or a saved `hf auth login`; the endpoint from HF_ENDPOINT. "
+        "checkpoint-*/, runs/ and hidden files are not uploaded; pickle files (*.bin, *.pt, ...) are refused."
+    )
+    return parser
+
+
+def _backoff_from(args: argparse.Namespace) -> float:
+    if args.retry_backoff is not None:
+        return args.retry_backoff
+    raw = os.environ.get(BACKOFF_ENV)
+    if not raw:
+        return 1.0
+    try:
+        return float(raw)
+    except ValueError:
+        raise PublishError(f"{BACKOFF_ENV}={raw!r} is not a number of seconds.") from None
+
+
+def run_publish(args: argparse.Namespace) -> int:
+    """Run `hf-crossenc publish`: print the model URL (or the PR URL) on stdout; status messages on stderr."""
+    from huggingface_hub.utils import logging as hf_logging
+
+    hf_logging.disable_propagation()  # huggingface_hub has its own stderr handler: don't print its warnings twice
+    result = publish_folder(
+        args.model_dir,
+        args.repo_id,
+        private=args.private,
+        revision=args.revision,
+        create_pr=args.create_pr,
+        commit_message=args.commit_message,
+        max_attempts=args.max_attempts,
+        backoff=_backoff_from(args),
+    )
+    url = result.pr_url or result.repo_url
+    if not result.pr_url and args.revision not in (None, "main"):
+        url = f"{result.repo_url}/tree/{args.revision}"
+    if not result.changed:
+        print(
+            f"Nothing changed: {args.repo_id} already has these files (commit {result.commit_oid[:12]}); no new commit made.",
+            file=sys.stderr,
+        )
+    elif result.pr_url:
+        print(f"Opened pull request {result.pr_url} (commit {result.commit_oid[:12]}).", file=sys.stderr)
+    else:
+        print(f"Published {args.model_dir} to {args.repo_id} (commit {result.commit_oid[:12]}).", file=sys.stderr)
+    print(url)
+    return 0
