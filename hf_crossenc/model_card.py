@@ -72,7 +72,7 @@ class CrossEncoderModelCardData(ModelCardData):
     split_sources: dict[str, str] = field(default_factory=dict)
     split_sizes: dict[str, int] = field(default_factory=dict)
     label_stats: dict[str, dict[str, float]] = field(default_factory=dict)
-    symmetric_train: bool = False
+    symmetric_train: str = "none"
     eval_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     hyperparameters: dict[str, dict[str, Any]] = field(default_factory=dict)
     extra_hyperparameters: dict[str, Any] = field(default_factory=dict)

@@ -12,6 +12,7 @@ import difflib
 import json
 import logging
 import math
+import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -100,8 +101,13 @@ class DataArguments:
         default=None,
         metadata={"help": "Hub dataset id named in the model card (default: --dataset_name; STS-B for the default job)."},
     )
-    symmetric_train: bool = field(
-        default=True, metadata={"help": "Also train on every pair with its texts swapped (similarity is symmetric)."}
+    symmetric_train: str = field(
+        default="swap",
+        metadata={
+            "help": "Similarity is symmetric, so train on both orders: 'swap' (each time a pair is drawn its texts are "
+            "swapped with probability 0.5), 'both' (every pair twice per epoch, once per order) or 'none'.",
+            "choices": ["swap", "both", "none"],
+        },
     )
 
 
@@ -211,6 +217,22 @@ def swapped(dataset: Any) -> Any:
 
     flipped = dataset.rename_columns({TEXT_A: "_tmp"}).rename_columns({TEXT_B: TEXT_A}).rename_columns({"_tmp": TEXT_B})
     return datasets.concatenate_datasets([dataset, flipped.select_columns(dataset.column_names).cast(dataset.features)])
+
+
+class RandomSwap:
+    """`datasets` transform: swap text_a and text_b of each drawn example with probability 0.5 (seeded)."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        if TEXT_A not in batch or TEXT_B not in batch:
+            return batch  # a column read such as dataset["length"]
+        a, b = list(batch[TEXT_A]), list(batch[TEXT_B])
+        for i in range(len(a)):
+            if self.rng.random() < 0.5:
+                a[i], b[i] = b[i], a[i]
+        return {**batch, TEXT_A: a, TEXT_B: b}
 
 
 def add_lengths(dataset: Any, tokenizer: Any, max_length: int, column: str) -> Any:
@@ -336,8 +358,10 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         for split in splits.values():
             split.dataset = add_lengths(split.dataset, tokenizer, model_args.max_length, training_args.length_column_name)
     train_dataset = splits["train"].dataset
-    if data_args.symmetric_train:
+    if data_args.symmetric_train == "both":
         train_dataset = swapped(train_dataset)
+    elif data_args.symmetric_train == "swap":
+        train_dataset = train_dataset.with_transform(RandomSwap(training_args.seed))
     eval_dataset = splits["validation"].dataset if "validation" in splits else None
     if eval_dataset is None and training_args.eval_strategy != "no":
         raise ConfigError("no validation split: pass --validation_file (or --validation_split), or --eval_strategy no.")
@@ -361,7 +385,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         card.model_id = trainer.hub_model_id  # full NAME/REPO as created by Trainer.init_hf_repo
     world = training_args.world_size
     logger.info(
-        "training on %d pairs (%d after swapping) | %d process(es) | global batch %d",
+        "training on %d pairs (%d examples per epoch) | %d process(es) | global batch %d",
         len(splits["train"]),
         len(train_dataset),
         world,
@@ -383,6 +407,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         "base_model": model_args.model_name_or_path,
         "train_pairs": len(splits["train"]),
         "train_examples_per_epoch": len(train_dataset),
+        "symmetric_train": data_args.symmetric_train,
         "epochs": training_args.num_train_epochs,
         "global_steps": trainer.state.global_step,
         "world_size": world,

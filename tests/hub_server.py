@@ -629,3 +629,29 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if method != "HEAD":
             self.wfile.write(data)
+
+
+def main() -> None:
+    """Serve a LocalHub in the foreground (used by the GitHub workflow): prints its URL, runs until killed."""
+    import argparse
+    import os
+    import sys
+
+    parser = argparse.ArgumentParser(description="Local Hub-compatible test server on 127.0.0.1")
+    parser.add_argument("--root", required=True, help="folder for the stored blobs")
+    parser.add_argument("--token-env", default="HF_TOKEN", help="environment variable holding the accepted token")
+    parser.add_argument("--url-file", default=None, help="also write the URL to this file")
+    args = parser.parse_args()
+    token = os.environ.get(args.token_env)
+    if not token:
+        sys.exit(f"set {args.token_env} to the token the server should accept")
+    hub = LocalHub(Path(args.root), token=token).start()
+    if args.url_file:
+        Path(args.url_file).write_text(hub.url + "\n")
+    sys.stdout.write(hub.url + "\n")
+    sys.stdout.flush()
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -137,3 +137,19 @@ def test_raw_labels_and_nan_math(tmp_path):
     table = read_table(write(tmp_path, "t.csv", GOOD_CSV))
     labels = raw_labels(table, resolve_columns(table))
     assert labels == [4.5, 0.5] and all(math.isfinite(v) for v in labels)
+
+
+def test_dataset_loaded_through_datasets_library(tmp_path):
+    """--dataset_name goes through datasets.load_dataset (a Hub id, or here a local folder: no network)."""
+    from hf_crossenc.data import load_hub_table
+
+    folder = tmp_path / "my_pairs"
+    folder.mkdir()
+    (folder / "train.csv").write_text(GOOD_CSV)
+    (folder / "test.csv").write_text(GOOD_CSV)
+    table = load_hub_table(str(folder), "train")
+    assert table.columns == ["sentence1", "sentence2", "similarity_score"]
+    split = build_split(table, resolve_columns(table), name="train", scale=LabelScale(0, 5))
+    assert split.dataset["label"] == pytest.approx([0.9, 0.1])
+    with pytest.raises(DataError, match="cannot be loaded"):
+        load_hub_table(str(folder), "validation")

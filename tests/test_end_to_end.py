@@ -140,7 +140,7 @@ def test_two_process_ddp_run(tmp_path, tiny_model_dir, stsb_slices):
     results = json.loads((out / "results.json").read_text())
     assert results["run"]["world_size"] == 2, proc.stderr[-2000:]
     assert results["run"]["global_batch_size"] == 2 * BATCH
-    examples = 2 * TRAIN_ROWS  # every pair in both orders
+    examples = TRAIN_ROWS  # --symmetric_train swap (default): one random order per draw
     assert results["run"]["global_steps"] == EPOCHS * math.ceil(examples / (2 * BATCH))
     assert results["validation"]["n"] == 48 and math.isfinite(results["test"]["spearman"])
     assert (out / "model.safetensors").is_file()

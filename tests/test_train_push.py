@@ -27,7 +27,7 @@ def train_and_push(tmp_path: Path, hub, tiny: Path, data: dict[str, Path], strat
         sys.executable, str(REPO / "scripts" / "train.py"),
         "--model_name_or_path", str(tiny),
         "--train_file", str(data["train"]), "--validation_file", str(data["validation"]), "--test_file", str(data["test"]),
-        "--label_scale", "0,5", "--output_dir", str(out), "--num_train_epochs", "2", "--per_device_train_batch_size", "16",
+        "--label_scale", "0,5", "--output_dir", str(out), "--num_train_epochs", "2", "--per_device_train_batch_size", "8",
         "--learning_rate", "5e-4", "--max_length", "64", "--disable_tqdm", "true", "--license", "apache-2.0",
         "--push_to_hub", "true", "--hub_model_id", "tester/tiny-sts", "--hub_strategy", strategy,
     ]  # fmt: skip

@@ -87,3 +87,19 @@ def test_loss_choice_by_hand():
     assert soft == pytest.approx(-(0.8 * math.log(0.8) + 0.2 * math.log(0.2)))
     with pytest.raises(ValueError):
         pointwise_loss(logits, labels, "hinge")
+
+
+def test_random_swap_is_seeded_and_keeps_other_columns():
+    import datasets
+
+    from hf_crossenc.training import RandomSwap
+
+    data = {"text_a": [f"a{i}" for i in range(200)], "text_b": [f"b{i}" for i in range(200)], "length": list(range(200))}
+    first = datasets.Dataset.from_dict(data).with_transform(RandomSwap(3))
+    second = datasets.Dataset.from_dict(data).with_transform(RandomSwap(3))
+    rows = [first[i] for i in range(200)]
+    assert rows == [second[i] for i in range(200)]
+    swapped = [r for r in rows if r["text_a"].startswith("b")]
+    assert 60 < len(swapped) < 140  # about half
+    assert all(r["text_b"] == "a" + r["text_a"][1:] and r["length"] == int(r["text_a"][1:]) for r in swapped)
+    assert list(first["length"]) == list(range(200))
