@@ -16,6 +16,9 @@ EPILOG = "Exit codes: 0 success, 2 bad input (data, flags, paths), 1 unexpected 
 def _add_column_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text_a_column", default=None, help="first text column (default: auto-detect)")
     parser.add_argument("--text_b_column", default=None, help="second text column (default: auto-detect)")
+    parser.add_argument(
+        "--trust_pickle_weights", action="store_true", help="allow a model stored as pickle (pytorch_model.bin): unpickling can run code"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +63,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     table = read_table(args.data)  # validate the input before loading the model
     columns = resolve_columns(table, args.text_a_column, args.text_b_column, args.label_column)
-    predictor = CrossEncoderPredictor.from_pretrained(args.model)
+    predictor = CrossEncoderPredictor.from_pretrained(args.model, trust_pickle_weights=args.trust_pickle_weights)
     scale = parse_label_scale(args.label_scale) or predictor.label_scale
     if scale == "auto":
         raise UserInputError("evaluate needs an explicit --label_scale (or none, to use the model's).")
@@ -86,7 +89,7 @@ def _predict(args: argparse.Namespace) -> int:
         pairs = list(zip(split.dataset["text_a"], split.dataset["text_b"]))
     else:
         pairs = [tuple(p) for p in args.pair]
-    predictor = CrossEncoderPredictor.from_pretrained(args.model)
+    predictor = CrossEncoderPredictor.from_pretrained(args.model, trust_pickle_weights=args.trust_pickle_weights)
     scores = predictor.predict(pairs, batch_size=args.batch_size, rescale=args.rescale)
     lines = [json.dumps({"text_a": a, "text_b": b, "score": round(float(s), 6)}) for (a, b), s in zip(pairs, scores)]
     if args.output:

@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .data import LabelScale
-from .modeling import ScoreSemantics
+from .modeling import ScoreSemantics, safetensors_only
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +46,11 @@ class CrossEncoderPredictor:
         device: str | torch.device | None = None,
         max_length: int | None = None,
         revision: str | None = None,
+        trust_pickle_weights: bool = False,
     ) -> CrossEncoderPredictor:
-        """Load a saved folder or Hub repo; safetensors weights only."""
-        model = AutoModelForSequenceClassification.from_pretrained(str(name_or_path), revision=revision, use_safetensors=True)
+        """Load a saved folder or Hub repo; safetensors weights only unless ``trust_pickle_weights=True``."""
+        use_safetensors = safetensors_only(str(name_or_path), trust_pickle_weights)
+        model = AutoModelForSequenceClassification.from_pretrained(str(name_or_path), revision=revision, use_safetensors=use_safetensors)
         tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), revision=revision)
         if device is not None:
             model.to(device)

@@ -40,6 +40,30 @@ def resolve_model_path(name_or_path: str | None) -> str:
     return name_or_path
 
 
+PICKLE_WEIGHT_PATTERNS = ("pytorch_model*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt")
+
+
+def safetensors_only(name_or_path: str, trust_pickle_weights: bool = False) -> bool | None:
+    """The `use_safetensors` value for `from_pretrained`: True (refuse pickles) unless the user trusts them.
+
+    A local folder that holds only pickle weights is refused with an explanation: unpickling a file
+    can run arbitrary code, so it is never done without ``trust_pickle_weights``.
+    """
+    if trust_pickle_weights:
+        logger.warning("--trust_pickle_weights: pickle weights of %s may be loaded (this can execute code)", name_or_path)
+        return None
+    path = Path(name_or_path)
+    if path.is_dir() and not any(path.glob("*.safetensors")):
+        pickles = sorted(p.name for pattern in PICKLE_WEIGHT_PATTERNS for p in path.glob(pattern))
+        if pickles:
+            raise ConfigError(
+                f"model folder {path} holds only pickle weights ({', '.join(pickles)}); hf_crossenc loads safetensors only, "
+                "because unpickling can execute arbitrary code. Convert the weights to safetensors, or pass "
+                "--trust_pickle_weights (trust_pickle_weights=True) if you trust the file's origin."
+            )
+    return True
+
+
 @dataclass
 class ScoreSemantics:
     """How a raw model output becomes a score; stored under ``config.hf_crossenc``."""
@@ -74,7 +98,9 @@ def record_score_semantics(config: PretrainedConfig, semantics: ScoreSemantics) 
     config.sentence_transformers = {"activation_fn": activation_class.get(semantics.activation, "torch.nn.modules.linear.Identity")}
 
 
-def load_model_for_training(name_or_path: str, num_labels: int = 1, dropout: float | None = None) -> PreTrainedModel:
+def load_model_for_training(
+    name_or_path: str, num_labels: int = 1, dropout: float | None = None, trust_pickle_weights: bool = False
+) -> PreTrainedModel:
     """Load a base encoder with a fresh (or existing) sequence-classification head, safetensors only."""
     # problem_type stays unset: with one label, transformers' text-classification pipeline then applies the
     # sigmoid our scores are defined by ("regression" would make it return raw logits).
@@ -83,5 +109,6 @@ def load_model_for_training(name_or_path: str, num_labels: int = 1, dropout: flo
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout", "dropout", "attention_dropout"):
             if hasattr(config, name):
                 setattr(config, name, dropout)
-    model = AutoModelForSequenceClassification.from_pretrained(name_or_path, config=config, use_safetensors=True)
+    use_safetensors = safetensors_only(name_or_path, trust_pickle_weights)
+    model = AutoModelForSequenceClassification.from_pretrained(name_or_path, config=config, use_safetensors=use_safetensors)
     return model

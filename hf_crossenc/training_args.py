@@ -42,6 +42,12 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             "choices": list(LOSSES),
         },
     )
+    resume: bool = field(
+        default=False,
+        metadata={
+            "help": "Continue an interrupted run from the newest complete checkpoint in --output_dir (half-written ones are skipped)."
+        },
+    )
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Allow training into an output directory that already holds files."}
     )

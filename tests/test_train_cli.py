@@ -97,3 +97,25 @@ def test_default_job_is_stsb_from_shared_data(tmp_path, capsys, monkeypatch):
     code, err = run_main(capsys, "--output_dir", str(tmp_path / "out"))
     assert code == 2
     assert str(Path("..") / "shared" / "data" / "stsb" / "train.csv") in err and "file not found" in err
+
+
+@pytest.mark.parametrize("case", range(len(__import__("test_data").BAD_INPUTS)))
+def test_every_bad_input_exits_2_from_the_script_without_output(case, tmp_path, capsys, stsb_slices):
+    """The data-level bad-input matrix, end to end through scripts/train.py's main()."""
+    from test_data import BAD_INPUTS, write
+
+    name, content, scale, fragment, row, column = BAD_INPUTS[case]
+    bad = write(tmp_path, name, content)
+    out = tmp_path / "out"
+    args = ["--train_file", str(bad), "--validation_file", str(stsb_slices["validation"]), "--output_dir", str(out)]
+    if scale:
+        args += ["--label_scale", scale]
+    code, err = run_main(capsys, *args)
+    assert code == 2
+    assert fragment in err and str(bad) in err
+    if row is not None:
+        assert f"row {row}" in err
+    if column is not None:
+        assert f"column {column!r}" in err
+    assert "Traceback" not in err
+    assert not out.exists()

@@ -89,17 +89,23 @@ def test_loss_choice_by_hand():
         pointwise_loss(logits, labels, "hinge")
 
 
-def test_random_swap_is_seeded_and_keeps_other_columns():
+def test_random_swap_depends_only_on_seed_epoch_and_index():
     import datasets
 
-    from hf_crossenc.training import RandomSwap
+    from hf_crossenc.training import INDEX, RandomSwap
 
-    data = {"text_a": [f"a{i}" for i in range(200)], "text_b": [f"b{i}" for i in range(200)], "length": list(range(200))}
-    first = datasets.Dataset.from_dict(data).with_transform(RandomSwap(3))
-    second = datasets.Dataset.from_dict(data).with_transform(RandomSwap(3))
-    rows = [first[i] for i in range(200)]
-    assert rows == [second[i] for i in range(200)]
-    swapped = [r for r in rows if r["text_a"].startswith("b")]
+    data = {"text_a": [f"a{i}" for i in range(200)], "text_b": [f"b{i}" for i in range(200)], INDEX: list(range(200))}
+
+    def draw(swap: RandomSwap, epoch: int, order: list[int]) -> dict[int, dict]:
+        swap.epoch = epoch
+        ds = datasets.Dataset.from_dict(data).with_transform(swap)
+        return {i: ds[i] for i in order}
+
+    first = draw(RandomSwap(3, 200), 0, list(range(200)))
+    assert first == draw(RandomSwap(3, 200), 0, list(reversed(range(200))))  # order of draws does not matter
+    swapped = [r for r in first.values() if r["text_a"].startswith("b")]
     assert 60 < len(swapped) < 140  # about half
-    assert all(r["text_b"] == "a" + r["text_a"][1:] and r["length"] == int(r["text_a"][1:]) for r in swapped)
-    assert list(first["length"]) == list(range(200))
+    assert all(r["text_b"] == "a" + r["text_a"][1:] for r in swapped)
+    assert draw(RandomSwap(3, 200), 1, list(range(200))) != first  # a fresh draw each epoch
+    ds = datasets.Dataset.from_dict({**data, "length": list(range(200))}).with_transform(RandomSwap(3, 200))
+    assert list(ds["length"]) == list(range(200))  # column reads pass through

@@ -1,0 +1,65 @@
+"""Finding a checkpoint to resume from, skipping any that a crash left half-written."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import struct
+import zipfile
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+TORCH_STATE_FILES = ("optimizer.pt", "scheduler.pt", "rng_state.pth")
+
+
+def _safetensors_ok(path: Path) -> bool:
+    """The header parses and the file is exactly as long as the header says."""
+    try:
+        with path.open("rb") as f:
+            (header_len,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(header_len))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        return path.stat().st_size == 8 + header_len + end
+    except (OSError, ValueError, KeyError, struct.error):
+        return False
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why `folder` cannot be resumed from, or None if it is complete.
+
+    Trainer writes `trainer_state.json` last, so a checkpoint without a readable one was cut off;
+    the weights and the (zip-format) torch states are checked for truncation too.
+    """
+    state = folder / "trainer_state.json"
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "trainer_state.json is missing or unreadable"
+    weights = folder / "model.safetensors"
+    if not weights.is_file() or not _safetensors_ok(weights):
+        return "model.safetensors is missing or truncated"
+    for name in TORCH_STATE_FILES:
+        path = folder / name
+        if path.exists() and not zipfile.is_zipfile(path):
+            return f"{name} is truncated"
+    if not (folder / "optimizer.pt").exists():
+        return "optimizer.pt is missing"
+    return None
+
+
+def latest_complete_checkpoint(output_dir: str | Path) -> Path | None:
+    """Newest `checkpoint-N` in `output_dir` that is complete; incomplete ones are logged and skipped."""
+    folders = []
+    for path in Path(output_dir).glob("checkpoint-*"):
+        match = CHECKPOINT_RE.match(path.name)
+        if match and path.is_dir():
+            folders.append((int(match.group(1)), path))
+    for _, folder in sorted(folders, reverse=True):
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return folder
+        logger.warning("skipping incomplete checkpoint %s: %s", folder, problem)
+    return None
