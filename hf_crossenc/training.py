@@ -101,6 +101,16 @@ class DataArguments:
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training pairs (for quick runs)."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation/test pairs."})
+    teacher: str | None = field(
+        default=None,
+        metadata={
+            "help": f"Bi-encoder whose cosine similarities are mixed into the training labels ({BUNDLED_MODEL!r}, a folder, or "
+            "a Hub id); see --teacher_weight."
+        },
+    )
+    teacher_weight: float = field(
+        default=0.0, metadata={"help": "Weight of the teacher in the training targets: (1-w)*gold + w*teacher (0 = off)."}
+    )
     dataset_card_id: str | None = field(
         default=None,
         metadata={"help": "Hub dataset id named in the model card (default: --dataset_name; STS-B for the default job)."},
@@ -223,6 +233,28 @@ def swapped(dataset: Any) -> Any:
     return datasets.concatenate_datasets([dataset, flipped.select_columns(dataset.column_names).cast(dataset.features)])
 
 
+def distill_labels(dataset: Any, data_args: DataArguments, max_length: int) -> Any:
+    """Mix calibrated bi-encoder similarities into the training labels (the gold labels stay in `gold_label`)."""
+    from .distill import BiEncoder, calibrate, mix_labels, teacher_targets
+
+    teacher = BiEncoder(resolve_model_path(data_args.teacher), max_length=max_length)
+    cosine = teacher.cosine(dataset[TEXT_A], dataset[TEXT_B])
+    gold = np.asarray(dataset["label"], dtype=np.float64)
+    slope, intercept = calibrate(cosine, gold)
+    targets = teacher_targets(cosine, slope, intercept)
+    corr = correlation_metrics(targets, gold)
+    logger.info(
+        "teacher %s on the training pairs: Spearman %.4f with the gold labels; calibration %.3f*cos%+.3f; weight %.2f",
+        data_args.teacher,
+        corr["spearman"],
+        slope,
+        intercept,
+        data_args.teacher_weight,
+    )
+    mixed = mix_labels(gold, targets, data_args.teacher_weight).astype(np.float32)
+    return dataset.rename_column("label", "gold_label").add_column("label", mixed.tolist()).cast_column("label", dataset.features["label"])
+
+
 class RandomSwap(TrainerCallback):
     """Swap text_a and text_b of each training pair with probability 0.5, freshly each epoch.
 
@@ -275,7 +307,7 @@ def build_card(
     data_args: DataArguments,
     training_args: CrossEncoderTrainingArguments,
     splits: dict[str, PairSplit],
-    scale: LabelScale,
+    semantics: ScoreSemantics,
 ) -> CrossEncoderModelCardData:
     """Card facts known before training; the callback and the final evaluation add the rest."""
     bundled = model_args.model_name_or_path in (None, "", BUNDLED_MODEL)
@@ -292,11 +324,11 @@ def build_card(
         metrics=["pearsonr", "spearmanr"],
         model_name=f"{base_short} cross-encoder" + (f" fine-tuned on {pretty}" if pretty else ""),
         model_id=training_args.hub_model_id,
-        task=training_args.task,
-        activation="sigmoid",
-        label_scale=scale.as_list(),
-        loss=training_args.loss,
-        max_length=model_args.max_length,
+        task=semantics.task,
+        activation=semantics.activation,
+        label_scale=list(semantics.label_scale),
+        loss=semantics.loss,
+        max_length=semantics.max_length,
         dataset_name=pretty,
         split_sources={name: split.source for name, split in splits.items()},
         split_sizes={name: len(split) for name, split in splits.items()},
@@ -305,7 +337,8 @@ def build_card(
         extra_hyperparameters={
             "max_length": model_args.max_length,
             "symmetric_train": data_args.symmetric_train,
-            "label_scale": scale.as_list(),
+            "label_scale": list(semantics.label_scale),
+            **({"teacher": data_args.teacher, "teacher_weight": data_args.teacher_weight} if data_args.teacher_weight > 0 else {}),
         },
     )
 
@@ -383,6 +416,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         # Trainer's length-grouped samplers read this column (train and eval); computed once here.
         for split in splits.values():
             split.dataset = add_lengths(split.dataset, tokenizer, model_args.max_length, training_args.length_column_name)
+    if data_args.teacher and data_args.teacher_weight > 0:
+        splits["train"].dataset = distill_labels(splits["train"].dataset, data_args, model_args.max_length)
     train_dataset = splits["train"].dataset
     callbacks: list[TrainerCallback] = []
     if data_args.symmetric_train == "both":
@@ -398,7 +433,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     collator = CrossEncoderDataCollator(
         tokenizer, max_length=model_args.max_length, pad_to_multiple_of=model_args.pad_to_multiple_of or None
     )
-    card = build_card(model_args, data_args, training_args, splits, scale)
+    card = build_card(model_args, data_args, training_args, splits, semantics)
     trainer = CrossEncoderTrainer(
         model_card=card,
         model=model,
@@ -442,6 +477,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         "train_pairs": len(splits["train"]),
         "train_examples_per_epoch": len(train_dataset),
         "symmetric_train": data_args.symmetric_train,
+        "teacher": data_args.teacher if data_args.teacher_weight > 0 else None,
+        "teacher_weight": data_args.teacher_weight,
         "epochs": training_args.num_train_epochs,
         "global_steps": trainer.state.global_step,
         "world_size": world,

@@ -22,7 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 TRAIN_ROWS, BATCH, EPOCHS = 96, 8, 2
 
 
-def launch(tmp_path: Path, tiny: Path, data: dict[str, Path], out: Path, *launch_flags: str) -> subprocess.CompletedProcess:
+def launch(
+    tmp_path: Path, tiny: Path, data: dict[str, Path], out: Path, *launch_flags: str, extra: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
     cmd = [
         sys.executable,
         "-m",
@@ -61,6 +63,7 @@ def launch(tmp_path: Path, tiny: Path, data: dict[str, Path], out: Path, *launch
         "7",
         "--disable_tqdm",
         "true",
+        *extra,
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
@@ -136,8 +139,12 @@ def test_predict_cli_keeps_input_order(trained, tmp_path, capsys):
 def test_two_process_ddp_run(tmp_path, tiny_model_dir, stsb_slices):
     """`--multi_gpu --num_processes 2` on CPU really runs 2 ranks with a global batch of 2 x per-device."""
     out = tmp_path / "ddp"
-    proc = launch(tmp_path, tiny_model_dir, stsb_slices, out, "--multi_gpu", "--num_processes", "2")
+    proc = launch(
+        tmp_path, tiny_model_dir, stsb_slices, out, "--multi_gpu", "--num_processes", "2",
+        extra=("--teacher", str(tiny_model_dir), "--teacher_weight", "0.5"),
+    )  # fmt: skip
     results = json.loads((out / "results.json").read_text())
+    assert results["run"]["teacher_weight"] == 0.5 and "teacher" in proc.stderr
     assert results["run"]["world_size"] == 2, proc.stderr[-2000:]
     assert results["run"]["global_batch_size"] == 2 * BATCH
     examples = TRAIN_ROWS  # --symmetric_train swap (default): one random order per draw

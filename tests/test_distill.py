@@ -1,0 +1,31 @@
+"""The bi-encoder teacher: calibration and label mixing by hand, embeddings on the tiny model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hf_crossenc.distill import BiEncoder, calibrate, mix_labels, teacher_targets
+
+
+def test_calibration_and_mixing_by_hand():
+    cosine = np.array([0.2, 0.5, 0.8])
+    gold = np.array([0.1, 0.4, 0.7])  # exactly gold = cos - 0.1
+    slope, intercept = calibrate(cosine, gold)
+    assert slope == pytest.approx(1.0) and intercept == pytest.approx(-0.1)
+    assert teacher_targets(np.array([0.05, 0.5, 1.5]), slope, intercept).tolist() == pytest.approx([0.0, 0.4, 1.0])
+    assert mix_labels(np.array([1.0, 0.0]), np.array([0.5, 0.5]), 0.2).tolist() == pytest.approx([0.9, 0.1])
+    with pytest.raises(ValueError):
+        mix_labels(gold, gold, 1.5)
+
+
+def test_bi_encoder_embeddings_are_normalised_and_order_independent(tiny_model_dir):
+    encoder = BiEncoder(str(tiny_model_dir), batch_size=2)
+    texts = ["a short one", "a much longer sentence about cats and dogs", "a short one", "x"]
+    vectors = encoder.encode(texts)
+    assert vectors.shape == (4, 32)
+    assert np.linalg.norm(vectors, axis=1) == pytest.approx(np.ones(4), abs=1e-5)
+    np.testing.assert_allclose(vectors[0], vectors[2])
+    np.testing.assert_allclose(encoder.encode(texts[::-1])[::-1], vectors, atol=1e-6)
+    cos = encoder.cosine(["a short one"], ["a short one"])
+    assert cos[0] == pytest.approx(1.0, abs=1e-5)
