@@ -44,3 +44,107 @@ def metrics_for_task(task: str) -> Callable[[EvalPrediction], dict[str, float]]:
     if task == "regression":
         return compute_regression_metrics
     raise ValueError(f"unknown task {task!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Pair classification
+# --------------------------------------------------------------------------------------------
+
+
+def binary_classification_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """Accuracy and F1 of the positive class at `threshold`, plus threshold-free ROC AUC and average precision."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    labels = np.asarray(labels).reshape(-1).astype(int)
+    predicted = scores >= threshold
+    tp = int(np.sum(predicted & (labels == 1)))
+    fp = int(np.sum(predicted & (labels == 0)))
+    fn = int(np.sum(~predicted & (labels == 1)))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return {
+        "accuracy": float(np.mean(predicted == (labels == 1))),
+        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "auc": roc_auc(scores, labels),
+        "average_precision": average_precision(scores, labels),
+    }
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Probability that a random positive outscores a random negative (ties count half); NaN without both classes."""
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        return math.nan
+    ranks = stats.rankdata(np.concatenate([pos, neg]))
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Mean of the precision at the rank of each positive, scores sorted high to low (NaN without positives)."""
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    hits = np.asarray(labels)[order] == 1
+    if not hits.any():
+        return math.nan
+    precision_at_k = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float(precision_at_k[hits].mean())
+
+
+def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The decision threshold with the highest accuracy (midpoint between neighbouring scores)."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    labels = np.asarray(labels).reshape(-1).astype(int)
+    candidates = np.unique(scores)
+    cuts = np.concatenate([[candidates[0] - 1e-6], (candidates[:-1] + candidates[1:]) / 2, [candidates[-1] + 1e-6]])
+    accuracy = [np.mean((scores >= c) == (labels == 1)) for c in cuts]
+    return float(cuts[int(np.argmax(accuracy))])
+
+
+def multiclass_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Accuracy and macro-averaged F1 over the classes present in labels or predictions."""
+    predicted = np.asarray(probabilities).argmax(-1)
+    labels = np.asarray(labels).reshape(-1).astype(int)
+    f1s = []
+    for cls in np.union1d(labels, predicted):
+        tp = np.sum((predicted == cls) & (labels == cls))
+        fp = np.sum((predicted == cls) & (labels != cls))
+        fn = np.sum((predicted != cls) & (labels == cls))
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    return {"accuracy": float(np.mean(predicted == labels)), "f1": float(np.mean(f1s))}
+
+
+# --------------------------------------------------------------------------------------------
+# Reranking
+# --------------------------------------------------------------------------------------------
+
+
+def ranking_metrics(queries: list[str], scores: np.ndarray, labels: np.ndarray, k: int = 10) -> dict[str, float]:
+    """MAP, MRR@k and NDCG@k (binary relevance) grouped by query.
+
+    Queries with no relevant or no irrelevant candidate cannot rank anything and are skipped; how
+    many is reported (`skipped_queries`), along with the number evaluated (`queries`).
+    """
+    groups: dict[str, list[int]] = {}
+    for i, query in enumerate(queries):
+        groups.setdefault(query, []).append(i)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    labels = np.asarray(labels).reshape(-1).astype(int)
+    aps, rrs, ndcgs, skipped = [], [], [], 0
+    for idx in groups.values():
+        rel = labels[idx]
+        if rel.sum() == 0 or rel.sum() == len(rel):
+            skipped += 1
+            continue
+        order = np.argsort(-scores[idx], kind="stable")
+        ranked = rel[order]
+        aps.append(average_precision(scores[idx], rel))
+        first = int(np.argmax(ranked == 1))
+        rrs.append(1.0 / (first + 1) if first < k else 0.0)
+        gains = ranked[:k] / np.log2(np.arange(2, min(k, len(ranked)) + 2))
+        ideal = np.sort(rel)[::-1][:k] / np.log2(np.arange(2, min(k, len(rel)) + 2))
+        ndcgs.append(float(gains.sum() / ideal.sum()))
+    return {
+        "map": float(np.mean(aps)) if aps else math.nan,
+        f"mrr@{k}": float(np.mean(rrs)) if rrs else math.nan,
+        f"ndcg@{k}": float(np.mean(ndcgs)) if ndcgs else math.nan,
+        "queries": len(aps),
+        "skipped_queries": skipped,
+    }

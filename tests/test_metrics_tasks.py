@@ -1,0 +1,66 @@
+"""Classification and ranking metrics against values computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hf_crossenc.metrics import (
+    average_precision,
+    best_threshold,
+    binary_classification_metrics,
+    multiclass_metrics,
+    ranking_metrics,
+    roc_auc,
+)
+
+
+def test_binary_metrics_by_hand():
+    scores = np.array([0.9, 0.8, 0.4, 0.3, 0.6])
+    labels = np.array([1, 0, 1, 0, 0])
+    got = binary_classification_metrics(scores, labels)
+    # predicted positive: 0.9 (tp), 0.8 (fp), 0.6 (fp); 0.4 is a missed positive: P = 1/3, R = 1/2.
+    assert got["accuracy"] == pytest.approx(2 / 5)
+    assert got["f1"] == pytest.approx(2 * (1 / 3) * (1 / 2) / (1 / 3 + 1 / 2))
+    # pairs (pos, neg) ordered correctly: 0.9 beats 0.8, 0.3, 0.6 (3); 0.4 beats 0.3 (1) -> 4 of 6.
+    assert got["auc"] == pytest.approx(4 / 6)
+    # ranking 0.9(+) 0.8 0.6 0.4(+) 0.3: AP = (1/1 + 2/4) / 2.
+    assert got["average_precision"] == pytest.approx(0.75)
+    assert roc_auc(np.array([0.5, 0.5]), np.array([1, 0])) == pytest.approx(0.5)
+    assert math.isnan(average_precision(np.array([0.1]), np.array([0])))
+
+
+def test_best_threshold_maximises_accuracy():
+    scores = np.array([0.1, 0.35, 0.4, 0.8, 0.9])
+    labels = np.array([0, 0, 1, 1, 1])
+    threshold = best_threshold(scores, labels)
+    assert 0.35 < threshold <= 0.4
+    assert binary_classification_metrics(scores, labels, threshold)["accuracy"] == 1.0
+
+
+def test_multiclass_metrics_by_hand():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.5, 0.4, 0.1]])
+    labels = np.array([0, 1, 1, 0])
+    got = multiclass_metrics(probs, labels)
+    # predicted 0, 1, 2, 0: class 0 F1 = 1, class 1 F1 = 2*1/(2+0+1) = 2/3, class 2 F1 = 0.
+    assert got["accuracy"] == pytest.approx(3 / 4)
+    assert got["f1"] == pytest.approx((1 + 2 / 3 + 0) / 3)
+
+
+def test_ranking_metrics_by_hand():
+    queries = ["q1"] * 4 + ["q2"] * 3 + ["q3"] * 2 + ["q4"] * 2
+    scores = np.array([0.9, 0.8, 0.7, 0.1, 0.2, 0.9, 0.5, 0.3, 0.4, 0.6, 0.7])
+    labels = np.array([0, 1, 0, 1, 1, 0, 0, 1, 1, 0, 0])
+    got = ranking_metrics(queries, scores, labels, k=10)
+    # q1 ranking: -, +, -, +  -> AP = (1/2 + 2/4)/2 = 0.5, RR = 1/2,
+    #   NDCG = (1/log2(3) + 1/log2(5)) / (1 + 1/log2(3)).
+    # q2 ranking: -, -, +     -> AP = 1/3, RR = 1/3, NDCG = (1/log2(4)) / 1.
+    # q3: all relevant, q4: none relevant -> skipped.
+    assert got["queries"] == 2 and got["skipped_queries"] == 2
+    assert got["map"] == pytest.approx((0.5 + 1 / 3) / 2)
+    assert got["mrr@10"] == pytest.approx((1 / 2 + 1 / 3) / 2)
+    ndcg_q1 = (1 / math.log2(3) + 1 / math.log2(5)) / (1 + 1 / math.log2(3))
+    assert got["ndcg@10"] == pytest.approx((ndcg_q1 + 0.5) / 2)
+    assert ranking_metrics(queries, scores, labels, k=1)["mrr@1"] == 0.0
