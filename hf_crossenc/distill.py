@@ -61,3 +61,37 @@ def mix_labels(gold: np.ndarray, teacher: np.ndarray, weight: float) -> np.ndarr
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"teacher weight must lie in [0, 1], got {weight}")
     return (1.0 - weight) * np.asarray(gold) + weight * np.asarray(teacher)
+
+
+def silver_pairs(
+    texts_a: Sequence[str], texts_b: Sequence[str], encoder: BiEncoder, per_pair: int, seed: int = 0
+) -> tuple[list[str], list[str], np.ndarray]:
+    """New pairs for distillation: each first text with second texts of *other* pairs.
+
+    For pair i, half of the new partners are the nearest neighbours of b_i among the other second
+    texts (similar but not identical meaning: the hard middle of the scale), the rest random ones
+    (the easy low end). Returns (texts_a, texts_b, teacher cosine).
+    """
+    if per_pair <= 0:
+        return [], [], np.zeros(0, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    unique_b = list(dict.fromkeys(texts_b))
+    emb_b = encoder.encode(unique_b)
+    emb_a = encoder.encode(texts_a)
+    index_b = {t: i for i, t in enumerate(unique_b)}
+    near = max(1, per_pair - per_pair // 2)
+    new_a, new_b, cosines = [], [], []
+    for start in range(0, len(texts_a), 512):
+        rows = range(start, min(start + 512, len(texts_a)))
+        sims = emb_b[[index_b[texts_b[i]] for i in rows]] @ emb_b.T
+        for k, i in enumerate(rows):
+            sims[k, index_b[texts_b[i]]] = -np.inf  # not the pair's own partner
+            partners = list(np.argpartition(-sims[k], near)[:near]) if len(unique_b) > near else []
+            partners += list(rng.integers(0, len(unique_b), size=per_pair - len(partners)))
+            for j in partners:
+                if unique_b[j] in (texts_b[i], texts_a[i]):
+                    continue
+                new_a.append(texts_a[i])
+                new_b.append(unique_b[j])
+                cosines.append(float(emb_a[i] @ emb_b[j]))
+    return new_a, new_b, np.asarray(cosines, dtype=np.float32)

@@ -111,6 +111,13 @@ class DataArguments:
     teacher_weight: float = field(
         default=0.0, metadata={"help": "Weight of the teacher in the training targets: (1-w)*gold + w*teacher (0 = off)."}
     )
+    silver_pairs: int = field(
+        default=0,
+        metadata={
+            "help": "With --teacher: add this many teacher-labelled pairs per training pair (the first text with other "
+            "pairs' second texts, nearest neighbours and random ones)."
+        },
+    )
     dataset_card_id: str | None = field(
         default=None,
         metadata={"help": "Hub dataset id named in the model card (default: --dataset_name; STS-B for the default job)."},
@@ -235,7 +242,9 @@ def swapped(dataset: Any) -> Any:
 
 def distill_labels(dataset: Any, data_args: DataArguments, max_length: int) -> Any:
     """Mix calibrated bi-encoder similarities into the training labels (the gold labels stay in `gold_label`)."""
-    from .distill import BiEncoder, calibrate, mix_labels, teacher_targets
+    import datasets
+
+    from .distill import BiEncoder, calibrate, mix_labels, silver_pairs, teacher_targets
 
     teacher = BiEncoder(resolve_model_path(data_args.teacher), max_length=max_length)
     cosine = teacher.cosine(dataset[TEXT_A], dataset[TEXT_B])
@@ -252,7 +261,15 @@ def distill_labels(dataset: Any, data_args: DataArguments, max_length: int) -> A
         data_args.teacher_weight,
     )
     mixed = mix_labels(gold, targets, data_args.teacher_weight).astype(np.float32)
-    return dataset.rename_column("label", "gold_label").add_column("label", mixed.tolist()).cast_column("label", dataset.features["label"])
+    features = dataset.features
+    dataset = datasets.Dataset.from_dict({TEXT_A: dataset[TEXT_A], TEXT_B: dataset[TEXT_B], "label": mixed.tolist()}, features=features)
+    if data_args.silver_pairs > 0:
+        new_a, new_b, new_cos = silver_pairs(dataset[TEXT_A], dataset[TEXT_B], teacher, data_args.silver_pairs)
+        silver = teacher_targets(new_cos, slope, intercept).astype(np.float32)
+        logger.info("added %d teacher-labelled pairs (mean target %.3f)", len(new_a), float(silver.mean()) if len(silver) else 0.0)
+        extra = datasets.Dataset.from_dict({TEXT_A: new_a, TEXT_B: new_b, "label": silver.tolist()}, features=features)
+        dataset = datasets.concatenate_datasets([dataset, extra])
+    return dataset
 
 
 class RandomSwap(TrainerCallback):
@@ -412,13 +429,15 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     )
     record_score_semantics(model.config, semantics)
 
+    train_dataset = splits["train"].dataset
+    if data_args.teacher and data_args.teacher_weight > 0:
+        train_dataset = distill_labels(train_dataset, data_args, model_args.max_length)
     if training_args.train_sampling_strategy in ("group_by_length", "batch_rebalance"):
         # Trainer's length-grouped samplers read this column (train and eval); computed once here.
-        for split in splits.values():
-            split.dataset = add_lengths(split.dataset, tokenizer, model_args.max_length, training_args.length_column_name)
-    if data_args.teacher and data_args.teacher_weight > 0:
-        splits["train"].dataset = distill_labels(splits["train"].dataset, data_args, model_args.max_length)
-    train_dataset = splits["train"].dataset
+        train_dataset = add_lengths(train_dataset, tokenizer, model_args.max_length, training_args.length_column_name)
+        for name, split in splits.items():
+            if name != "train":
+                split.dataset = add_lengths(split.dataset, tokenizer, model_args.max_length, training_args.length_column_name)
     callbacks: list[TrainerCallback] = []
     if data_args.symmetric_train == "both":
         train_dataset = swapped(train_dataset)

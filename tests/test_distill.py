@@ -29,3 +29,17 @@ def test_bi_encoder_embeddings_are_normalised_and_order_independent(tiny_model_d
     np.testing.assert_allclose(encoder.encode(texts[::-1])[::-1], vectors, atol=1e-6)
     cos = encoder.cosine(["a short one"], ["a short one"])
     assert cos[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_silver_pairs_pair_first_texts_with_other_pairs(tiny_model_dir):
+    from hf_crossenc.distill import silver_pairs
+
+    encoder = BiEncoder(str(tiny_model_dir))
+    texts_a = [f"first sentence number {i}" for i in range(12)]
+    texts_b = [f"second sentence about topic {i}" for i in range(12)]
+    new_a, new_b, cos = silver_pairs(texts_a, texts_b, encoder, per_pair=2, seed=1)
+    assert len(new_a) == len(new_b) == len(cos) and 12 <= len(new_a) <= 24
+    own = dict(zip(texts_a, texts_b))
+    assert all(b != own[a] for a, b in zip(new_a, new_b))
+    np.testing.assert_allclose(cos, encoder.cosine(new_a, new_b), atol=1e-5)
+    assert silver_pairs(texts_a, texts_b, encoder, per_pair=0)[0] == []
