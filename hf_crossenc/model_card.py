@@ -153,7 +153,8 @@ class CrossEncoderModelCardData(ModelCardData):
         if self.activation == "sigmoid":
             text = "one logit; `sigmoid(logit)` is the score in [0, 1]"
             if (low, high) != (0.0, 1.0):
-                text += f", trained on labels {low:g}–{high:g} mapped to 0–1 (multiply by {high - low:g} and add {low:g} to get the original scale back)"
+                back = f"multiply by {high - low:g}" + (f" and add {low:g}" if low else "")
+                text += f", trained on labels {low:g}–{high:g} mapped to 0–1 ({back} to get the original scale back)"
             return text
         return f"activation {self.activation}"
 

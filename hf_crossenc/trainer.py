@@ -72,7 +72,10 @@ class CrossEncoderTrainer(Trainer):
     * `compute_loss` — the task's loss on the logits (BCE-with-logits or MSE for 0–1 targets), as a
       per-batch mean that the Trainer scales for gradient accumulation;
     * `_save` — safetensors weights, config, tokenizer, a JSON dump of the (token-free) training
-      arguments and, on the main process, the model card (README.md + plots); never a pickle file.
+      arguments and, on the main process, the model card (README.md + plots); never a pickle file;
+    * `_push_from_checkpoint` / `push_to_hub` — Hub pushes through `hf_crossenc.publish` (one
+      commit, retries, no pickles) instead of Trainer's upload of the whole output directory;
+    * `evaluate` — only to remember which split is being scored (for the card's scatter plot).
 
     Pass ``model_card=CrossEncoderModelCardData(...)`` to get a card in every saved folder; a
     `CrossEncoderModelCardCallback` keeps it up to date during training.

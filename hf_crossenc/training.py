@@ -108,8 +108,9 @@ class DataArguments:
             "a Hub id); see --teacher_weight."
         },
     )
-    teacher_weight: float = field(
-        default=0.0, metadata={"help": "Weight of the teacher in the training targets: (1-w)*gold + w*teacher (0 = off)."}
+    teacher_weight: float | None = field(
+        default=None,
+        metadata={"help": "Weight of the teacher in the training targets: (1-w)*gold + w*teacher. Default: 0.5 with a --teacher, else 0."},
     )
     silver_pairs: int = field(
         default=0,
@@ -178,8 +179,23 @@ def load_config_file(path: str, parser: argparse.ArgumentParser) -> dict[str, An
 # --------------------------------------------------------------------------------------------
 
 
+DEFAULT_TEACHER_WEIGHT = 0.5
+
+
+def apply_defaults(data_args: DataArguments) -> None:
+    """Fill the defaults that depend on other arguments (the default job, the teacher weight)."""
+    apply_default_dataset(data_args)
+    if data_args.teacher_weight is None:
+        data_args.teacher_weight = DEFAULT_TEACHER_WEIGHT if data_args.teacher else 0.0
+    if not 0.0 <= data_args.teacher_weight <= 1.0:
+        raise ConfigError(f"--teacher_weight must lie in [0, 1], got {data_args.teacher_weight}.")
+    if data_args.teacher_weight > 0 and not data_args.teacher:
+        raise ConfigError("--teacher_weight needs a --teacher (e.g. --teacher bundled:all-MiniLM-L6-v2).")
+
+
 def apply_default_dataset(data_args: DataArguments) -> None:
-    """No data given: the default job is STS-B from ../shared/data/stsb on its 0–5 scale."""
+    """No data given: the default job is STS-B from ../shared/data/stsb on its 0–5 scale, with the
+    bundled MiniLM as bi-encoder teacher (the tuned recipe: see the README's results)."""
     if data_args.dataset_name or data_args.train_file:
         return
     data_args.train_file = str(DEFAULT_STSB_DIR / "train.csv")
@@ -188,6 +204,8 @@ def apply_default_dataset(data_args: DataArguments) -> None:
     if data_args.label_scale is None:
         data_args.label_scale = "0,5"
     data_args.dataset_card_id = data_args.dataset_card_id or STSB_HUB_ID
+    if data_args.teacher is None and data_args.teacher_weight is None:
+        data_args.teacher = BUNDLED_MODEL
     logger.info("no data given: training on STS-B from %s (label scale 0–5)", DEFAULT_STSB_DIR)
 
 
@@ -409,7 +427,7 @@ def check_output_dir(training_args: CrossEncoderTrainingArguments) -> None:
 def run(argv: list[str] | None = None) -> dict[str, Any]:
     """Train, evaluate every split, save the model and results.json; returns the results."""
     model_args, data_args, training_args = parse_args(argv)
-    apply_default_dataset(data_args)
+    apply_defaults(data_args)
     check_output_dir(training_args)
     splits, scale = load_splits(data_args)
     model_path = resolve_model_path(model_args.model_name_or_path)
