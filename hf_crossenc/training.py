@@ -112,8 +112,8 @@ class DataArguments:
         default=None,
         metadata={"help": "Weight of the teacher in the training targets: (1-w)*gold + w*teacher. Default: 0.5 with a --teacher, else 0."},
     )
-    silver_pairs: int = field(
-        default=0,
+    silver_pairs: int | None = field(
+        default=None,
         metadata={
             "help": "With --teacher: add this many teacher-labelled pairs per training pair (the first text with other "
             "pairs' second texts, nearest neighbours and random ones)."
@@ -189,6 +189,10 @@ def apply_defaults(data_args: DataArguments) -> None:
         data_args.teacher_weight = DEFAULT_TEACHER_WEIGHT if data_args.teacher else 0.0
     if not 0.0 <= data_args.teacher_weight <= 1.0:
         raise ConfigError(f"--teacher_weight must lie in [0, 1], got {data_args.teacher_weight}.")
+    if data_args.silver_pairs is None:
+        data_args.silver_pairs = 0
+    if data_args.silver_pairs and not (data_args.teacher and data_args.teacher_weight > 0):
+        raise ConfigError("--silver_pairs needs a --teacher: the extra pairs are labelled by it.")
     if data_args.teacher_weight > 0 and not data_args.teacher:
         raise ConfigError("--teacher_weight needs a --teacher (e.g. --teacher bundled:all-MiniLM-L6-v2).")
 
@@ -206,6 +210,8 @@ def apply_default_dataset(data_args: DataArguments) -> None:
     data_args.dataset_card_id = data_args.dataset_card_id or STSB_HUB_ID
     if data_args.teacher is None and data_args.teacher_weight is None:
         data_args.teacher = BUNDLED_MODEL
+        if data_args.silver_pairs is None:
+            data_args.silver_pairs = 1
     logger.info("no data given: training on STS-B from %s (label scale 0–5)", DEFAULT_STSB_DIR)
 
 
@@ -373,7 +379,11 @@ def build_card(
             "max_length": model_args.max_length,
             "symmetric_train": data_args.symmetric_train,
             "label_scale": list(semantics.label_scale),
-            **({"teacher": data_args.teacher, "teacher_weight": data_args.teacher_weight} if data_args.teacher_weight > 0 else {}),
+            **(
+                {"teacher": data_args.teacher, "teacher_weight": data_args.teacher_weight, "silver_pairs": data_args.silver_pairs}
+                if data_args.teacher_weight > 0
+                else {}
+            ),
         },
     )
 
@@ -487,11 +497,12 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         card.model_id = trainer.hub_model_id  # full NAME/REPO as created by Trainer.init_hf_repo
     world = training_args.world_size
     logger.info(
-        "training on %d pairs (%d examples per epoch) | %d process(es) | global batch %d",
+        "training on %d pairs (%d examples per epoch) | %d process(es) | global batch %d | mixed precision %s",
         len(splits["train"]),
         len(train_dataset),
         world,
         training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps * world,
+        trainer.accelerator.mixed_precision,
     )
     started = time.perf_counter()
     resume_from = training_args.resume_from_checkpoint
@@ -516,6 +527,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         "symmetric_train": data_args.symmetric_train,
         "teacher": data_args.teacher if data_args.teacher_weight > 0 else None,
         "teacher_weight": data_args.teacher_weight,
+        "silver_pairs": data_args.silver_pairs,
         "epochs": training_args.num_train_epochs,
         "global_steps": trainer.state.global_step,
         "world_size": world,

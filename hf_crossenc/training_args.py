@@ -56,7 +56,7 @@ class CrossEncoderTrainingArguments(TrainingArguments):
         metadata={"help": "Where checkpoints, the final model and results.json are written."},
     )
     learning_rate: float = field(default=5e-5, metadata={"help": "Peak AdamW learning rate."})
-    num_train_epochs: float = field(default=4.0, metadata={"help": "Number of training epochs."})
+    num_train_epochs: float = field(default=3.0, metadata={"help": "Number of training epochs."})
     per_device_train_batch_size: int = field(default=16, metadata={"help": "Training batch size per process."})
     per_device_eval_batch_size: int = field(default=64, metadata={"help": "Evaluation batch size per process."})
     warmup_steps: float = field(default=0.1, metadata={"help": "Warmup: a ratio of total steps if < 1, else steps."})

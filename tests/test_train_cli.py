@@ -119,3 +119,25 @@ def test_every_bad_input_exits_2_from_the_script_without_output(case, tmp_path, 
         assert f"column {column!r}" in err
     assert "Traceback" not in err
     assert not out.exists()
+
+
+def test_default_job_and_teacher_defaults():
+    from hf_crossenc.training import BUNDLED_MODEL, DataArguments, apply_defaults
+
+    default_job = DataArguments()
+    apply_defaults(default_job)
+    assert default_job.label_scale == "0,5" and default_job.train_file.endswith("train.csv")
+    assert (default_job.teacher, default_job.teacher_weight, default_job.silver_pairs) == (BUNDLED_MODEL, 0.5, 1)
+
+    own_data = DataArguments(train_file="pairs.csv")
+    apply_defaults(own_data)
+    assert (own_data.teacher, own_data.teacher_weight, own_data.silver_pairs) == (None, 0.0, 0)
+
+    with_teacher = DataArguments(train_file="pairs.csv", teacher="some/bi-encoder")
+    apply_defaults(with_teacher)
+    assert with_teacher.teacher_weight == 0.5
+
+    for bad in (DataArguments(train_file="p.csv", silver_pairs=2), DataArguments(train_file="p.csv", teacher_weight=0.3),
+                DataArguments(train_file="p.csv", teacher="t", teacher_weight=1.5)):  # fmt: skip
+        with pytest.raises(ConfigError):
+            apply_defaults(bad)
