@@ -25,21 +25,23 @@ class BiEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         self.model = AutoModel.from_pretrained(name_or_path, use_safetensors=True).eval()
         self.max_length, self.batch_size = max_length, batch_size
+        self._cache: dict[str, np.ndarray] = {}
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        unique = list(dict.fromkeys(texts))
-        order = sorted(range(len(unique)), key=lambda i: len(unique[i]))
-        vectors = np.zeros((len(unique), self.model.config.hidden_size), dtype=np.float32)
+        """Embeddings of `texts` (each distinct text is encoded once, and remembered for later calls)."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        order = sorted(range(len(missing)), key=lambda i: len(missing[i]))
         for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            enc = self.tokenizer([unique[i] for i in idx], padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+            batch = [missing[i] for i in order[start : start + self.batch_size]]
+            enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
             hidden = self.model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
-            vectors[idx] = pooled.float().numpy()
-        position = {text: i for i, text in enumerate(unique)}
-        return vectors[[position[t] for t in texts]]
+            self._cache.update(zip(batch, pooled.float().numpy()))
+        if not texts:
+            return np.zeros((0, self.model.config.hidden_size), dtype=np.float32)
+        return np.stack([self._cache[t] for t in texts])
 
     def cosine(self, texts_a: Sequence[str], texts_b: Sequence[str]) -> np.ndarray:
         a, b = self.encode(texts_a), self.encode(texts_b)
