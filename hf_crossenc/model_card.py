@@ -131,22 +131,34 @@ class CrossEncoderModelCardData(ModelCardData):
         return {k: v for k, v in self.hyperparameters.items() if not is_secret(k)}
 
     def log_rows(self) -> list[dict[str, Any]]:
-        """One row per logged step: training loss and eval metrics side by side."""
-        rows: dict[int, dict[str, Any]] = {}
+        """One row per evaluation: the mean training loss since the previous one, and the eval metrics.
+
+        Without evaluations, one row per logged training loss.
+        """
+        rows: list[dict[str, Any]] = []
+        losses: list[float] = []
+        evaluated = any("eval_spearman" in e or "eval_loss" in e for e in self.log_history)
         for entry in self.log_history:
             step = entry.get("step")
             if step is None:
                 continue
-            row = rows.setdefault(step, {"step": step, "epoch": entry.get("epoch")})
             if "loss" in entry:
-                row["loss"] = entry["loss"]
-            for key in ("eval_loss", "eval_pearson", "eval_spearman"):
-                if key in entry:
-                    row[key] = entry[key]
-        ordered = [rows[s] for s in sorted(rows)]
-        for row in ordered:
+                losses.append(float(entry["loss"]))
+                if not evaluated:
+                    rows.append({"step": step, "epoch": entry.get("epoch"), "loss": entry["loss"]})
+            if any(key in entry for key in ("eval_loss", "eval_pearson", "eval_spearman")):
+                row = {"step": step, "epoch": entry.get("epoch")}
+                if losses:
+                    row["loss"] = sum(losses) / len(losses)
+                    losses = []
+                row.update({k: entry[k] for k in ("eval_loss", "eval_pearson", "eval_spearman") if k in entry})
+                rows.append(row)
+        for row in rows:
             row["best"] = self.best_step is not None and row["step"] == self.best_step and "eval_spearman" in row
-        return ordered
+        return rows
+
+    def loss_points(self) -> list[tuple[int, float]]:
+        return [(e["step"], float(e["loss"])) for e in self.log_history if "loss" in e and "step" in e]
 
     def score_description(self) -> str:
         low, high = self.label_scale
@@ -226,13 +238,12 @@ def save_plots(card: CrossEncoderModelCardData, folder: Path, scores: Any = None
     import matplotlib.pyplot as plt
 
     written = []
-    rows = card.log_rows()
-    loss_rows = [r for r in rows if "loss" in r]
-    eval_rows = [r for r in rows if "eval_spearman" in r]
-    if loss_rows or eval_rows:
+    loss_points = card.loss_points()
+    eval_rows = [r for r in card.log_rows() if "eval_spearman" in r]
+    if loss_points or eval_rows:
         fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
-        if loss_rows:
-            ax.plot([r["step"] for r in loss_rows], [r["loss"] for r in loss_rows], color="tab:blue", label="training loss")
+        if loss_points:
+            ax.plot([p[0] for p in loss_points], [p[1] for p in loss_points], color="tab:blue", label="training loss")
         ax.set_xlabel("step")
         ax.set_ylabel("training loss", color="tab:blue")
         if eval_rows:
