@@ -6,7 +6,9 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .errors import UserInputError
 
@@ -107,15 +109,25 @@ def main(argv: list[str] | None = None) -> int:
         return train_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
-    try:
-        if args.command == "publish":
-            from .publish import run_publish
+    return exit_code_of(_dispatch, args)
 
-            return run_publish(args)
-        return _evaluate(args) if args.command == "evaluate" else _predict(args)
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "publish":
+        from .publish import run_publish
+
+        return run_publish(args)
+    return _evaluate(args) if args.command == "evaluate" else _predict(args)
+
+
+def exit_code_of(command: Callable[[Any], Any], argument: Any) -> int:
+    """Run a command; bad input (`UserInputError`) becomes one `error:` line on stderr and its exit code (2)."""
+    try:
+        result = command(argument)
     except UserInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from .data import (
     resolve_columns,
 )
 from .data_collator import CrossEncoderDataCollator
-from .errors import ConfigError, UserInputError
+from .errors import ConfigError
 from .inference import CrossEncoderPredictor
 from .metrics import correlation_metrics, metrics_for_task
 from .model_card import CrossEncoderModelCardData
@@ -543,17 +543,15 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     if trainer.is_world_process_zero():
         Path(training_args.output_dir, "results.json").write_text(json.dumps(results, indent=2) + "\n")
         trainer.write_model_card(training_args.output_dir)
+        logger.info("results: %s", json.dumps({k: v for k, v in results.items() if k != "run"}))
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="End of training: best model and evaluation results")
-        logger.info("results: %s", json.dumps({k: v for k, v in results.items() if k != "run"}))
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of scripts/train.py and `hf-crossenc train`: exit code 0, or 2 for bad input."""
+    from .cli import exit_code_of
+
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    try:
-        run(argv)
-    except UserInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    return 0
+    return exit_code_of(run, argv)
