@@ -1,0 +1,174 @@
+"""Side-by-side benchmark: hf_crossenc vs sentence-transformers' CrossEncoderTrainer on the same job.
+
+Both sides fine-tune the bundled MiniLM-L6-H384 on STS-B train with the same plain recipe (BCE on
+labels/5, batch size, learning rate, warmup, epochs, seed, threads), then score the STS-B test
+pairs. Each side runs in its own subprocess, so peak RSS is its own. Prints samples/s, pairs/s,
+wall time, peak RSS and test Spearman for each, and the ratios; writes JSON and a plot.
+
+    pip install -c constraints.txt -e ".[bench]"
+    HF_HUB_OFFLINE=1 python scripts/bench.py                    # full: all of STS-B train, 1 epoch
+    HF_HUB_OFFLINE=1 python scripts/bench.py --quick            # smoke: 256 pairs
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def load_stsb(path: Path, limit: int | None) -> tuple[list[tuple[str, str]], list[float]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))[:limit]
+    return [(r["sentence1"], r["sentence2"]) for r in rows], [float(r["similarity_score"]) / 5.0 for r in rows]
+
+
+def spearman(scores, labels) -> float:
+    from scipy import stats
+
+    return float(stats.spearmanr(scores, labels)[0])
+
+
+def run_peer(args: argparse.Namespace, work: Path) -> dict:
+    from datasets import Dataset
+    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+
+    from hf_crossenc.modeling import bundled_model_path
+
+    pairs, labels = load_stsb(args.data_dir / "train.csv", args.max_train_samples)
+    test_pairs, test_labels = load_stsb(args.data_dir / "test.csv", args.max_eval_samples)
+    model = CrossEncoder(str(bundled_model_path()), num_labels=1, max_length=args.max_length)
+    train = Dataset.from_dict({"sentence1": [a for a, _ in pairs], "sentence2": [b for _, b in pairs], "label": labels})
+    targs = CrossEncoderTrainingArguments(
+        output_dir=str(work / "peer"), num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size,
+        learning_rate=args.learning_rate, warmup_steps=0.1, seed=args.seed, save_strategy="no", eval_strategy="no",
+        report_to="none", logging_steps=100, disable_tqdm=True,
+    )  # fmt: skip
+    trainer = CrossEncoderTrainer(model=model, args=targs, train_dataset=train, loss=BinaryCrossEntropyLoss(model))
+    start = time.perf_counter()
+    trainer.train()
+    train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    scores = model.predict(test_pairs, batch_size=args.predict_batch_size, show_progress_bar=False)
+    predict_s = time.perf_counter() - start
+    return {"train_s": train_s, "train_examples": len(pairs) * args.epochs, "predict_s": predict_s,
+            "predict_pairs": len(test_pairs), "test_spearman": spearman(scores, test_labels)}  # fmt: skip
+
+
+def run_ours(args: argparse.Namespace, work: Path) -> dict:
+    from hf_crossenc import CrossEncoderPredictor
+    from hf_crossenc.training import run
+
+    out = work / "ours"
+    flags = [
+        "--train_file", str(args.data_dir / "train.csv"), "--label_scale", "0,5", "--output_dir", str(out),
+        "--num_train_epochs", str(args.epochs), "--per_device_train_batch_size", str(args.batch_size),
+        "--learning_rate", str(args.learning_rate), "--seed", str(args.seed), "--max_length", str(args.max_length),
+        "--teacher_weight", "0", "--symmetric_train", "none", "--eval_strategy", "no", "--save_strategy", "no",
+        "--load_best_model_at_end", "false", "--logging_steps", "100", "--disable_tqdm", "true",
+    ]  # fmt: skip
+    if args.max_train_samples:
+        flags += ["--max_train_samples", str(args.max_train_samples)]
+    results = run(flags)
+    test_pairs, test_labels = load_stsb(args.data_dir / "test.csv", args.max_eval_samples)
+    predictor = CrossEncoderPredictor.from_pretrained(out)
+    start = time.perf_counter()
+    scores = predictor.predict(test_pairs, batch_size=args.predict_batch_size)
+    predict_s = time.perf_counter() - start
+    return {"train_s": results["run"]["train_runtime_s"], "train_examples": results["run"]["train_examples_per_epoch"] * args.epochs,
+            "predict_s": predict_s, "predict_pairs": len(test_pairs), "test_spearman": spearman(scores, test_labels)}  # fmt: skip
+
+
+def side_main(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="hf_crossenc_bench_") as tmp:
+        started = time.perf_counter()
+        result = (run_peer if args.side == "peer" else run_ours)(args, Path(tmp))
+        result["wall_s"] = time.perf_counter() - started
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("@@BENCH@@" + json.dumps(result), flush=True)
+
+
+def launch_side(side: str, argv: list[str]) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--side", side, *argv], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{side} side failed:\n{proc.stderr[-4000:]}")
+    line = next(ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("@@BENCH@@"))
+    result = json.loads(line[len("@@BENCH@@") :])
+    result["samples_per_s"] = result["train_examples"] / result["train_s"]
+    result["pairs_per_s"] = result["predict_pairs"] / result["predict_s"]
+    return result
+
+
+def report(results: dict[str, dict], output: Path, plot: Path | None) -> None:
+    rows = [("training samples/s", "samples_per_s", True), ("inference pairs/s", "pairs_per_s", True),
+            ("wall time (s)", "wall_s", False), ("peak RSS (MB)", "peak_rss_mb", False), ("test Spearman", "test_spearman", None)]  # fmt: skip
+    peer, ours = results.get("sentence-transformers"), results["hf_crossenc"]
+    print(f"{'metric':<20} {'sentence-transformers':>22} {'hf_crossenc':>12} {'ratio':>8}")
+    for label, key, higher_better in rows:
+        p = peer[key] if peer else float("nan")
+        o = ours[key]
+        ratio = "" if higher_better is None or not peer else f"{(o / p if higher_better else p / o):.2f}x"
+        print(f"{label:<20} {p:>22.4f} {o:>12.4f} {ratio:>8}")
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written {output}")
+    if plot is not None and peer:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(7, 3), dpi=110)
+        for ax, key, title in ((axes[0], "samples_per_s", "training samples/s"), (axes[1], "pairs_per_s", "inference pairs/s")):
+            ax.bar(["sentence-transformers", "hf_crossenc"], [peer[key], ours[key]], color=["tab:grey", "tab:blue"])
+            ax.set_title(title)
+        fig.tight_layout()
+        fig.savefig(plot)
+        print(f"written {plot}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_dir", type=Path, default=Path("../shared/data/stsb"))
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--learning_rate", type=float, default=2e-5)
+    parser.add_argument("--max_length", type=int, default=128)
+    parser.add_argument("--predict_batch_size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max_train_samples", type=int, default=None)
+    parser.add_argument("--max_eval_samples", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 256 training pairs, 256 test pairs")
+    parser.add_argument("--skip_peer", action="store_true", help="only run hf_crossenc")
+    parser.add_argument("--output", type=Path, default=Path("bench_results.json"))
+    parser.add_argument("--plot", type=Path, default=Path("bench.png"))
+    parser.add_argument("--side", choices=["peer", "ours"], default=None, help=argparse.SUPPRESS)
+    args, _ = parser.parse_known_args()
+    if args.quick:
+        args.max_train_samples = args.max_train_samples or 256
+        args.max_eval_samples = args.max_eval_samples or 256
+    if args.side:
+        side_main(args)
+        return
+    argv = [a for a in sys.argv[1:] if a not in ("--skip_peer",)]
+    if args.quick:
+        argv += ["--max_train_samples", str(args.max_train_samples), "--max_eval_samples", str(args.max_eval_samples)]
+    results = {}
+    if not args.skip_peer:
+        results["sentence-transformers"] = launch_side("peer", argv)
+    results["hf_crossenc"] = launch_side("ours", argv)
+    report(results, args.output, args.plot)
+
+
+if __name__ == "__main__":
+    main()
