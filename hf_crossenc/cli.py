@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--label_column", default=None, help="label column (default: auto-detect)")
     ev.add_argument("--label_scale", default=None, help="raw label range, e.g. '0,5' (default: the scale the model was trained with)")
     ev.add_argument("--batch_size", type=int, default=64)
+    ev.add_argument("--symmetric", action="store_true", help="average the scores of (a, b) and (b, a)")
     ev.add_argument("--output", default=None, help="also write the metrics to this JSON file")
 
     pr = sub.add_parser("predict", help="score pairs from a file or the command line")
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_column_flags(pr)
     pr.add_argument("--output", default=None, help="write JSON lines here instead of stdout")
     pr.add_argument("--rescale", action="store_true", help="report scores on the original label scale (e.g. 0-5)")
+    pr.add_argument("--symmetric", action="store_true", help="average the scores of (a, b) and (b, a)")
     pr.add_argument("--batch_size", type=int, default=64)
 
     add_publish_arguments(sub.add_parser("publish", help="upload a trained model folder to the Hugging Face Hub (one commit)"))
@@ -70,7 +72,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if scale == "auto":
         raise UserInputError("evaluate needs an explicit --label_scale (or none, to use the model's).")
     split = build_split(table, columns, name="evaluation", scale=scale)
-    scores = predictor.predict(list(zip(split.dataset["text_a"], split.dataset["text_b"])), batch_size=args.batch_size)
+    pairs = list(zip(split.dataset["text_a"], split.dataset["text_b"]))
+    scores = predictor.predict(pairs, batch_size=args.batch_size, symmetric=args.symmetric)
     metrics = {**correlation_metrics(scores, split.dataset["label"]), "n": len(split)}
     text = json.dumps(metrics, indent=2)
     if args.output:
@@ -92,7 +95,7 @@ def _predict(args: argparse.Namespace) -> int:
     else:
         pairs = [tuple(p) for p in args.pair]
     predictor = CrossEncoderPredictor.from_pretrained(args.model, trust_pickle_weights=args.trust_pickle_weights)
-    scores = predictor.predict(pairs, batch_size=args.batch_size, rescale=args.rescale)
+    scores = predictor.predict(pairs, batch_size=args.batch_size, rescale=args.rescale, symmetric=args.symmetric)
     lines = [json.dumps({"text_a": a, "text_b": b, "score": round(float(s), 6)}) for (a, b), s in zip(pairs, scores)]
     if args.output:
         Path(args.output).write_text("\n".join(lines) + "\n")

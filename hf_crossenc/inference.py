@@ -73,11 +73,14 @@ class CrossEncoderPredictor:
         pairs: Sequence[tuple[str, str]] | Sequence[Sequence[str]],
         batch_size: int = 64,
         rescale: bool = False,
+        symmetric: bool = False,
     ) -> np.ndarray:
         """Score pairs; returns scores in input order.
 
         Scores are on the 0–1 training scale (sigmoid of the logit) unless ``rescale=True``, which maps
         them back onto the original label scale recorded at training time (e.g. 0–5 for STS-B).
+        ``symmetric=True`` averages the scores of (a, b) and (b, a): the result no longer depends on
+        the order, at twice the compute (plain transformers gives the one-order score).
         Pairs are tokenized once and batched by token length, so little compute goes to padding.
         """
         if len(pairs) == 0:
@@ -85,6 +88,14 @@ class CrossEncoderPredictor:
         for i, pair in enumerate(pairs):
             if len(pair) != 2 or not all(isinstance(t, str) for t in pair):
                 raise ValueError(f"pair {i} must be two strings, got {pair!r}")
+        out = self._scores(pairs, batch_size)
+        if symmetric:
+            out = (out + self._scores([(b, a) for a, b in pairs], batch_size)) / 2
+        if rescale and self.semantics.activation == "sigmoid":
+            out = self.label_scale.denormalise(out)
+        return out
+
+    def _scores(self, pairs: Sequence[Sequence[str]], batch_size: int) -> np.ndarray:
         encoded = self.tokenizer([p[0] for p in pairs], [p[1] for p in pairs], truncation="longest_first", max_length=self.max_length)
         order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
         device = self.model.device
@@ -97,7 +108,4 @@ class CrossEncoderPredictor:
             scores = self.activate(self.model(**batch).logits).cpu()
             for j, i in enumerate(idx):
                 results[i] = scores[j]
-        out = torch.stack(results).numpy()
-        if rescale and self.semantics.activation == "sigmoid":
-            out = self.label_scale.denormalise(out)
-        return out
+        return torch.stack(results).numpy()

@@ -115,6 +115,12 @@ def test_train_saves_safetensors_model_that_reloads_identically(trained, tiny_mo
     np.testing.assert_allclose(ours, plain.squeeze(-1).numpy(), rtol=1e-5, atol=1e-6)
     rescaled = CrossEncoderPredictor.from_pretrained(out).predict(pairs, rescale=True)
     np.testing.assert_allclose(rescaled, ours * 5.0, rtol=1e-6)
+    # Symmetric scoring: the mean of both orders, and the same whichever order the pair comes in.
+    predictor = CrossEncoderPredictor.from_pretrained(out)
+    flipped = [(b, a) for a, b in pairs]
+    symmetric = predictor.predict(pairs, symmetric=True)
+    np.testing.assert_allclose(symmetric, (ours + predictor.predict(flipped)) / 2, atol=1e-6)
+    np.testing.assert_allclose(predictor.predict(flipped, symmetric=True), symmetric, atol=1e-6)
 
     # The reported test metric is reproducible from the saved model.
     metrics_file = out.parent / "eval.json"
