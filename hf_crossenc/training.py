@@ -393,13 +393,11 @@ def card_examples(splits: dict[str, PairSplit], scale: LabelScale) -> list[dict[
     split = splits.get("validation") or splits.get("test")
     if split is None or "label" not in split.dataset.column_names:
         return []
-    ds = split.dataset
-    order = sorted(range(len(ds)), key=lambda i: ds[i]["label"])
-    picks = [order[round(k * (len(order) - 1) / max(1, CARD_EXAMPLES - 1))] for k in range(min(CARD_EXAMPLES, len(order)))]
-    return [
-        {"text_a": ds[i][TEXT_A], "text_b": ds[i][TEXT_B], "gold": scale.denormalise(ds[i]["label"]), "split": split.name}
-        for i in sorted(set(picks), key=lambda i: -ds[i]["label"])
-    ]
+    labels = split.dataset["label"]  # one column read, not a row read per comparison
+    order = sorted(range(len(labels)), key=labels.__getitem__)
+    picks = {order[round(k * (len(order) - 1) / max(1, CARD_EXAMPLES - 1))] for k in range(min(CARD_EXAMPLES, len(order)))}
+    rows = split.dataset.select(sorted(picks, key=lambda i: -labels[i]))
+    return [{"text_a": row[TEXT_A], "text_b": row[TEXT_B], "gold": scale.denormalise(row["label"]), "split": split.name} for row in rows]
 
 
 def evaluate_saved_model(folder: str, splits: dict[str, PairSplit], trainer: CrossEncoderTrainer) -> dict[str, Any]:
