@@ -1,0 +1,302 @@
+"""Hard-negative mining: exact rankings with a hand-made stub encoder, file writing, and the CLI on the tiny model."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hf_crossenc import mining
+from hf_crossenc.data import read_table
+from hf_crossenc.errors import ConfigError, DataError
+from hf_crossenc.mining import MiningResult, build_parser, check_mining_settings, mine_hard_negatives, run_mine, write_mined
+
+# Every passage is (a, b, rest): its cosine with q0 (= e0) is a, with q1 (= e1) is b.
+COSINES = {
+    "n1": (0.95, 0.00),
+    "n2": (0.58, 0.20),
+    "n3": (0.50, 0.40),
+    "n4": (0.40, 0.70),
+    "n5": (0.20, 0.86),
+    "n6": (0.10, 0.50),
+    "n7": (0.00, 0.30),
+    "p0": (0.80, 0.10),
+    "p0b": (0.60, 0.05),
+    "p1": (0.30, 0.90),
+}
+# q0 has positives p0 (0.80) and p0b (0.60); q1 has p1 (0.90). Ranks after removing the positives:
+#   q0: n1 .95, n2 .58, n3 .50, n4 .40, p1 .30, n5 .20, n6 .10, n7 .00
+#   q1: n5 .86, n4 .70, n6 .50, n3 .40, n7 .30, n2 .20, p0 .10, p0b .05, n1 .00
+QUERIES = ["q0", "q1", "q0"]
+POSITIVES = ["p0", "p1", "p0b"]
+CORPUS = ["n1", "n2", "n3", "n4", "n5", "n6", "n7"]
+
+
+class StubEncoder:
+    """Hand-made unit vectors, so every cosine (and ranking) is known exactly."""
+
+    def __init__(self) -> None:
+        self.vectors = {"q0": np.array([1.0, 0.0, 0.0]), "q1": np.array([0.0, 1.0, 0.0])}
+        for text, (a, b) in COSINES.items():
+            self.vectors[text] = np.array([a, b, math.sqrt(1.0 - a * a - b * b)])
+        self.encoded: list[str] = []
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.encoded.extend(texts)
+        return np.stack([self.vectors[t] for t in texts]).astype(np.float32)
+
+
+def negatives(row: dict[str, str]) -> list[str]:
+    return [row[k] for k in sorted((k for k in row if k.startswith("negative_")), key=lambda k: int(k.split("_")[1]))]
+
+
+def mine(**kwargs) -> MiningResult:
+    return mine_hard_negatives(QUERIES, POSITIVES, StubEncoder(), corpus=CORPUS, **kwargs)
+
+
+def test_positives_excluded_and_rows_of_a_query_share_its_negatives():
+    result = mine(num_negatives=3, margin=None)
+    assert [(r["query"], r["positive"]) for r in result.rows] == list(zip(QUERIES, POSITIVES))
+    assert negatives(result.rows[0]) == ["n1", "n2", "n3"]  # p0 (.80) and p0b (.60) outrank n2 but are q0's positives
+    assert negatives(result.rows[2]) == negatives(result.rows[0])
+    assert negatives(result.rows[1]) == ["n5", "n4", "n6"]  # p1 excluded
+    assert set(result.rows[0]) == {"query", "positive", "negative_1", "negative_2", "negative_3"}
+
+
+def test_num_negatives_caps_the_count_and_another_querys_positive_is_a_candidate():
+    result = mine(num_negatives=5, margin=None)
+    assert negatives(result.rows[0]) == ["n1", "n2", "n3", "n4", "p1"]
+    assert negatives(result.rows[1]) == ["n5", "n4", "n6", "n3", "n7"]
+    assert negatives(mine(num_negatives=1, margin=None).rows[1]) == ["n5"]
+
+
+def test_margin_drops_candidates_close_to_the_lowest_positive():
+    result = mine(num_negatives=3)  # default margin 0.05
+    assert negatives(result.rows[0]) == ["n3", "n4", "p1"]  # n1 .95 and n2 .58 lie above .60 - .05
+    assert negatives(result.rows[1]) == ["n4", "n6", "n3"]  # n5 .86 lies above .90 - .05
+    assert result.summary["filtered_by_margin"] == 3
+    assert negatives(mine(num_negatives=3, margin=-0.2).rows[0]) == ["n2", "n3", "n4"]  # a negative margin lets n2 (< .80) through
+
+
+def test_range_window_skips_the_top_and_stops_at_range_max():
+    result = mine(num_negatives=5, range_min=1, range_max=4, margin=None)
+    assert negatives(result.rows[0]) == ["n2", "n3", "n4"]  # ranks 1..3 only: fewer than asked, kept
+    assert negatives(result.rows[1]) == ["n4", "n6", "n3"]
+    assert result.summary["filtered_by_range"] == 2
+    assert result.summary["negatives_per_query"] == {"mean": 3.0, "min": 3, "max": 3}
+
+
+def test_max_score_drops_candidates_above_the_ceiling():
+    result = mine(num_negatives=2, margin=None, max_score=0.45)
+    assert negatives(result.rows[0]) == ["n4", "p1"]
+    assert negatives(result.rows[1]) == ["n3", "n7"]
+    assert result.summary["filtered_by_max_score"] == 6  # q0: n1 n2 n3; q1: n5 n4 n6
+
+
+def test_summary_counts_match_a_hand_computation():
+    result = mine(num_negatives=2, range_min=1, range_max=6, margin=0.05, max_score=0.45)
+    # q0 window n2 n3 n4 p1 n5: margin (<= .55) drops n2, ceiling drops n3 -> n4, p1
+    # q1 window n4 n6 n3 n7 n2: margin (<= .85) drops none, ceiling drops n4 n6 -> n3, n7
+    assert negatives(result.rows[0]) == ["n4", "p1"] and negatives(result.rows[1]) == ["n3", "n7"]
+    summary = result.summary
+    assert {k: summary[k] for k in ("queries", "rows", "corpus_size", "num_negatives", "range_min", "range_max")} == {
+        "queries": 2,
+        "rows": 3,
+        "corpus_size": 10,
+        "num_negatives": 2,
+        "range_min": 1,
+        "range_max": 6,
+    }
+    assert summary["negatives_per_query"] == {"mean": 2.0, "min": 2, "max": 2}
+    assert summary["queries_without_negatives"] == 0
+    # range: n1 for q0, n5 for q1; margin: n2; ceiling: n3 for q0, n4 and n6 for q1
+    assert [summary[f"filtered_by_{name}"] for name in ("range", "margin", "max_score")] == [2, 1, 3]
+    assert summary["mean_positive_score"] == pytest.approx((0.80 + 0.60 + 0.90) / 3, abs=1e-5)
+    assert summary["mean_negative_score"] == pytest.approx((0.40 + 0.30 + 0.40 + 0.30) / 4, abs=1e-5)
+    json.dumps(summary)  # serialisable as is
+
+
+def test_a_query_without_negatives_is_written_and_counted():
+    result = mine(num_negatives=3, range_min=8, range_max=20, margin=None)
+    assert result.rows[0] == {"query": "q0", "positive": "p0"}  # q0 has only 8 candidates (ranks 0..7)
+    assert negatives(result.rows[1]) == ["n1"]  # q1's rank 8
+    summary = result.summary
+    assert summary["queries_without_negatives"] == 1
+    assert summary["negatives_per_query"] == {"mean": 0.5, "min": 0, "max": 1}
+    assert summary["filtered_by_range"] == 16
+
+
+def test_corpus_is_deduplicated_and_the_query_text_is_never_its_own_negative():
+    encoder = StubEncoder()
+    result = mine_hard_negatives(QUERIES, POSITIVES, encoder, corpus=["q1", "n3", "n3", "p0", "n7"], num_negatives=10, margin=None)
+    assert result.summary["corpus_size"] == 6  # q1, n3, p0, n7 + p1, p0b
+    assert negatives(result.rows[1]) == ["n3", "n7", "p0", "p0b"]  # "q1" (cosine 1 with itself) excluded
+    assert negatives(result.rows[0]) == ["n3", "p1", "q1", "n7"]  # q1 and n7 tie at cosine 0: corpus order
+    assert sorted(set(encoder.encoded)) == sorted({"q0", "q1", "n3", "p0", "n7", "p1", "p0b"})
+
+
+def test_blocked_scoring_gives_the_same_result(monkeypatch):
+    expected = mine(num_negatives=4, range_min=1, margin=0.05)
+    monkeypatch.setattr(mining, "SCORE_BLOCK_ELEMENTS", 7)  # one query per block
+    blocked = mine(num_negatives=4, range_min=1, margin=0.05)
+    assert blocked.rows == expected.rows
+    for key, value in expected.summary.items():
+        assert blocked.summary[key] == (pytest.approx(value, abs=1e-6) if isinstance(value, float) else value)
+
+
+def test_ties_break_by_corpus_order():
+    scores = np.array([0.5, 0.9, 0.5, 0.5, 0.1, 0.9], dtype=np.float32)
+    assert mining._top_k(scores.copy(), 6).tolist() == [1, 5, 0, 2, 3, 4]
+    assert mining._top_k(scores.copy(), 3).tolist() == [1, 5, 0]
+    assert mining._top_k(scores.copy(), 4).tolist() == [1, 5, 0, 2]
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ConfigError, match="--range_max"):
+        check_mining_settings(5, 10, 10)
+    with pytest.raises(ConfigError, match="--num_negatives"):
+        mine(num_negatives=0)
+    with pytest.raises(ConfigError, match="--margin"):
+        mine(margin=float("nan"))
+    assert build_parser().parse_args(["in.csv", "--output", "o.csv", "--margin", "none"]).margin is None
+
+
+# ---- writing ---------------------------------------------------------------------------
+
+
+def uneven_result() -> MiningResult:
+    return mine(num_negatives=3, range_min=7, range_max=20, margin=None)  # q0: 1 negative, q1: 2
+
+
+def test_csv_round_trip_with_empty_cells_for_missing_negatives(tmp_path):
+    result = uneven_result()
+    write_mined(result, tmp_path / "out" / "mined.csv")
+    table = read_table(tmp_path / "out" / "mined.csv")
+    assert table.columns == ["query", "positive", "negative_1", "negative_2"]
+    assert table.rows[0] == {"query": "q0", "positive": "p0", "negative_1": "n7", "negative_2": ""}
+    assert [{k: v for k, v in row.items() if v != ""} for row in table.rows] == result.rows
+    assert sorted(os.listdir(tmp_path / "out")) == ["mined.csv"]  # no temporary file left behind
+
+
+def test_jsonl_round_trip_holds_only_the_negatives_found(tmp_path):
+    result = uneven_result()
+    write_mined(result, tmp_path / "mined.jsonl")
+    assert read_table(tmp_path / "mined.jsonl").rows == result.rows
+    assert "negative_2" not in result.rows[0]
+
+
+def test_unsupported_suffix_is_refused_and_nothing_is_written(tmp_path):
+    with pytest.raises(DataError, match="mined.txt") as info:
+        write_mined(uneven_result(), tmp_path / "mined.txt")
+    assert ".jsonl" in str(info.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_failed_write_leaves_no_file_and_the_old_file_intact(tmp_path, monkeypatch):
+    target = tmp_path / "mined.csv"
+
+    def failing_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(mining.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        write_mined(uneven_result(), target)
+    assert os.listdir(tmp_path) == []
+    target.write_text("old\n")
+    with pytest.raises(OSError, match="disk full"):
+        write_mined(uneven_result(), target, overwrite=True)
+    assert os.listdir(tmp_path) == ["mined.csv"] and target.read_text() == "old\n"
+
+
+def test_existing_output_is_refused_unless_overwrite(tmp_path):
+    target = tmp_path / "mined.jsonl"
+    target.write_text("keep me\n")
+    with pytest.raises(DataError, match="refusing to overwrite") as info:
+        write_mined(uneven_result(), target)
+    assert str(target) in str(info.value)
+    assert target.read_text() == "keep me\n"
+    write_mined(uneven_result(), target, overwrite=True)
+    assert len(read_table(target).rows) == 3
+
+
+# ---- command line ------------------------------------------------------------------------
+
+
+def write_csv(path: Path, rows: list[list[str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+    return path
+
+
+PAIRS = [
+    ["query", "positive"],
+    ["how do cats sleep", "cats sleep most of the day"],
+    ["how do cats sleep", "a cat naps in the sun"],
+    ["what is rust", "rust is a programming language"],
+    ["capital of france", "paris is the capital of france"],
+    ["boiling point of water", "water boils at 100 degrees"],
+]
+
+
+def test_run_mine_end_to_end_on_the_tiny_model(tmp_path, tiny_model_dir, capsys):
+    write_csv(tmp_path / "pairs.csv", PAIRS)
+    (tmp_path / "corpus.jsonl").write_text(
+        "".join(
+            json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(["dogs bark", "the sky is blue", "bread is baked", "cats sleep"])
+        )
+    )
+    argv = ["pairs.csv", "--output", "mined.csv", "--corpus", "corpus.jsonl", "--model", str(tiny_model_dir)]
+    argv += ["--num_negatives", "3", "--margin", "none", "--summary", "summary.json", "--batch_size", "4"]
+    assert run_mine(build_parser().parse_args(argv)) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert json.loads((tmp_path / "summary.json").read_text()) == printed
+    assert printed["rows"] == 5 and printed["queries"] == 4 and printed["corpus_size"] == 9
+    assert printed["negatives_per_query"] == {"mean": 3.0, "min": 3, "max": 3}  # nothing filtered: 3 of 7 or 8 candidates
+    rows = read_table(tmp_path / "mined.csv").rows
+    assert len(rows) == 5
+    by_query: dict[str, set[str]] = {}
+    for row in rows:
+        by_query.setdefault(row["query"], set()).add(row["positive"])
+    for row in rows:
+        found = [row[f"negative_{k}"] for k in (1, 2, 3)]
+        assert len(set(found)) == 3 and not set(found) & by_query[row["query"]]
+
+    with pytest.raises(DataError, match="refusing to overwrite"):
+        run_mine(build_parser().parse_args(argv))
+    assert run_mine(build_parser().parse_args([*argv, "--overwrite", "--range_min", "1"])) == 0
+    assert json.loads(capsys.readouterr().out)["filtered_by_range"] == 4
+
+
+def test_empty_query_cell_is_reported_before_the_model_is_loaded(tmp_path, capsys):
+    bad = [row[:] for row in PAIRS]
+    bad[2][0] = "  "  # spreadsheet row 3
+    write_csv(tmp_path / "pairs.csv", bad)
+    # A model path that does not exist: reaching the model would raise ConfigError, not DataError.
+    argv = ["pairs.csv", "--output", "mined.jsonl", "--model", str(tmp_path / "no-such-model"), "--summary", "s.json"]
+    with pytest.raises(DataError) as info:
+        run_mine(build_parser().parse_args(argv))
+    message = str(info.value)
+    assert "pairs.csv" in message and "row 3" in message and "'query'" in message
+    assert not (tmp_path / "mined.jsonl").exists() and not (tmp_path / "s.json").exists()
+    assert mining.main(argv) == 2
+    assert capsys.readouterr().err.startswith("error: file pairs.csv, row 3, column 'query'")
+
+
+def test_columns_are_detected_or_named(tmp_path):
+    (tmp_path / "qa.jsonl").write_text(json.dumps({"question": "q", "answer": "a"}) + "\n" + json.dumps({"question": "r"}) + "\n")
+    with pytest.raises(DataError, match="row 2, column 'answer': the text is missing"):
+        mining.read_pairs("qa.jsonl")
+    write_csv(tmp_path / "pairs.csv", [["anchor", "pos", "other"], ["q", "a", "b"]])
+    assert mining.read_pairs("pairs.csv") == (["q"], ["a"])
+    assert mining.read_pairs("pairs.csv", positive_column="other") == (["q"], ["b"])
+    with pytest.raises(DataError, match="'positive' does not exist") as info:
+        mining.read_pairs("pairs.csv", positive_column="positive")
+    assert "--positive_column" in str(info.value)
+    write_csv(tmp_path / "corpus.csv", [["body_text"], ["x"], ["y"]])
+    assert mining.read_corpus("corpus.csv") == ["x", "y"]
