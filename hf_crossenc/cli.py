@@ -1,4 +1,4 @@
-"""`hf-crossenc` command line: train, evaluate, predict and publish."""
+"""`hf-crossenc` command line: train, evaluate, predict, rank, mine and publish."""
 
 from __future__ import annotations
 
@@ -35,7 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
 
-    ev = sub.add_parser("evaluate", help="score a labelled file with a trained model and print Pearson/Spearman")
+    ev = sub.add_parser(
+        "evaluate",
+        help="score a labelled file with a trained model and print the metrics of its task "
+        "(Pearson/Spearman, accuracy/F1/AUC, or MAP/MRR@10/NDCG@10 by query)",
+    )
     ev.add_argument("model", help="trained model folder or Hub id")
     ev.add_argument("data", help="labelled pairs (.csv/.tsv/.json/.jsonl/.parquet)")
     _add_column_flags(ev)
@@ -56,29 +60,110 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--symmetric", action="store_true", help="average the scores of (a, b) and (b, a)")
     pr.add_argument("--batch_size", type=int, default=64)
 
+    rk = sub.add_parser("rank", help="rerank passages for a query with a trained reranker (best first, JSON lines)")
+    rk.add_argument("model", help="trained model folder or Hub id")
+    rk.add_argument("--query", required=True, help="the query")
+    rk_src = rk.add_mutually_exclusive_group(required=True)
+    rk_src.add_argument("--passages", help="text file with one passage per line")
+    rk_src.add_argument("--passage", action="append", help="one passage (repeatable)")
+    rk.add_argument("--top_k", type=int, default=None, help="print only the best K")
+    rk.add_argument("--batch_size", type=int, default=64)
+    rk.add_argument(
+        "--trust_pickle_weights", action="store_true", help="allow a model stored as pickle (pytorch_model.bin): unpickling can run code"
+    )
+
+    from .mining import add_mine_arguments
+
+    add_mine_arguments(
+        sub.add_parser(
+            "mine",
+            help="mine hard negatives for (query, positive) pairs with a bi-encoder; writes query,positive,negative_1..n",
+            epilog=EPILOG,
+        )
+    )
     add_publish_arguments(sub.add_parser("publish", help="upload a trained model folder to the Hugging Face Hub (one commit)"))
     return parser
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .data import build_split, parse_label_scale, read_table, resolve_columns
+    from .data import read_table
     from .inference import CrossEncoderPredictor
-    from .metrics import correlation_metrics
 
     table = read_table(args.data)  # validate the input before loading the model
-    columns = resolve_columns(table, args.text_a_column, args.text_b_column, args.label_column)
     predictor = CrossEncoderPredictor.from_pretrained(args.model, trust_pickle_weights=args.trust_pickle_weights)
+    task = predictor.semantics.task
+    if task == "reranking":
+        metrics = _evaluate_ranking(args, table, predictor)
+    elif task == "classification":
+        metrics = _evaluate_classification(args, table, predictor)
+    else:
+        metrics = _evaluate_regression(args, table, predictor)
+    text = json.dumps(metrics, indent=2)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def _evaluate_regression(args: argparse.Namespace, table: Any, predictor: Any) -> dict[str, Any]:
+    from .data import build_split, parse_label_scale, resolve_columns
+    from .metrics import correlation_metrics
+
+    columns = resolve_columns(table, args.text_a_column, args.text_b_column, args.label_column)
     scale = parse_label_scale(args.label_scale) or predictor.label_scale
     if scale == "auto":
         raise UserInputError("evaluate needs an explicit --label_scale (or none, to use the model's).")
     split = build_split(table, columns, name="evaluation", scale=scale)
     pairs = list(zip(split.dataset["text_a"], split.dataset["text_b"]))
     scores = predictor.predict(pairs, batch_size=args.batch_size, symmetric=args.symmetric)
-    metrics = {**correlation_metrics(scores, split.dataset["label"]), "n": len(split)}
-    text = json.dumps(metrics, indent=2)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
-    print(text)
+    return {**correlation_metrics(scores, split.dataset["label"]), "n": len(split)}
+
+
+def _evaluate_classification(args: argparse.Namespace, table: Any, predictor: Any) -> dict[str, Any]:
+    from .data import build_class_split, resolve_columns
+    from .labels import LabelVocab
+    from .metrics import binary_classification_metrics, multiclass_metrics
+
+    columns = resolve_columns(table, args.text_a_column, args.text_b_column, args.label_column)
+    config = predictor.model.config
+    binary = predictor.semantics.activation == "sigmoid"
+    names = predictor.semantics.label_names or (["0", "1"] if binary else [config.id2label[i] for i in range(config.num_labels)])
+    split = build_class_split(table, columns, name="evaluation", vocab=LabelVocab(tuple(names), binary=binary))
+    pairs = list(zip(split.dataset["text_a"], split.dataset["text_b"]))
+    scores = predictor.predict(pairs, batch_size=args.batch_size, symmetric=args.symmetric)
+    if not binary:
+        return {**multiclass_metrics(scores, split.dataset["label"]), "n": len(split)}
+    threshold = predictor.semantics.threshold if predictor.semantics.threshold is not None else 0.5
+    return {**binary_classification_metrics(scores, split.dataset["label"], threshold), "threshold": threshold, "n": len(split)}
+
+
+def _evaluate_ranking(args: argparse.Namespace, table: Any, predictor: Any) -> dict[str, Any]:
+    from .metrics import ranking_metrics
+    from .ranking import GROUP, build_ranking_split
+
+    split = build_ranking_split(
+        table, name="evaluation", query_column=args.text_a_column, passage_column=args.text_b_column, label_column=args.label_column
+    )
+    pairs = list(zip(split.dataset["text_a"], split.dataset["text_b"]))
+    scores = predictor.predict(pairs, batch_size=args.batch_size)
+    return {**ranking_metrics(split.dataset[GROUP], scores, split.dataset["label"]), "n": len(split)}
+
+
+def _rank(args: argparse.Namespace) -> int:
+    from .inference import CrossEncoderPredictor
+
+    if args.passages:
+        path = Path(args.passages)
+        if not path.is_file():
+            raise UserInputError(f"file {path}: not found.")
+        passages = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        passages = list(args.passage)
+    if not passages:
+        raise UserInputError("no passages to rank.")
+    predictor = CrossEncoderPredictor.from_pretrained(args.model, trust_pickle_weights=args.trust_pickle_weights)
+    ranked = predictor.rank(args.query, passages, top_k=args.top_k, batch_size=args.batch_size)
+    sys.stdout.write("".join(json.dumps({"index": r.index, "score": round(r.score, 6), "passage": r.passage}) + "\n" for r in ranked))
     return 0
 
 
@@ -96,12 +181,26 @@ def _predict(args: argparse.Namespace) -> int:
         pairs = [tuple(p) for p in args.pair]
     predictor = CrossEncoderPredictor.from_pretrained(args.model, trust_pickle_weights=args.trust_pickle_weights)
     scores = predictor.predict(pairs, batch_size=args.batch_size, rescale=args.rescale, symmetric=args.symmetric)
-    lines = [json.dumps({"text_a": a, "text_b": b, "score": round(float(s), 6)}) for (a, b), s in zip(pairs, scores)]
+    lines = [json.dumps({"text_a": a, "text_b": b, **_prediction(predictor, s)}) for (a, b), s in zip(pairs, scores)]
     if args.output:
         Path(args.output).write_text("\n".join(lines) + "\n")
     else:
         sys.stdout.write("\n".join(lines) + "\n")
     return 0
+
+
+def _prediction(predictor: Any, score: Any) -> dict[str, Any]:
+    """One output record: the score, and for classifiers the predicted class (and class probabilities)."""
+    semantics = predictor.semantics
+    if getattr(score, "ndim", 0) == 1:  # softmax probabilities
+        names = [predictor.model.config.id2label[i] for i in range(len(score))]
+        return {"label": names[int(score.argmax())], "probabilities": {n: round(float(p), 6) for n, p in zip(names, score)}}
+    out = {"score": round(float(score), 6)}
+    if semantics.task == "classification":
+        negative, positive = semantics.label_names or ["0", "1"]
+        threshold = semantics.threshold if semantics.threshold is not None else 0.5
+        out["label"] = positive if score >= threshold else negative
+    return out
 
 
 # ---- publish ---------------------------------------------------------------------------
@@ -192,7 +291,12 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "publish":
         return run_publish(args)
-    return _evaluate(args) if args.command == "evaluate" else _predict(args)
+    if args.command == "mine":
+        from .mining import run_mine
+
+        return run_mine(args)
+    commands = {"evaluate": _evaluate, "predict": _predict, "rank": _rank}
+    return commands[args.command](args)
 
 
 def exit_code_of(command: Callable[[Any], Any], argument: Any) -> int:

@@ -441,3 +441,49 @@ def build_split(
     )
     dataset = datasets.Dataset.from_dict(data, features=features)
     return PairSplit(name=name, source=table.source, dataset=dataset, columns=columns, raw_label_stats=stats)
+
+
+# --------------------------------------------------------------------------------------------
+# Pair classification
+# --------------------------------------------------------------------------------------------
+
+
+def class_names(table: Table, columns: PairColumns, max_samples: int | None = None) -> tuple[list[str], bool]:
+    """Class name of every row (validated: one kind of label per column) and whether they are numbers."""
+    from .labels import class_names_of
+
+    assert columns.label is not None
+    rows = table.rows if max_samples is None else table.rows[:max_samples]
+    if not rows:
+        raise DataError("the split has no data rows.", source=table.source, hint="Provide at least one row.")
+    names = class_names_of(rows, columns.label, table.source, table.locate)
+    numeric = all(_is_integer_text(n) for n in names)
+    return names, numeric
+
+
+def _is_integer_text(name: str) -> bool:
+    return name.lstrip("-").isdigit()
+
+
+def build_class_split(table: Table, columns: PairColumns, *, name: str, vocab: Any, max_samples: int | None = None) -> PairSplit:
+    """Validated classification split: labels are 0/1 floats (binary) or class ids (multi-class)."""
+    from .labels import encode_labels
+
+    names, _ = class_names(table, columns, max_samples)
+    rows = table.rows[: len(names)]
+    texts_a = [_check_text(r.get(columns.text_a), table, i, columns.text_a) for i, r in enumerate(rows)]
+    texts_b = [_check_text(r.get(columns.text_b), table, i, columns.text_b) for i, r in enumerate(rows)]
+    assert columns.label is not None
+    labels = encode_labels(names, vocab, table.source, columns.label, table.locate)
+    features = datasets.Features(
+        {
+            TEXT_A: datasets.Value("string"),
+            TEXT_B: datasets.Value("string"),
+            LABEL: datasets.Value("float32") if vocab.binary else datasets.Value("int64"),
+        }
+    )
+    dataset = datasets.Dataset.from_dict({TEXT_A: texts_a, TEXT_B: texts_b, LABEL: labels}, features=features)
+    counts = {n: 0 for n in vocab.names}
+    for n in names:
+        counts[n] += 1
+    return PairSplit(name=name, source=table.source, dataset=dataset, columns=columns, raw_label_stats={"counts": counts})

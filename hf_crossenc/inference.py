@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -16,6 +17,14 @@ from .modeling import ScoreSemantics, safetensors_only
 logger = logging.getLogger(__name__)
 
 
+class Ranked(NamedTuple):
+    """One reranked passage: its position in the input, its score and its text."""
+
+    index: int
+    score: float
+    passage: str
+
+
 class CrossEncoderPredictor:
     """Scores (text_a, text_b) pairs with a sequence-classification model and its score semantics.
 
@@ -24,6 +33,8 @@ class CrossEncoderPredictor:
         predictor = CrossEncoderPredictor.from_pretrained("outputs/stsb-minilm-cross-encoder")
         predictor.predict([("A man is eating.", "Someone eats food.")])            # 0–1 scores
         predictor.predict([("A man is eating.", "Someone eats food.")], rescale=True)  # on the 0–5 label scale
+        reranker.rank("who wrote hamlet?", passages, top_k=3)  # [Ranked(index, score, passage), ...] best first
+        classifier.classify([("He left.", "He went away.")])   # ['1'] (class names; binary uses the stored threshold)
     """
 
     def __init__(
@@ -109,3 +120,26 @@ class CrossEncoderPredictor:
             for j, i in enumerate(idx):
                 results[i] = scores[j]
         return torch.stack(results).numpy()
+
+    def rank(self, query: str, passages: Sequence[str], top_k: int | None = None, batch_size: int = 64) -> list[Ranked]:
+        """Score every (query, passage) pair and return the passages sorted best first (ties keep input order)."""
+        if not isinstance(query, str):
+            raise ValueError(f"query must be a string, got {type(query).__name__}")
+        if self.semantics.activation == "softmax":
+            raise ValueError("rank() needs a one-score model (a reranker or similarity model), not a multi-class classifier")
+        scores = self.predict([(query, p) for p in passages], batch_size=batch_size)
+        order = np.argsort(-scores, kind="stable")
+        if top_k is not None:
+            order = order[: max(0, top_k)]
+        return [Ranked(int(i), float(scores[i]), passages[i]) for i in order]
+
+    def classify(self, pairs: Sequence[tuple[str, str]], batch_size: int = 64, threshold: float | None = None) -> list[str]:
+        """Class names of the pairs: argmax of the softmax, or for one-logit classifiers score >= threshold
+        (default: the threshold recorded at training time, else 0.5)."""
+        scores = self.predict(pairs, batch_size=batch_size)
+        config = self.model.config
+        if scores.ndim == 2:
+            return [config.id2label[int(i)] for i in scores.argmax(-1)]
+        names = self.semantics.label_names or ["0", "1"]
+        cut = threshold if threshold is not None else (self.semantics.threshold if self.semantics.threshold is not None else 0.5)
+        return [names[1] if s >= cut else names[0] for s in scores]

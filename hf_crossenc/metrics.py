@@ -40,10 +40,57 @@ def compute_regression_metrics(eval_pred: EvalPrediction) -> dict[str, float]:
     return correlation_metrics(sigmoid(np.asarray(logits).reshape(-1)), eval_pred.label_ids)
 
 
-def metrics_for_task(task: str) -> Callable[[EvalPrediction], dict[str, float]]:
+def _logits(eval_pred: EvalPrediction) -> np.ndarray:
+    return np.asarray(eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def compute_binary_metrics(eval_pred: EvalPrediction) -> dict[str, float]:
+    """`compute_metrics` for one-logit pair classifiers: accuracy/F1 at 0.5, ROC AUC and average precision."""
+    return binary_classification_metrics(sigmoid(_logits(eval_pred).reshape(-1)), eval_pred.label_ids)
+
+
+def compute_multiclass_metrics(eval_pred: EvalPrediction) -> dict[str, float]:
+    """`compute_metrics` for softmax pair classifiers: accuracy and macro F1."""
+    return multiclass_metrics(softmax(_logits(eval_pred)), eval_pred.label_ids)
+
+
+def compute_ranking_metrics(eval_pred: EvalPrediction) -> dict[str, float]:
+    """`compute_metrics` for rerankers: label_ids hold (relevance, group id) per pair; MAP, MRR@10, NDCG@10 by query."""
+    labels = np.asarray(eval_pred.label_ids).reshape(-1, 2)
+    return ranking_metrics(labels[:, 1].astype(np.int64).tolist(), sigmoid(_logits(eval_pred).reshape(-1)), labels[:, 0])
+
+
+def metrics_for_task(task: str, num_labels: int = 1) -> Callable[[EvalPrediction], dict[str, float]]:
+    """The `compute_metrics` function of a task (classification: binary with one logit, else multi-class)."""
     if task == "regression":
         return compute_regression_metrics
+    if task == "classification":
+        return compute_binary_metrics if num_labels == 1 else compute_multiclass_metrics
+    if task == "reranking":
+        return compute_ranking_metrics
     raise ValueError(f"unknown task {task!r}")
+
+
+def scores_from_logits(logits: np.ndarray, activation: str) -> np.ndarray:
+    """Model outputs → scores: sigmoid of one logit (N,), softmax over several (N, K), or the raw logit."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if activation == "softmax":
+        return softmax(logits)
+    flat = logits.reshape(len(logits), -1)[:, 0] if logits.ndim > 1 else logits
+    return sigmoid(flat) if activation == "sigmoid" else flat
+
+
+def is_collapsed(scores: np.ndarray, tolerance: float = 1e-4) -> bool:
+    """True when (near-)constant: all scores within `tolerance` of each other (a fine-tune that lost its signal)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    scores = scores.reshape(len(scores), -1)  # (N, 1) or (N, K) class probabilities: every column must vary
+    return len(scores) > 1 and float(np.ptp(scores, axis=0).max()) < tolerance
 
 
 # --------------------------------------------------------------------------------------------

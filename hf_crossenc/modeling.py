@@ -74,6 +74,10 @@ class ScoreSemantics:
     loss: str = "bce"
     max_length: int | None = None
     version: str = ""
+    threshold: float | None = None
+    """Binary classification: scores >= threshold mean the positive class (chosen on the validation split)."""
+    label_names: list[str] | None = None
+    """Classification: class names in id order (binary: [negative, positive])."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -99,12 +103,22 @@ def record_score_semantics(config: PretrainedConfig, semantics: ScoreSemantics) 
 
 
 def load_model_for_training(
-    name_or_path: str, num_labels: int = 1, dropout: float | None = None, trust_pickle_weights: bool = False
+    name_or_path: str,
+    num_labels: int = 1,
+    dropout: float | None = None,
+    trust_pickle_weights: bool = False,
+    id2label: dict[int, str] | None = None,
 ) -> PreTrainedModel:
-    """Load a base encoder with a fresh (or existing) sequence-classification head, safetensors only."""
+    """Load a base encoder with a fresh (or existing) sequence-classification head, safetensors only.
+
+    ``id2label`` names the logits (class names of a classifier; the positive class of a one-logit one).
+    """
     # problem_type stays unset: with one label, transformers' text-classification pipeline then applies the
     # sigmoid our scores are defined by ("regression" would make it return raw logits).
-    config = AutoConfig.from_pretrained(name_or_path, num_labels=num_labels)
+    kwargs: dict[str, Any] = {"num_labels": num_labels}
+    if id2label:
+        kwargs.update(id2label=dict(id2label), label2id={name: i for i, name in id2label.items()})
+    config = AutoConfig.from_pretrained(name_or_path, **kwargs)
     if dropout is not None:
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout", "dropout", "attention_dropout"):
             if hasattr(config, name):

@@ -16,7 +16,7 @@ from torch import nn
 from transformers import Trainer
 from transformers.trainer_utils import HubStrategy
 
-from .metrics import sigmoid
+from .metrics import is_collapsed, scores_from_logits
 from .model_card import CrossEncoderModelCardCallback, CrossEncoderModelCardData, write_card
 from .training_args import CrossEncoderTrainingArguments
 
@@ -34,6 +34,35 @@ def pointwise_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str) -> tor
     raise ValueError(f"unknown loss {loss!r}")
 
 
+def listwise_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Softmax cross-entropy over each group's passages, averaged over groups.
+
+    ``logits`` holds ``groups * group_size`` scores in group order; ``targets`` is the
+    ``(groups, group_size)`` target distribution (one-hot on the positive: ``-log softmax(positive)``).
+    """
+    scores = logits.float().reshape(targets.shape)
+    return -(targets.float() * torch.log_softmax(scores, dim=-1)).sum(-1).mean()
+
+
+def cross_encoder_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.Tensor:
+    """The loss of one batch, by the shape of the labels the collator produced.
+
+    * ``(groups, group_size)`` targets for ``groups * group_size`` logits → listwise;
+    * ``(pairs, 2)`` (relevance, group id) of reranking evaluation pairs → pointwise BCE on the relevance;
+    * class ids with several logits per pair ('ce') → softmax cross-entropy;
+    * 0–1 targets → `pointwise_loss`.
+    """
+    if labels.dim() == 2 and labels.shape[0] != logits.shape[0]:
+        if loss != "listwise":
+            raise ValueError(f"listwise groups in the batch but --loss {loss}")
+        return listwise_loss(logits, labels)
+    if labels.dim() == 2:
+        labels = labels[:, 0]
+    if loss == "ce":
+        return nn.functional.cross_entropy(logits.float(), labels.long())
+    return pointwise_loss(logits, labels, "bce" if loss == "listwise" else loss)
+
+
 MODEL_FILES = (
     "config.json",
     "model.safetensors",
@@ -45,6 +74,7 @@ MODEL_FILES = (
     "README.md",
     "training_curve.png",
     "eval_scatter.png",
+    "eval_scores.png",
     "training_args.json",
 )
 STATE_FILES = ("trainer_state.json",)
@@ -64,18 +94,39 @@ def stage_model_files(source: Path, target: Path, with_state: bool = False) -> N
                 shutil.copy2(src, target / name)
 
 
+def score_examples(examples: list[dict[str, Any]], logits: np.ndarray, config: Any) -> list[dict[str, Any]]:
+    """The card's example pairs with this model's scores (and predicted class names for classifiers)."""
+    semantics = getattr(config, "hf_crossenc", None) or {}
+    task = semantics.get("task", "regression")
+    if logits.shape[-1] > 1:
+        probs = scores_from_logits(logits, "softmax")
+        names = [config.id2label[i] for i in range(probs.shape[1])]
+        return [{**ex, "score": float(p.max()), "predicted": names[int(p.argmax())]} for ex, p in zip(examples, probs)]
+    scores = scores_from_logits(logits, "sigmoid")
+    out = [{**ex, "score": float(score)} for ex, score in zip(examples, scores)]
+    if task == "classification":
+        threshold = semantics.get("threshold") if semantics.get("threshold") is not None else 0.5
+        negative, positive = semantics.get("label_names") or ["0", "1"]
+        out = [{**ex, "predicted": positive if ex["score"] >= threshold else negative} for ex in out]
+    if task == "reranking":
+        out.sort(key=lambda ex: -ex["score"])
+    return out
+
+
 class CrossEncoderTrainer(Trainer):
     """Trainer for cross-encoders.
 
     Overrides only what differs from `transformers.Trainer`:
 
-    * `compute_loss` — the task's loss on the logits (BCE-with-logits or MSE for 0–1 targets), as a
-      per-batch mean that the Trainer scales for gradient accumulation;
+    * `compute_loss` — the task's loss on the logits (`cross_encoder_loss`: BCE or MSE for 0–1
+      targets, cross-entropy for classes, listwise softmax cross-entropy for reranking groups), as a
+      per-batch mean that the Trainer scales for gradient accumulation (and DDP averages);
     * `_save` — safetensors weights, config, tokenizer, a JSON dump of the (token-free) training
       arguments and, on the main process, the model card (README.md + plots); never a pickle file;
     * `_push_from_checkpoint` / `push_to_hub` — Hub pushes through `hf_crossenc.publish` (one
       commit, retries, no pickles) instead of Trainer's upload of the whole output directory;
-    * `evaluate` — only to remember which split is being scored (for the card's scatter plot).
+    * `evaluate` — only to remember which split is being scored (for the card's plots). Every
+      evaluation also checks for collapse: near-constant scores are logged as a loud warning.
 
     Pass ``model_card=CrossEncoderModelCardData(...)`` to get a card in every saved folder; a
     `CrossEncoderModelCardCallback` keeps it up to date during training.
@@ -91,6 +142,7 @@ class CrossEncoderTrainer(Trainer):
         self.card_examples: list[dict[str, Any]] = []
         self.eval_predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._metric_prefix = "eval"
+        self.collapsed_evaluations: list[int] = []
         if model_card is not None:
             self.add_callback(CrossEncoderModelCardCallback(model_card, model_card.extra_hyperparameters))
         if self.compute_metrics is not None:
@@ -100,8 +152,26 @@ class CrossEncoderTrainer(Trainer):
         """Remember the last scores and labels of each evaluated split (for the card's scatter plot)."""
 
         def wrapped(eval_pred: Any) -> dict[str, float]:
-            logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
-            self.eval_predictions[self._metric_prefix] = (sigmoid(np.asarray(logits).reshape(-1)), np.asarray(eval_pred.label_ids))
+            logits = np.asarray(eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions)
+            labels = np.asarray(eval_pred.label_ids)
+            if labels.ndim == 2 and labels.shape[1] == 2 and self.args.task == "reranking":
+                labels = labels[:, 0]
+            activation = "softmax" if logits.ndim == 2 and logits.shape[1] > 1 else "sigmoid"
+            scores = scores_from_logits(logits, activation)
+            self.eval_predictions[self._metric_prefix] = (scores, labels)
+            if is_collapsed(scores):
+                self.collapsed_evaluations.append(self.state.global_step)
+                logger.warning(
+                    "\n%s\nCOLLAPSE: at step %d all %d %s scores are (nearly) identical (spread %.2e): the model no longer "
+                    "tells pairs apart. Lower --learning_rate, add --warmup_steps, check the labels, or resume from an earlier "
+                    "checkpoint.\n%s",
+                    "!" * 100,
+                    self.state.global_step,
+                    len(scores),
+                    self._metric_prefix,
+                    float(np.ptp(scores.reshape(len(scores), -1), axis=0).max()),
+                    "!" * 100,
+                )
             return compute_metrics(eval_pred)
 
         return wrapped
@@ -119,7 +189,7 @@ class CrossEncoderTrainer(Trainer):
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         labels = inputs.pop("labels")
         outputs = model(**inputs)
-        loss = pointwise_loss(outputs.logits, labels, self.args.loss)
+        loss = cross_encoder_loss(outputs.logits, labels, self.args.loss)
         return (loss, outputs) if return_outputs else loss
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
@@ -189,8 +259,8 @@ class CrossEncoderTrainer(Trainer):
                 return_tensors="pt",
             ).to(model.device)
             with torch.inference_mode():
-                scores = torch.sigmoid(model(**enc).logits.float()).squeeze(-1).tolist()
+                logits = model(**enc).logits.float().cpu().numpy()
             model.train(was_training)
-            self.model_card.examples = [{**ex, "score": score} for ex, score in zip(self.card_examples, scores)]
+            self.model_card.examples = score_examples(self.card_examples, logits, model.config)
         preds = self.eval_predictions.get("validation") or self.eval_predictions.get("eval")
         write_card(self.model_card, output_dir, *(preds or (None, None)))

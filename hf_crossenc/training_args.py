@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
-TASKS = ("regression",)
-LOSSES = ("bce", "mse")
+TASKS = ("regression", "classification", "reranking")
+LOSSES = ("bce", "mse", "ce", "listwise")
+TASK_LOSSES = {"regression": ("bce", "mse"), "classification": ("bce", "ce"), "reranking": ("bce", "listwise")}
+DEFAULT_LOSS = {"regression": "bce", "reranking": "listwise"}  # classification: bce (binary) or ce, from the labels
+DEFAULT_METRIC = {"regression": "spearman", "classification": "accuracy", "reranking": "map"}
 
 
 def bf16_is_fast(use_cpu: bool = False) -> bool:
@@ -24,23 +27,31 @@ class CrossEncoderTrainingArguments(TrainingArguments):
     """Training arguments of hf_crossenc.
 
     Adds the task and loss, and changes defaults that matter for cross-encoders: evaluation and
-    checkpoints every epoch, the best checkpoint by dev Spearman, batches grouped by token length,
+    checkpoints every epoch, the best checkpoint by the task's validation metric, batches grouped by token length,
     and no column removal (the collator needs the raw texts).
     """
 
     task: str = field(
         default="regression",
         metadata={
-            "help": "What the model learns: 'regression' (similarity scores on a 0–1 scale after --label_scale).",
+            "help": "What the model learns: 'regression' (similarity scores on a 0–1 scale after --label_scale), "
+            "'classification' (pair classes: binary or multi-class) or 'reranking' (query–passage relevance, grouped by query).",
             "choices": list(TASKS),
         },
     )
-    loss: str = field(
-        default="bce",
+    loss: str | None = field(
+        default=None,
         metadata={
-            "help": "Loss for 0–1 targets: 'bce' (binary cross-entropy on the logit) or 'mse' (squared error of sigmoid(logit)).",
+            "help": "regression: 'bce' (default; binary cross-entropy on the logit) or 'mse' (squared error of sigmoid(logit)); "
+            "classification: 'bce' (binary, the default for 0/1 labels) or 'ce' (softmax cross-entropy, multi-class); "
+            "reranking: 'listwise' (default; softmax cross-entropy over a query's positive and --train_group_size-1 negatives) "
+            "or 'bce' (pointwise).",
             "choices": list(LOSSES),
         },
+    )
+    train_group_size: int = field(
+        default=8,
+        metadata={"help": "Reranking with --loss listwise: passages per training group (1 positive + N-1 negatives)."},
     )
     resume: bool = field(
         default=False,
@@ -67,7 +78,13 @@ class CrossEncoderTrainingArguments(TrainingArguments):
     load_best_model_at_end: bool = field(
         default=True, metadata={"help": "Finish with the checkpoint that scored best on the validation split."}
     )
-    metric_for_best_model: str | None = field(default="spearman", metadata={"help": "Validation metric that picks the best checkpoint."})
+    metric_for_best_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "Validation metric that picks the best checkpoint. Default by task: spearman (regression), "
+            "accuracy (classification), map (reranking; also mrr@10, ndcg@10)."
+        },
+    )
     logging_steps: float = field(default=50, metadata={"help": "Log the training loss every N steps."})
     train_sampling_strategy: str = field(
         default="group_by_length",
@@ -86,14 +103,20 @@ class CrossEncoderTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"--task must be one of {TASKS}, got {self.task!r}")
+        if self.metric_for_best_model is None:
+            self.metric_for_best_model = DEFAULT_METRIC[self.task]
+        if self.loss is None:
+            self.loss = DEFAULT_LOSS.get(self.task)  # classification: decided from the labels (bce or ce)
+        if self.loss is not None and self.loss not in TASK_LOSSES[self.task]:
+            raise ValueError(f"--loss {self.loss} does not fit --task {self.task}: use one of {TASK_LOSSES[self.task]}")
+        if self.train_group_size < 2:
+            raise ValueError(f"--train_group_size must be at least 2 (a positive and a negative), got {self.train_group_size}")
         if self.bf16 is None:
             self.bf16 = bf16_is_fast(self.use_cpu)
         if self.bf16 and not torch.cuda.is_available():
             self.use_cpu = True  # transformers requires use_cpu for bf16 autocast without a GPU
         super().__post_init__()
-        if self.task not in TASKS:
-            raise ValueError(f"--task must be one of {TASKS}, got {self.task!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"--loss must be one of {LOSSES}, got {self.loss!r}")
         if self.remove_unused_columns:
             raise ValueError("--remove_unused_columns must stay False: the collator tokenizes the text columns")

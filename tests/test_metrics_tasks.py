@@ -64,3 +64,32 @@ def test_ranking_metrics_by_hand():
     ndcg_q1 = (1 / math.log2(3) + 1 / math.log2(5)) / (1 + 1 / math.log2(3))
     assert got["ndcg@10"] == pytest.approx((ndcg_q1 + 0.5) / 2)
     assert ranking_metrics(queries, scores, labels, k=1)["mrr@1"] == 0.0
+
+
+def test_compute_metrics_per_task_from_logits():
+    from transformers import EvalPrediction
+
+    from hf_crossenc.metrics import metrics_for_task
+
+    logits = np.log(np.array([0.9, 0.8, 0.4, 0.3, 0.6]) / (1 - np.array([0.9, 0.8, 0.4, 0.3, 0.6]))).reshape(-1, 1)
+    binary = metrics_for_task("classification", 1)(EvalPrediction(predictions=logits, label_ids=np.array([1, 0, 1, 0, 0])))
+    assert binary["accuracy"] == pytest.approx(2 / 5) and binary["auc"] == pytest.approx(4 / 6)
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.5, 0.4, 0.1]])
+    multi = metrics_for_task("classification", 3)(EvalPrediction(predictions=np.log(probs), label_ids=np.array([0, 1, 1, 0])))
+    assert multi["accuracy"] == pytest.approx(3 / 4) and multi["f1"] == pytest.approx((1 + 2 / 3) / 3)
+    # Reranking: label_ids carry (relevance, group id); pairs may arrive in any order.
+    scores = np.array([0.9, 0.8, 0.7, 0.1, 0.2, 0.9, 0.5])
+    labels = np.array([[0, 0], [1, 0], [0, 0], [1, 0], [1, 1], [0, 1], [0, 1]], dtype=np.float32)
+    perm = np.array([6, 0, 3, 5, 1, 4, 2])
+    ranked = metrics_for_task("reranking")(EvalPrediction(predictions=np.log(scores / (1 - scores))[perm, None], label_ids=labels[perm]))
+    assert ranked["map"] == pytest.approx((0.5 + 1 / 3) / 2) and ranked["queries"] == 2
+
+
+def test_collapse_detection():
+    from hf_crossenc.metrics import is_collapsed
+
+    assert is_collapsed(np.full(10, 0.73))
+    assert is_collapsed(np.array([0.5, 0.50001, 0.49999]))
+    assert not is_collapsed(np.array([0.1, 0.9]))
+    assert is_collapsed(np.tile([[0.2, 0.5, 0.3]], (4, 1)))
+    assert not is_collapsed(np.array([[0.2, 0.8], [0.7, 0.3]]))

@@ -1,0 +1,367 @@
+"""Reranking data: query groups in the three shapes people have, and listwise training groups.
+
+Accepted shapes (detected from the columns):
+
+* **rows** — ``query, passage, label`` with 0/1 labels, one candidate per row, grouped by query
+  text (e.g. TREC QA's ``question,answer,label``);
+* **positive/negatives** — ``query, positive, negative_1 ... negative_n`` (or one ``negative``
+  column, or a ``negatives`` list); empty negative cells are ignored;
+* **lists** — ``query, passages, labels`` where both are lists of equal length (JSON, JSONL or
+  Parquet).
+
+Every shape becomes a list of `QueryGroup` (query, candidate passages, 0/1 labels). Pointwise
+training and all evaluation use the flattened (query, passage, label, group id) pairs; listwise
+training uses one example per (query, positive) whose negatives are drawn afresh every epoch by
+`ListwiseSampler`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import datasets
+import numpy as np
+from transformers import TrainerCallback
+
+from .data import LABEL, TEXT_A, TEXT_A_CANDIDATES, TEXT_B, Table, _check_text
+from .data_collator import GROUP, NEGATIVES
+from .errors import DataError
+
+logger = logging.getLogger(__name__)
+
+INDEX = "example_index"
+PASSAGE_CANDIDATES = ("passage", "document", "answer", "text", "sentence", "candidate", "doc")
+PASSAGE_LIST_CANDIDATES = ("passages", "documents", "docs", "candidates", "texts", "answers")
+LABEL_LIST_CANDIDATES = ("labels", "relevance", "label", "scores")
+POSITIVE_CANDIDATES = ("positive", "pos", "positive_passage", "positive_document")
+NEGATIVE_PATTERN = re.compile(r"^(neg|negative|hard_negative)(_?(\d+))?$", re.IGNORECASE)
+LABEL_CANDIDATES = ("label", "labels", "relevance", "score", "is_relevant")
+
+
+@dataclass
+class QueryGroup:
+    """One query and its candidate passages with 0/1 relevance labels."""
+
+    query: str
+    passages: list[str] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    row: int = 0
+
+    @property
+    def positives(self) -> list[str]:
+        return [p for p, y in zip(self.passages, self.labels) if y == 1]
+
+    @property
+    def negatives(self) -> list[str]:
+        return [p for p, y in zip(self.passages, self.labels) if y == 0]
+
+    def add(self, passage: str, label: int) -> None:
+        if passage in self.passages:  # the same candidate twice: keep the first, relevant wins
+            k = self.passages.index(passage)
+            self.labels[k] = max(self.labels[k], label)
+            return
+        self.passages.append(passage)
+        self.labels.append(label)
+
+
+@dataclass
+class RankingSplit:
+    """A validated reranking split: its groups and the flattened pair dataset."""
+
+    name: str
+    source: str
+    shape: str
+    groups: list[QueryGroup]
+    dataset: datasets.Dataset
+    raw_label_stats: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+
+def _pick(table: Table, explicit: str | None, candidates: tuple[str, ...]) -> str | None:
+    if explicit:
+        return explicit if explicit in table.columns else None
+    lowered = {c.lower(): c for c in table.columns}
+    return next((lowered[c] for c in candidates if c in lowered), None)
+
+
+def _relevance(value: Any, table: Table, index: int, column: str, item: int | None = None) -> int:
+    where = f" (item {item + 1})" if item is not None else ""
+    if isinstance(value, bool):
+        return int(value)
+    text = str(value).strip() if value is not None else ""
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number not in (0.0, 1.0):
+        raise DataError(
+            f"the relevance label{where} is {value!r}; reranking labels are 0 (not relevant) or 1 (relevant).",
+            source=table.source,
+            row=table.locate(index),
+            column=column,
+            hint="Map graded relevance to 0/1 first (e.g. 1 for grade >= 1).",
+        )
+    return int(number)
+
+
+def _negative_columns(table: Table) -> list[str]:
+    matched = [(c, NEGATIVE_PATTERN.match(c)) for c in table.columns]
+    found = [(int(m.group(3) or 0), c) for c, m in matched if m]
+    return [c for _, c in sorted(found)]
+
+
+def detect_shape(table: Table, query_column: str | None = None, passage_column: str | None = None, label_column: str | None = None) -> str:
+    """'lists', 'positive_negatives' or 'rows' (see the module docstring)."""
+    first = table.rows[0] if table.rows else {}
+    lists = _pick(table, passage_column, PASSAGE_LIST_CANDIDATES)
+    if lists and isinstance(first.get(lists), list | tuple | np.ndarray):
+        return "lists"
+    if _pick(table, None, POSITIVE_CANDIDATES) and not (passage_column and label_column):
+        return "positive_negatives"
+    return "rows"
+
+
+def read_groups(
+    table: Table,
+    *,
+    query_column: str | None = None,
+    passage_column: str | None = None,
+    label_column: str | None = None,
+    max_samples: int | None = None,
+) -> tuple[str, list[QueryGroup]]:
+    """Validate a reranking table and group its candidates by query. Returns (shape, groups)."""
+    if not table.rows:
+        raise DataError("the split has no data rows.", source=table.source, hint="Provide at least one row.")
+    shape = detect_shape(table, query_column, passage_column, label_column)
+    query_col = _pick(table, query_column, TEXT_A_CANDIDATES)
+    if query_col is None:
+        raise DataError(
+            f"no query column found among {table.columns} (looked for {', '.join(TEXT_A_CANDIDATES)}).",
+            source=table.source,
+            row=1 if table.row_word == "row" else None,
+            column=query_column,
+            hint="Name it with --text_a_column.",
+        )
+    rows = table.rows if max_samples is None else table.rows[:max_samples]
+    groups: dict[str, QueryGroup] = {}
+
+    def group_of(i: int) -> QueryGroup:
+        query = _check_text(rows[i].get(query_col), table, i, query_col)
+        if query not in groups:
+            groups[query] = QueryGroup(query, row=table.locate(i))
+        return groups[query]
+
+    if shape == "lists":
+        passages_col = _pick(table, passage_column, PASSAGE_LIST_CANDIDATES)
+        labels_col = _pick(table, label_column, LABEL_LIST_CANDIDATES)
+        if labels_col is None:
+            raise DataError(
+                f"a passages list column {passages_col!r} but no labels list column (looked for {', '.join(LABEL_LIST_CANDIDATES)}).",
+                source=table.source,
+                hint="Add a 'labels' list of 0/1 of the same length, or set --label_column.",
+            )
+        for i, row in enumerate(rows):
+            passages, labels = row.get(passages_col), row.get(labels_col)
+            if not isinstance(passages, list | tuple | np.ndarray) or not isinstance(labels, list | tuple | np.ndarray):
+                raise DataError(
+                    f"{passages_col!r} and {labels_col!r} must both be lists.", source=table.source, row=table.locate(i), column=labels_col
+                )
+            if len(passages) != len(labels):
+                raise DataError(
+                    f"{len(passages)} passages but {len(labels)} labels.", source=table.source, row=table.locate(i), column=labels_col
+                )
+            group = group_of(i)
+            for k, (passage, label) in enumerate(zip(passages, labels)):
+                text = _check_text(passage, table, i, f"{passages_col}[{k}]")
+                group.add(text, _relevance(label, table, i, labels_col, k))
+    elif shape == "positive_negatives":
+        pos_col = _pick(table, None, POSITIVE_CANDIDATES)
+        neg_cols = _negative_columns(table)
+        list_col = _pick(table, None, ("negatives", "hard_negatives"))
+        for i, row in enumerate(rows):
+            group = group_of(i)
+            group.add(_check_text(row.get(pos_col), table, i, pos_col), 1)
+            for col in neg_cols:
+                value = row.get(col)
+                if value is None or (isinstance(value, str) and not value.strip()) or (isinstance(value, float) and np.isnan(value)):
+                    continue  # fewer negatives on this row
+                group.add(_check_text(value, table, i, col), 0)
+            if list_col and isinstance(row.get(list_col), list | tuple | np.ndarray):
+                for k, value in enumerate(row[list_col]):
+                    group.add(_check_text(value, table, i, f"{list_col}[{k}]"), 0)
+    else:
+        passage_col = _pick(table, passage_column, PASSAGE_CANDIDATES + ("sentence2", "text_b", "text2"))
+        label_col = _pick(table, label_column, LABEL_CANDIDATES)
+        for role, col, flag in (("passage", passage_col, "--text_b_column"), ("label", label_col, "--label_column")):
+            if col is None:
+                raise DataError(
+                    f"no {role} column found among {table.columns}: reranking rows need query, passage and 0/1 label columns "
+                    "(or query, positive, negative_1..n; or query, passages, labels lists).",
+                    source=table.source,
+                    row=1 if table.row_word == "row" else None,
+                    hint=f"Name it with {flag}.",
+                )
+        for i, row in enumerate(rows):
+            group = group_of(i)
+            group.add(_check_text(row.get(passage_col), table, i, passage_col), _relevance(row.get(label_col), table, i, label_col))
+    return shape, list(groups.values())
+
+
+def group_stats(groups: list[QueryGroup]) -> dict[str, Any]:
+    """Counts for logs and the model card."""
+    positives = sum(sum(g.labels) for g in groups)
+    candidates = sum(len(g.labels) for g in groups)
+    return {
+        "queries": len(groups),
+        "candidates": candidates,
+        "positives": positives,
+        "negatives": candidates - positives,
+        "queries_without_positive": sum(1 for g in groups if not any(g.labels)),
+        "queries_without_negative": sum(1 for g in groups if all(g.labels)),
+    }
+
+
+def pair_dataset(groups: list[QueryGroup]) -> datasets.Dataset:
+    """Flattened (query, passage, 0/1 label, group id) pairs: pointwise training and evaluation."""
+    data: dict[str, list[Any]] = {TEXT_A: [], TEXT_B: [], LABEL: [], GROUP: []}
+    for gid, group in enumerate(groups):
+        for passage, label in zip(group.passages, group.labels):
+            data[TEXT_A].append(group.query)
+            data[TEXT_B].append(passage)
+            data[LABEL].append(float(label))
+            data[GROUP].append(gid)
+    features = datasets.Features(
+        {
+            TEXT_A: datasets.Value("string"),
+            TEXT_B: datasets.Value("string"),
+            LABEL: datasets.Value("float32"),
+            GROUP: datasets.Value("int64"),
+        }
+    )
+    return datasets.Dataset.from_dict(data, features=features)
+
+
+def build_ranking_split(table: Table, *, name: str, max_samples: int | None = None, **columns: str | None) -> RankingSplit:
+    shape, groups = read_groups(table, max_samples=max_samples, **columns)
+    stats = group_stats(groups)
+    if stats["queries_without_positive"] or stats["queries_without_negative"]:
+        logger.warning(
+            "%s (%s): %d of %d queries have no relevant candidate and %d no irrelevant one; they cannot be ranked and are "
+            "skipped (and counted) by the ranking metrics",
+            table.source,
+            name,
+            stats["queries_without_positive"],
+            stats["queries"],
+            stats["queries_without_negative"],
+        )
+    return RankingSplit(name=name, source=table.source, shape=shape, groups=groups, dataset=pair_dataset(groups), raw_label_stats=stats)
+
+
+# --------------------------------------------------------------------------------------------
+# Listwise training groups
+# --------------------------------------------------------------------------------------------
+
+
+def listwise_dataset(groups: list[QueryGroup], source: str = "training data") -> datasets.Dataset:
+    """One example per (query, positive): text_a = query, text_b = the positive, negatives = the query's labelled negatives.
+
+    Queries without a relevant candidate cannot form a group and are skipped (counted in the log);
+    if no group at all can be formed the data is unusable for listwise training: an error.
+    """
+    data: dict[str, list[Any]] = {TEXT_A: [], TEXT_B: [], NEGATIVES: [], GROUP: []}
+    skipped = 0
+    for gid, group in enumerate(groups):
+        positives = group.positives
+        if not positives:
+            skipped += 1
+            continue
+        for positive in positives:
+            data[TEXT_A].append(group.query)
+            data[TEXT_B].append(positive)
+            data[NEGATIVES].append(group.negatives)
+            data[GROUP].append(gid)
+    if not data[TEXT_A]:
+        raise DataError(
+            "no training group can be formed: listwise training needs queries with at least one relevant (label 1) candidate, "
+            f"and all {len(groups)} queries have none.",
+            source=source,
+            hint="Check the label column, or train pointwise with --loss bce.",
+        )
+    if skipped:
+        logger.warning("listwise training: %d of %d queries have no relevant candidate and form no group (skipped)", skipped, len(groups))
+    features = datasets.Features(
+        {
+            TEXT_A: datasets.Value("string"),
+            TEXT_B: datasets.Value("string"),
+            NEGATIVES: datasets.Sequence(datasets.Value("string")),
+            GROUP: datasets.Value("int64"),
+        }
+    )
+    return datasets.Dataset.from_dict(data, features=features)
+
+
+class ListwiseSampler(TrainerCallback):
+    """Chooses each example's negatives, afresh every epoch: a `datasets` transform driven by a callback.
+
+    Example ``i`` in epoch ``e`` gets ``group_size - 1`` negatives drawn (seed, e, i)-deterministically
+    from its query's labelled negatives; if the query has too few, random passages of *other*
+    queries (never one of its own positives) top the group up. Resumed runs therefore see the same
+    groups as uninterrupted ones. Use as ``dataset.with_transform(sampler)`` and pass the sampler to
+    the Trainer as a callback so it knows the epoch.
+    """
+
+    def __init__(self, groups: list[QueryGroup], group_size: int, seed: int) -> None:
+        if group_size < 2:
+            raise ValueError(f"a listwise group needs a positive and at least one negative: group size {group_size}")
+        self.group_size, self.seed = group_size, seed
+        self.epoch = 0
+        self.pool = list(dict.fromkeys(p for g in groups for p in g.passages))
+        self.positives = {gid: set(g.positives) for gid, g in enumerate(groups)}
+        self.topped_up = 0
+        if len(self.pool) < group_size:
+            raise DataError(
+                f"listwise groups of {group_size} passages need at least that many distinct passages; the data has {len(self.pool)}.",
+                source="training data",
+                hint="Lower --train_group_size.",
+            )
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.epoch = int(state.epoch or 0)
+
+    def choose(self, index: int, negatives: list[str], group: int, query: str) -> list[str]:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        need = self.group_size - 1
+        chosen = [negatives[k] for k in rng.permutation(len(negatives))[:need]] if negatives else []
+        if len(chosen) < need:
+            self.topped_up += 1
+            taken = set(chosen) | self.positives.get(group, set()) | {query}
+            for _ in range(20 * need):  # rejection sampling: the pool is normally far larger than the group
+                candidate = self.pool[int(rng.integers(len(self.pool)))]
+                if candidate not in taken:
+                    chosen.append(candidate)
+                    taken.add(candidate)
+                    if len(chosen) == need:
+                        return chosen
+            for k in rng.permutation(len(self.pool)):  # small pools: scan them
+                if len(chosen) == need:
+                    break
+                if self.pool[k] not in taken:
+                    chosen.append(self.pool[k])
+                    taken.add(self.pool[k])
+            if not chosen:
+                raise DataError(f"no negative passage is available for the query {query!r}.", source="training data")
+            chosen += [chosen[k % len(chosen)] for k in range(need - len(chosen))]  # tiny data: repeat negatives
+        return chosen
+
+    def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        if NEGATIVES not in batch or INDEX not in batch:
+            return batch  # a column read such as dataset["length"]
+        chosen = [
+            self.choose(int(i), list(negs), int(g), q) for i, negs, g, q in zip(batch[INDEX], batch[NEGATIVES], batch[GROUP], batch[TEXT_A])
+        ]
+        return {**batch, NEGATIVES: chosen}
