@@ -22,6 +22,13 @@ def bf16_is_fast(use_cpu: bool = False) -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
+def has_accelerator() -> bool:
+    """A CUDA, MPS or XPU device is available."""
+    mps = getattr(torch.backends, "mps", None)
+    xpu = getattr(torch, "xpu", None)
+    return torch.cuda.is_available() or bool(mps and mps.is_available()) or bool(xpu and xpu.is_available())
+
+
 @dataclass
 class CrossEncoderTrainingArguments(TrainingArguments):
     """Training arguments of hf_crossenc.
@@ -113,10 +120,14 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             raise ValueError(f"--loss {self.loss} does not fit --task {self.task}: use one of {TASK_LOSSES[self.task]}")
         if self.train_group_size < 2:
             raise ValueError(f"--train_group_size must be at least 2 (a positive and a negative), got {self.train_group_size}")
+        if str(getattr(self.eval_strategy, "value", self.eval_strategy)) == "no" and self.load_best_model_at_end:
+            self.load_best_model_at_end = False  # our default needs evaluations; without them the last checkpoint is kept
         if self.bf16 is None:
             self.bf16 = bf16_is_fast(self.use_cpu)
-        if self.bf16 and not torch.cuda.is_available():
-            self.use_cpu = True  # transformers requires use_cpu for bf16 autocast without a GPU
+        if not has_accelerator():
+            # Without a GPU, transformers needs use_cpu for bf16 autocast, and for DDP across CPU processes
+            # (`accelerate launch --multi_gpu --num_processes 2`): otherwise each rank trains alone.
+            self.use_cpu = True
         super().__post_init__()
         if self.remove_unused_columns:
             raise ValueError("--remove_unused_columns must stay False: the collator tokenizes the text columns")

@@ -1,0 +1,313 @@
+"""Pair classification and reranking end to end: `accelerate launch scripts/train.py --task ...` on the tiny model.
+
+Data: slices of ../shared/data/msrp (binary paraphrase labels) and ../shared/data/trecqa (questions with
+candidate answers, 0/1), plus a 3-class file derived from STS-B scores for the multi-class path.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import SHARED_DATA, write_slice
+from huggingface_hub import ModelCard
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from hf_crossenc import CrossEncoderPredictor
+from hf_crossenc.cli import main as cli_main
+from hf_crossenc.training import main as train_main
+
+REPO = Path(__file__).resolve().parents[1]
+BATCH = 8
+
+
+def data_file(task: str, split: str) -> Path:
+    path = SHARED_DATA / task / f"{split}.csv"
+    if not path.is_file():
+        pytest.fail(f"benchmark data missing: {path} (the checkout needs ../shared/data beside it)")
+    return path
+
+
+def common_flags(tiny: Path, out: Path, epochs: int = 2) -> list[str]:
+    return [
+        "--model_name_or_path",
+        str(tiny),
+        "--output_dir",
+        str(out),
+        "--num_train_epochs",
+        str(epochs),
+        "--per_device_train_batch_size",
+        str(BATCH),
+        "--learning_rate",
+        "5e-4",
+        "--logging_steps",
+        "5",
+        "--max_length",
+        "64",
+        "--seed",
+        "7",
+        "--disable_tqdm",
+        "true",
+        "--bf16",
+        "false",
+    ]
+
+
+def launch(cwd: Path, launch_flags: list[str], script_flags: list[str]) -> subprocess.CompletedProcess:
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        *launch_flags,
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        str(REPO / "scripts" / "train.py"),
+        *script_flags,
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"training failed:\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-6000:]}"
+    return proc
+
+
+def card_metrics(folder: Path) -> dict[str, dict[str, float]]:
+    by_split: dict[str, dict[str, float]] = {}
+    for result in ModelCard.load(folder / "README.md").data.eval_results:
+        by_split.setdefault(result.dataset_split, {})[result.metric_type] = result.metric_value
+    return by_split
+
+
+# ---- binary classification ----------------------------------------------------------------
+
+
+def test_binary_classification_threshold_is_chosen_on_dev_and_saved(tmp_path, tiny_model_dir):
+    train = write_slice(data_file("msrp", "train"), tmp_path / "train.csv", 96)
+    dev = write_slice(data_file("msrp", "dev"), tmp_path / "dev.csv", 48)
+    out = tmp_path / "cls"
+    launch(
+        tmp_path,
+        ["--num_processes", "1"],
+        ["--task", "classification", "--train_file", str(train), "--validation_file", str(dev), *common_flags(tiny_model_dir, out)],
+    )
+    results = json.loads((out / "results.json").read_text())
+    val = results["validation"]
+    assert val["n"] == 48 and results["run"]["loss"] == "bce" and results["run"]["binary"] is True
+    for key in ("accuracy", "f1", "auc", "average_precision"):
+        assert 0.0 <= val[key] <= 1.0, key
+    config = json.loads((out / "config.json").read_text())
+    assert config["hf_crossenc"]["task"] == "classification" and config["num_labels"] if "num_labels" in config else True
+    assert config["hf_crossenc"]["threshold"] == pytest.approx(val["threshold"])
+    assert config["id2label"] == {"0": "1"}  # the one logit is the positive class
+
+    # The stored threshold is what classify() and the CLI use; it reproduces the reported accuracy.
+    predictor = CrossEncoderPredictor.from_pretrained(out)
+    with dev.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    pairs = [(r["sentence1"], r["sentence2"]) for r in rows]
+    labels = np.array([int(r["label"]) for r in rows])
+    scores = predictor.predict(pairs)
+    predicted = predictor.classify(pairs)
+    assert predicted == ["1" if s >= val["threshold"] else "0" for s in scores]
+    assert np.mean(np.array(predicted).astype(int) == labels) == pytest.approx(val["accuracy"])
+    assert cli_main(["evaluate", str(out), str(dev), "--output", str(tmp_path / "eval.json")]) == 0
+    assert json.loads((tmp_path / "eval.json").read_text())["accuracy"] == pytest.approx(val["accuracy"])
+
+    # Plain transformers: sigmoid of the logit gives the same scores.
+    model = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    tok = AutoTokenizer.from_pretrained(out)
+    with torch.no_grad():
+        enc = tok([a for a, _ in pairs[:4]], [b for _, b in pairs[:4]], padding=True, truncation=True, max_length=64, return_tensors="pt")
+        plain = torch.sigmoid(model(**enc).logits).squeeze(-1).numpy()
+    np.testing.assert_allclose(scores[:4], plain, atol=1e-5)
+
+    metrics = card_metrics(out)["validation"]
+    assert metrics["accuracy"] == pytest.approx(round(val["accuracy"], 4)) and metrics["roc_auc"] == pytest.approx(round(val["auc"], 4))
+    assert (out / "eval_scores.png").is_file()
+
+
+# ---- multi-class classification --------------------------------------------------------------
+
+
+def three_class_file(src: Path, dst: Path, n: int) -> Path:
+    """STS-B pairs with their score binned into three named classes."""
+    with src.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))[:n]
+    with dst.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["premise", "hypothesis", "label"])
+        for r in rows:
+            score = float(r["similarity_score"])
+            writer.writerow([r["sentence1"], r["sentence2"], "unrelated" if score < 1.5 else "related" if score < 3.5 else "equivalent"])
+    return dst
+
+
+def test_multiclass_classification_in_process(tmp_path, tiny_model_dir):
+    train = three_class_file(data_file("stsb", "train"), tmp_path / "train.csv", 96)
+    dev = three_class_file(data_file("stsb", "dev"), tmp_path / "dev.csv", 40)
+    out = tmp_path / "nli"
+    flags = ["--task", "classification", "--train_file", str(train), "--validation_file", str(dev), *common_flags(tiny_model_dir, out)]
+    assert train_main(flags) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["run"]["loss"] == "ce" and results["run"]["label_names"] == ["equivalent", "related", "unrelated"]
+    assert set(results["validation"]) == {"accuracy", "f1", "n"}
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {"0": "equivalent", "1": "related", "2": "unrelated"}
+    assert config["hf_crossenc"]["activation"] == "softmax"
+    assert config["sentence_transformers"]["activation_fn"] == "torch.nn.modules.activation.Softmax"
+
+    predictor = CrossEncoderPredictor.from_pretrained(out)
+    pairs = [("A man plays guitar.", "A man is playing a guitar."), ("A cat sleeps.", "Stocks fell sharply.")]
+    probs = predictor.predict(pairs)
+    assert probs.shape == (2, 3)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    assert predictor.classify(pairs) == [config["id2label"][str(i)] for i in probs.argmax(-1)]
+    assert "softmax" in (out / "README.md").read_text()
+
+
+# ---- reranking ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def trecqa_slices(tmp_path):
+    return {
+        "train": write_slice(data_file("trecqa", "train"), tmp_path / "train.csv", 160),
+        "validation": write_slice(data_file("trecqa", "dev"), tmp_path / "dev.csv", 120),
+    }
+
+
+def test_listwise_reranker_with_two_process_ddp(tmp_path, tiny_model_dir, trecqa_slices):
+    """Listwise groups under DDP: 2 ranks, global batch 2 x per-device groups, grouped metrics, rank() = sorted predict()."""
+    out = tmp_path / "rk"
+    proc = launch(
+        tmp_path,
+        ["--multi_gpu", "--num_processes", "2"],
+        [
+            "--task",
+            "reranking",
+            "--train_file",
+            str(trecqa_slices["train"]),
+            "--validation_file",
+            str(trecqa_slices["validation"]),
+            "--train_group_size",
+            "4",
+            *common_flags(tiny_model_dir, out),
+        ],
+    )
+    results = json.loads((out / "results.json").read_text())
+    run = results["run"]
+    assert run["world_size"] == 2, proc.stderr[-2000:]
+    assert run["loss"] == "listwise" and run["train_group_size"] == 4
+    groups = run["train_examples_per_epoch"]  # one group per (query, positive)
+    assert groups > 0 and run["global_steps"] == 2 * math.ceil(groups / (2 * BATCH))
+    val = results["validation"]
+    assert val["queries"] >= 1 and val["skipped_queries"] >= 0 and val["n"] > val["queries"]
+    for key in ("map", "mrr@10", "ndcg@10"):
+        assert 0.0 < val[key] <= 1.0
+    assert card_metrics(out)["validation"]["map"] == pytest.approx(round(val["map"], 4))
+    assert ModelCard.load(out / "README.md").data.pipeline_tag == "text-ranking"
+
+    # The saved model reproduces the metrics, and rank() is predict() sorted.
+    assert cli_main(["evaluate", str(out), str(trecqa_slices["validation"]), "--output", str(tmp_path / "e.json")]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["map"] == pytest.approx(val["map"], abs=1e-6)
+    predictor = CrossEncoderPredictor.from_pretrained(out)
+    passages = ["Shakespeare wrote Hamlet around 1600.", "Paris is in France.", "Hamlet is a play.", "Bananas are yellow."]
+    ranked = predictor.rank("who wrote hamlet ?", passages, top_k=3)
+    scores = predictor.predict([("who wrote hamlet ?", p) for p in passages])
+    assert [r.index for r in ranked] == list(np.argsort(-scores, kind="stable")[:3])
+    assert [r.passage for r in ranked] == [passages[r.index] for r in ranked]
+    assert ranked[0].score == pytest.approx(float(scores.max()))
+
+
+def test_pointwise_reranker_in_process(tmp_path, tiny_model_dir, trecqa_slices):
+    out = tmp_path / "pw"
+    flags = [
+        "--task",
+        "reranking",
+        "--loss",
+        "bce",
+        "--train_file",
+        str(trecqa_slices["train"]),
+        "--validation_file",
+        str(trecqa_slices["validation"]),
+        *common_flags(tiny_model_dir, out, epochs=1),
+    ]
+    assert train_main(flags) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["run"]["loss"] == "bce" and results["run"]["train_examples_per_epoch"] == 160
+    assert math.isfinite(results["validation"]["map"])
+
+
+# ---- bad input through the script ------------------------------------------------------------
+
+
+def run_main(capsys, argv):
+    code = train_main(argv)
+    return code, capsys.readouterr().err
+
+
+def test_mixed_classification_labels_exit_2_and_write_nothing(tmp_path, capsys, tiny_model_dir):
+    bad = tmp_path / "mixed.csv"
+    bad.write_text("sentence1,sentence2,label\na b,c d,1\ne f,g h,0\ni j,k l,yes\n")
+    out = tmp_path / "out"
+    code, err = run_main(capsys, ["--task", "classification", "--train_file", str(bad), *common_flags(tiny_model_dir, out)])
+    assert code == 2
+    assert f"file {bad}, row 4, column 'label': mixed label types" in err
+    assert not out.exists()
+
+
+def test_listwise_training_without_any_positive_exits_2(tmp_path, capsys, tiny_model_dir):
+    bad = tmp_path / "nopos.csv"
+    bad.write_text("question,answer,label\nq1,a,0\nq1,b,0\nq2,c,0\n")
+    out = tmp_path / "out"
+    code, err = run_main(
+        capsys, ["--task", "reranking", "--train_file", str(bad), "--eval_strategy", "no", *common_flags(tiny_model_dir, out)]
+    )
+    assert code == 2
+    assert "no training group can be formed" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--task", "reranking", "--symmetric_train", "swap"], "must be 'none' for reranking"),
+        (["--task", "classification", "--label_scale", "0,5"], "--label_scale applies to --task regression only"),
+        (["--task", "classification", "--loss", "listwise"], "does not fit --task classification"),
+        (["--task", "classification", "--teacher", "bundled:all-MiniLM-L6-v2"], "--teacher is for --task regression"),
+    ],
+)
+def test_task_flag_conflicts(tmp_path, capsys, tiny_model_dir, flags, message):
+    train = write_slice(data_file("msrp", "train"), tmp_path / "train.csv", 8)
+    out = tmp_path / "out"
+    code, err = run_main(capsys, [*flags, "--train_file", str(train), *common_flags(tiny_model_dir, out)])
+    assert code == 2 and message in err
+    assert not out.exists()
+
+
+def test_collapse_guard_warns_loudly(tiny_model_dir, caplog):
+    from transformers import AutoModelForSequenceClassification, EvalPrediction
+
+    from hf_crossenc import CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from hf_crossenc.metrics import metrics_for_task
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1)
+    args = CrossEncoderTrainingArguments(output_dir="o", task="reranking", report_to="none", bf16=False, eval_strategy="no")
+    trainer = CrossEncoderTrainer(model=model, args=args, compute_metrics=metrics_for_task("reranking"))
+    labels = np.array([[1, 0], [0, 0], [0, 1], [1, 1]], dtype=np.float32)
+    trainer.compute_metrics(EvalPrediction(predictions=np.full((4, 1), 2.5), label_ids=labels))
+    assert "COLLAPSE" in caplog.text and trainer.collapsed_evaluations == [0]
+    caplog.clear()
+    trainer.compute_metrics(EvalPrediction(predictions=np.array([[2.0], [0.0], [1.0], [-1.0]]), label_ids=labels))
+    assert "COLLAPSE" not in caplog.text
