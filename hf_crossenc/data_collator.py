@@ -10,7 +10,7 @@ from transformers import PreTrainedTokenizerBase
 
 from .data import LABEL, TEXT_A, TEXT_B
 
-GROUP, NEGATIVES = "group_id", "negatives"  # see hf_crossenc.ranking
+GROUP, NEGATIVES, TARGETS = "group_id", "negatives", "targets"  # see hf_crossenc.ranking
 
 
 @dataclass
@@ -25,7 +25,8 @@ class CrossEncoderDataCollator:
 
     * features with a ``negatives`` list (listwise training groups): each becomes
       ``1 + len(negatives)`` rows ``(text_a, text_b), (text_a, negative_1), ...`` in order, and
-      ``labels`` is a ``(groups, group_size)`` target distribution with all mass on the positive;
+      ``labels`` is a ``(groups, group_size)`` target distribution: the features' ``targets`` if
+      given (a teacher's soft targets), else all mass on the positive;
     * features with a ``group_id`` (evaluation pairs): ``labels`` is ``(pairs, 2)``, holding the
       relevance label and the query's group id, so metrics can be grouped by query whatever order
       (or process) the pairs were evaluated in.
@@ -69,9 +70,12 @@ class CrossEncoderDataCollator:
         texts_a = [f[self.text_a_column] for f in features for _ in range(size)]
         texts_b = [p for f in features for p in [f[self.text_b_column], *f[NEGATIVES]]]
         out = self._tokenize(texts_a, texts_b)
-        target = torch.zeros(len(features), size)
-        target[:, 0] = 1.0
-        out["labels"] = target
+        if TARGETS in features[0]:
+            out["labels"] = torch.tensor([f[TARGETS] for f in features], dtype=torch.float32)
+        else:
+            target = torch.zeros(len(features), size)
+            target[:, 0] = 1.0
+            out["labels"] = target
         return out
 
     def _tokenize(self, texts_a: list[str], texts_b: list[str]) -> dict[str, torch.Tensor]:

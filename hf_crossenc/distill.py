@@ -54,6 +54,39 @@ def calibrate(cosine: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
     return float(slope), float(intercept)
 
 
+def calibrate_logistic(cosine: np.ndarray, labels: np.ndarray, iterations: int = 50) -> tuple[float, float]:
+    """Platt scaling: (a, b) of P(label=1) = sigmoid(a*cos + b), fitted by Newton's method on 0/1 labels."""
+    x = np.asarray(cosine, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if y.min() == y.max():
+        raise ValueError("logistic calibration needs both 0 and 1 labels")
+    a, b = 0.0, float(np.log(y.mean() / (1 - y.mean())))
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-(a * x + b)))
+        w = np.maximum(p * (1 - p), 1e-12)
+        gradient = np.array([np.sum((p - y) * x), np.sum(p - y)])
+        hessian = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + 1e-9 * np.eye(2)
+        step = np.linalg.solve(hessian, gradient)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(a), float(b)
+
+
+def teacher_probabilities(cosine: np.ndarray, a: float, b: float) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-(a * np.asarray(cosine, dtype=np.float64) + b)))
+
+
+def group_targets(cosine: np.ndarray, weight: float, temperature: float) -> np.ndarray:
+    """Listwise targets of one group (positive first): (1-w)·one-hot + w·softmax(cos / temperature)."""
+    z = np.asarray(cosine, dtype=np.float64) / temperature
+    soft = np.exp(z - z.max())
+    soft /= soft.sum()
+    hard = np.zeros_like(soft)
+    hard[0] = 1.0
+    return (1.0 - weight) * hard + weight * soft
+
+
 def teacher_targets(cosine: np.ndarray, slope: float, intercept: float) -> np.ndarray:
     return np.clip(slope * np.asarray(cosine) + intercept, 0.0, 1.0)
 

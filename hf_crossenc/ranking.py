@@ -27,7 +27,7 @@ import numpy as np
 from transformers import TrainerCallback
 
 from .data import LABEL, TEXT_A, TEXT_A_CANDIDATES, TEXT_B, Table, _check_text
-from .data_collator import GROUP, NEGATIVES
+from .data_collator import GROUP, NEGATIVES, TARGETS
 from .errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -311,11 +311,21 @@ class ListwiseSampler(TrainerCallback):
     Example ``i`` in epoch ``e`` gets ``group_size - 1`` negatives drawn (seed, e, i)-deterministically
     from its query's labelled negatives; if the query has too few, random passages of *other*
     queries (never one of its own positives) top the group up. Resumed runs therefore see the same
-    groups as uninterrupted ones. Use as ``dataset.with_transform(sampler)`` and pass the sampler to
+    groups as uninterrupted ones. With a bi-encoder ``teacher``, each group's target is
+    ``(1 - teacher_weight)·one-hot + teacher_weight·softmax(cosine / temperature)`` instead of the
+    one-hot on the positive. Use as ``dataset.with_transform(sampler)`` and pass the sampler to
     the Trainer as a callback so it knows the epoch.
     """
 
-    def __init__(self, groups: list[QueryGroup], group_size: int, seed: int) -> None:
+    def __init__(
+        self,
+        groups: list[QueryGroup],
+        group_size: int,
+        seed: int,
+        teacher: Any = None,
+        teacher_weight: float = 0.0,
+        temperature: float = 0.05,
+    ) -> None:
         if group_size < 2:
             raise ValueError(f"a listwise group needs a positive and at least one negative: group size {group_size}")
         self.group_size, self.seed = group_size, seed
@@ -329,6 +339,21 @@ class ListwiseSampler(TrainerCallback):
                 source="training data",
                 hint="Lower --train_group_size.",
             )
+        self.teacher_weight, self.temperature = teacher_weight, temperature
+        self.embeddings: dict[str, np.ndarray] = {}
+        if teacher is not None and teacher_weight > 0:
+            texts = list(dict.fromkeys([g.query for g in groups] + self.pool))
+            self.embeddings = dict(zip(texts, teacher.encode(texts)))
+
+    def targets(self, query: str, passages: list[str]) -> list[float]:
+        """The group's target distribution (positive first): one-hot, mixed with the teacher's softmax if any."""
+        from .distill import group_targets
+
+        if not self.embeddings:
+            return [1.0] + [0.0] * (len(passages) - 1)
+        q = self.embeddings[query]
+        cosine = np.array([float(q @ self.embeddings[p]) for p in passages])
+        return group_targets(cosine, self.teacher_weight, self.temperature).tolist()
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.epoch = int(state.epoch or 0)
@@ -364,4 +389,5 @@ class ListwiseSampler(TrainerCallback):
         chosen = [
             self.choose(int(i), list(negs), int(g), q) for i, negs, g, q in zip(batch[INDEX], batch[NEGATIVES], batch[GROUP], batch[TEXT_A])
         ]
-        return {**batch, NEGATIVES: chosen}
+        targets = [self.targets(q, [p, *negs]) for q, p, negs in zip(batch[TEXT_A], batch[TEXT_B], chosen)]
+        return {**batch, NEGATIVES: chosen, TARGETS: targets}

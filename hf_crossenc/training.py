@@ -51,6 +51,7 @@ from .metrics import (
     metrics_for_task,
     multiclass_metrics,
     ranking_metrics,
+    roc_auc,
 )
 from .model_card import CrossEncoderModelCardData
 from .modeling import BUNDLED_MODEL, CONFIG_KEY, ScoreSemantics, load_model_for_training, record_score_semantics, resolve_model_path
@@ -128,6 +129,10 @@ class DataArguments:
             "help": "With --teacher: add this many teacher-labelled pairs per training pair (the first text with other "
             "pairs' second texts, nearest neighbours and random ones)."
         },
+    )
+    teacher_temperature: float = field(
+        default=0.05,
+        metadata={"help": "Listwise reranking with --teacher: softmax temperature applied to the teacher's cosines in a group."},
     )
     dataset_card_id: str | None = field(
         default=None,
@@ -210,8 +215,6 @@ def apply_defaults(data_args: DataArguments, task: str = "regression") -> None:
             raise ConfigError(f"--task {task} needs training data: pass --train_file (and --validation_file) or --dataset_name.")
         if data_args.label_scale is not None:
             raise ConfigError(f"--label_scale applies to --task regression only; {task} labels are classes or 0/1 relevance.")
-        if data_args.teacher and task == "classification":
-            raise ConfigError("--teacher is for --task regression and reranking; class labels are not similarity scores.")
         if data_args.silver_pairs:
             raise ConfigError("--silver_pairs applies to --task regression only.")
     if task != "classification" and (data_args.positive_label or data_args.class_names):
@@ -346,24 +349,36 @@ def swapped(dataset: Any) -> Any:
     return datasets.concatenate_datasets([dataset, flipped.select_columns(dataset.column_names).cast(dataset.features)])
 
 
-def distill_labels(dataset: Any, data_args: DataArguments, max_length: int) -> Any:
-    """Mix calibrated bi-encoder similarities into the training labels (the gold labels stay in `gold_label`)."""
+def distill_labels(dataset: Any, data_args: DataArguments, max_length: int, task: str = "regression") -> Any:
+    """Mix calibrated bi-encoder similarities into the training labels.
+
+    Similarity scores (regression): a least-squares line maps the cosine onto the 0–1 labels. 0/1
+    labels (binary classification, pointwise reranking): Platt scaling maps it onto P(label = 1).
+    """
     import datasets
 
-    from .distill import BiEncoder, calibrate, mix_labels, silver_pairs, teacher_targets
+    from .distill import BiEncoder, calibrate, calibrate_logistic, mix_labels, silver_pairs, teacher_probabilities, teacher_targets
 
     teacher = BiEncoder(resolve_model_path(data_args.teacher), max_length=max_length)
     cosine = teacher.cosine(dataset[TEXT_A], dataset[TEXT_B])
     gold = np.asarray(dataset["label"], dtype=np.float64)
-    slope, intercept = calibrate(cosine, gold)
-    targets = teacher_targets(cosine, slope, intercept)
-    corr = correlation_metrics(targets, gold)
+    if task == "regression":
+        slope, intercept = calibrate(cosine, gold)
+        targets = teacher_targets(cosine, slope, intercept)
+        agreement = f"Spearman {correlation_metrics(targets, gold)['spearman']:.4f}"
+    else:
+        if gold.min() == gold.max():
+            raise ConfigError("--teacher needs training labels of both classes (0 and 1) to calibrate the teacher.")
+        slope, intercept = calibrate_logistic(cosine, gold)
+        targets = teacher_probabilities(cosine, slope, intercept)
+        agreement = f"ROC AUC {roc_auc(targets, gold.astype(int)):.4f}"
     logger.info(
-        "teacher %s on the training pairs: Spearman %.4f with the gold labels; calibration %.3f*cos%+.3f; weight %.2f",
+        "teacher %s on the training pairs: %s with the gold labels; calibration %.3f*cos%+.3f%s; weight %.2f",
         data_args.teacher,
-        corr["spearman"],
+        agreement,
         slope,
         intercept,
+        "" if task == "regression" else " (logistic)",
         data_args.teacher_weight,
     )
     mixed = mix_labels(gold, targets, data_args.teacher_weight).astype(np.float32)
@@ -588,12 +603,12 @@ def build_train_dataset(
     """The training examples of the task (before length columns and transforms are added)."""
     train = data.splits["train"]
     if data.task == "reranking" and training_args.loss == "listwise":
-        if data_args.teacher_weight > 0:
-            raise ConfigError("--teacher with --task reranking needs --loss bce (the teacher's scores are mixed into pointwise labels).")
         return listwise_dataset(train.groups, source=train.source), []
     dataset = train.dataset.remove_columns([GROUP]) if GROUP in train.dataset.column_names else train.dataset
     if data_args.teacher and data_args.teacher_weight > 0:
-        dataset = distill_labels(dataset, data_args, max_length)
+        if data.vocab is not None and not data.vocab.binary:
+            raise ConfigError("--teacher works with binary classification (one logit), not with several classes.")
+        dataset = distill_labels(dataset, data_args, max_length, data.task)
     return dataset, []
 
 
@@ -644,7 +659,25 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             if name != "train":
                 split.dataset = add_lengths(split.dataset, tokenizer, model_args.max_length, training_args.length_column_name)
     if task == "reranking" and training_args.loss == "listwise":
-        sampler = ListwiseSampler(splits["train"].groups, training_args.train_group_size, training_args.seed)
+        teacher = None
+        if data_args.teacher and data_args.teacher_weight > 0:
+            from .distill import BiEncoder
+
+            teacher = BiEncoder(resolve_model_path(data_args.teacher), max_length=model_args.max_length)
+            logger.info(
+                "listwise targets: %.2f x one-hot + %.2f x softmax(teacher cosine / %g)",
+                1 - data_args.teacher_weight,
+                data_args.teacher_weight,
+                data_args.teacher_temperature,
+            )
+        sampler = ListwiseSampler(
+            splits["train"].groups,
+            training_args.train_group_size,
+            training_args.seed,
+            teacher=teacher,
+            teacher_weight=data_args.teacher_weight,
+            temperature=data_args.teacher_temperature,
+        )
         train_dataset = train_dataset.add_column(INDEX, list(range(len(train_dataset)))).with_transform(sampler)
         callbacks.append(sampler)
     elif data_args.symmetric_train == "both":

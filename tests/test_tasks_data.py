@@ -248,3 +248,46 @@ def test_loss_by_label_shape():
     assert cross_encoder_loss(three, torch.tensor([1, 2]), "ce").item() == pytest.approx(ce.item())
     with pytest.raises(ValueError, match="listwise groups"):
         cross_encoder_loss(torch.zeros(6, 1), torch.zeros(2, 3), "bce")
+
+
+# ---- teacher for 0/1 labels and listwise groups ----------------------------------------------
+
+
+def test_logistic_calibration_recovers_known_parameters():
+    from hf_crossenc.distill import calibrate_logistic, teacher_probabilities
+
+    rng = np.random.default_rng(0)
+    cosine = rng.uniform(-1, 1, 20000)
+    labels = (rng.random(20000) < 1 / (1 + np.exp(-(6.0 * cosine - 1.0)))).astype(float)
+    a, b = calibrate_logistic(cosine, labels)
+    assert a == pytest.approx(6.0, rel=0.1) and b == pytest.approx(-1.0, abs=0.15)
+    assert teacher_probabilities(np.array([1 / 6]), 6.0, -1.0)[0] == pytest.approx(0.5)
+
+
+def test_group_targets_mix_one_hot_and_teacher_softmax():
+    from hf_crossenc.distill import group_targets
+
+    cosine = np.array([0.5, 0.4, 0.1])
+    soft = np.exp(cosine / 0.1) / np.exp(cosine / 0.1).sum()
+    got = group_targets(cosine, weight=0.25, temperature=0.1)
+    np.testing.assert_allclose(got, 0.75 * np.array([1.0, 0, 0]) + 0.25 * soft)
+    assert got.sum() == pytest.approx(1.0)
+
+
+class StubEncoder:
+    """Embeddings chosen by hand: cosine(q1, p1) = 1, cosine(q1, anything else) = 0."""
+
+    def encode(self, texts):
+        return np.array([[1.0, 0.0] if t in ("q1", "p1") else [0.0, 1.0] for t in texts])
+
+
+def test_listwise_sampler_emits_teacher_targets(tmp_path):
+    path = write(tmp_path / "t.csv", "question,answer,label\nq1,p1,1\nq1,n1,0\nq1,n2,0\n")
+    groups = build_ranking_split(read_table(path), name="train").groups
+    dataset = listwise_dataset(groups)
+    sampler = ListwiseSampler(groups, group_size=3, seed=0, teacher=StubEncoder(), teacher_weight=0.5, temperature=1.0)
+    row = dataset.add_column(INDEX, [0]).with_transform(sampler)[0]
+    soft = np.exp([1.0, 0.0, 0.0]) / np.exp([1.0, 0.0, 0.0]).sum()
+    np.testing.assert_allclose(row["targets"], 0.5 * np.array([1.0, 0, 0]) + 0.5 * soft)
+    plain = dataset.add_column(INDEX, [0]).with_transform(ListwiseSampler(groups, group_size=3, seed=0))[0]
+    assert plain["targets"] == [1.0, 0.0, 0.0]

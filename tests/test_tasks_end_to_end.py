@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 import subprocess
@@ -230,13 +231,17 @@ def test_listwise_reranker_with_two_process_ddp(tmp_path, tiny_model_dir, trecqa
     assert ranked[0].score == pytest.approx(float(scores.max()))
 
 
-def test_pointwise_reranker_in_process(tmp_path, tiny_model_dir, trecqa_slices):
-    out = tmp_path / "pw"
+@pytest.mark.parametrize("loss", ["bce", "listwise"])
+def test_reranker_with_teacher_in_process(tmp_path, tiny_model_dir, trecqa_slices, caplog, loss):
+    caplog.set_level(logging.INFO, logger="hf_crossenc")
+    out = tmp_path / loss
     flags = [
         "--task",
         "reranking",
         "--loss",
-        "bce",
+        loss,
+        "--teacher",
+        str(tiny_model_dir),
         "--train_file",
         str(trecqa_slices["train"]),
         "--validation_file",
@@ -245,8 +250,24 @@ def test_pointwise_reranker_in_process(tmp_path, tiny_model_dir, trecqa_slices):
     ]
     assert train_main(flags) == 0
     results = json.loads((out / "results.json").read_text())
-    assert results["run"]["loss"] == "bce" and results["run"]["train_examples_per_epoch"] == 160
+    assert results["run"]["loss"] == loss and results["run"]["teacher_weight"] == 0.5
     assert math.isfinite(results["validation"]["map"])
+    if loss == "bce":
+        assert results["run"]["train_examples_per_epoch"] == 160
+        assert "(logistic)" in caplog.text  # 0/1 labels: Platt-scaled teacher probabilities
+    else:
+        assert "softmax(teacher cosine / 0.05)" in caplog.text
+
+
+def test_binary_classification_with_teacher_in_process(tmp_path, tiny_model_dir, caplog):
+    caplog.set_level(logging.INFO, logger="hf_crossenc")
+    train = write_slice(data_file("msrp", "train"), tmp_path / "train.csv", 64)
+    dev = write_slice(data_file("msrp", "dev"), tmp_path / "dev.csv", 32)
+    out = tmp_path / "cls"
+    flags = ["--task", "classification", "--teacher", str(tiny_model_dir), "--train_file", str(train), "--validation_file", str(dev)]
+    assert train_main([*flags, *common_flags(tiny_model_dir, out, epochs=1)]) == 0
+    assert "ROC AUC" in caplog.text and "(logistic)" in caplog.text
+    assert json.loads((out / "results.json").read_text())["run"]["teacher"] == str(tiny_model_dir)
 
 
 # ---- bad input through the script ------------------------------------------------------------
@@ -285,7 +306,10 @@ def test_listwise_training_without_any_positive_exits_2(tmp_path, capsys, tiny_m
         (["--task", "reranking", "--symmetric_train", "swap"], "must be 'none' for reranking"),
         (["--task", "classification", "--label_scale", "0,5"], "--label_scale applies to --task regression only"),
         (["--task", "classification", "--loss", "listwise"], "does not fit --task classification"),
-        (["--task", "classification", "--teacher", "bundled:all-MiniLM-L6-v2"], "--teacher is for --task regression"),
+        (
+            ["--task", "reranking", "--silver_pairs", "1", "--teacher", "bundled:all-MiniLM-L6-v2"],
+            "--silver_pairs applies to --task regression",
+        ),
     ],
 )
 def test_task_flag_conflicts(tmp_path, capsys, tiny_model_dir, flags, message):
