@@ -28,6 +28,7 @@ from .data import (
     TEXT_A,
     TEXT_B,
     LabelScale,
+    PairColumns,
     PairSplit,
     Table,
     build_class_split,
@@ -130,6 +131,13 @@ class DataArguments:
             "pairs' second texts, nearest neighbours and random ones)."
         },
     )
+    silver_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --teacher (regression): comma-separated files of extra, unlabelled pairs (text columns auto-detected, "
+            "any label column ignored) that the teacher labels and training adds."
+        },
+    )
     teacher_temperature: float = field(
         default=0.05,
         metadata={"help": "Listwise reranking with --teacher: softmax temperature applied to the teacher's cosines in a group."},
@@ -215,8 +223,8 @@ def apply_defaults(data_args: DataArguments, task: str = "regression") -> None:
             raise ConfigError(f"--task {task} needs training data: pass --train_file (and --validation_file) or --dataset_name.")
         if data_args.label_scale is not None:
             raise ConfigError(f"--label_scale applies to --task regression only; {task} labels are classes or 0/1 relevance.")
-        if data_args.silver_pairs:
-            raise ConfigError("--silver_pairs applies to --task regression only.")
+        if data_args.silver_pairs or data_args.silver_file:
+            raise ConfigError("--silver_pairs and --silver_file apply to --task regression only.")
     if task != "classification" and (data_args.positive_label or data_args.class_names):
         raise ConfigError("--positive_label and --class_names apply to --task classification only.")
     if data_args.symmetric_train is None:
@@ -229,8 +237,8 @@ def apply_defaults(data_args: DataArguments, task: str = "regression") -> None:
         raise ConfigError(f"--teacher_weight must lie in [0, 1], got {data_args.teacher_weight}.")
     if data_args.silver_pairs is None:
         data_args.silver_pairs = 0
-    if data_args.silver_pairs and not (data_args.teacher and data_args.teacher_weight > 0):
-        raise ConfigError("--silver_pairs needs a --teacher: the extra pairs are labelled by it.")
+    if (data_args.silver_pairs or data_args.silver_file) and not (data_args.teacher and data_args.teacher_weight > 0):
+        raise ConfigError("--silver_pairs and --silver_file need a --teacher: the extra pairs are labelled by it.")
     if data_args.teacher_weight > 0 and not data_args.teacher:
         raise ConfigError("--teacher_weight needs a --teacher (e.g. --teacher bundled:all-MiniLM-L6-v2).")
 
@@ -302,13 +310,14 @@ class TaskData:
     splits: dict[str, Any]  # PairSplit (regression, classification) or RankingSplit (reranking)
     scale: LabelScale = field(default_factory=LabelScale)
     vocab: LabelVocab | None = None
+    silver: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
 
 
 def load_task_data(data_args: DataArguments, task: str) -> TaskData:
     """Read and validate every split for the task (nothing is written before this succeeds)."""
     if task == "regression":
         splits, scale = load_splits(data_args)
-        return TaskData(task, dict(splits), scale)
+        return TaskData(task, dict(splits), scale, silver=read_silver_files(data_args))
     tables = read_split_tables(data_args)
     limits = {name: data_args.max_train_samples if name == "train" else data_args.max_eval_samples for name in tables}
     if task == "reranking":
@@ -349,7 +358,13 @@ def swapped(dataset: Any) -> Any:
     return datasets.concatenate_datasets([dataset, flipped.select_columns(dataset.column_names).cast(dataset.features)])
 
 
-def distill_labels(dataset: Any, data_args: DataArguments, max_length: int, task: str = "regression") -> Any:
+def distill_labels(
+    dataset: Any,
+    data_args: DataArguments,
+    max_length: int,
+    task: str = "regression",
+    silver: dict[str, tuple[list[str], list[str]]] | None = None,
+) -> Any:
     """Mix calibrated bi-encoder similarities into the training labels.
 
     Similarity scores (regression): a least-squares line maps the cosine onto the 0–1 labels. 0/1
@@ -390,7 +405,24 @@ def distill_labels(dataset: Any, data_args: DataArguments, max_length: int, task
         logger.info("added %d teacher-labelled pairs (mean target %.3f)", len(new_a), float(silver.mean()) if len(silver) else 0.0)
         extra = datasets.Dataset.from_dict({TEXT_A: new_a, TEXT_B: new_b, "label": silver.tolist()}, features=features)
         dataset = datasets.concatenate_datasets([dataset, extra])
+    for path, (new_a, new_b) in (silver or {}).items():
+        silver = teacher_targets(teacher.cosine(new_a, new_b), slope, intercept).astype(np.float32)
+        logger.info("added %d teacher-labelled pairs from %s (mean target %.3f)", len(new_a), path, float(silver.mean()))
+        extra = datasets.Dataset.from_dict({TEXT_A: new_a, TEXT_B: new_b, "label": silver.tolist()}, features=features)
+        dataset = datasets.concatenate_datasets([dataset, extra])
     return dataset
+
+
+def read_silver_files(data_args: DataArguments) -> dict[str, tuple[list[str], list[str]]]:
+    """The validated text pairs of every --silver_file (labels, if any, are ignored)."""
+    out = {}
+    for path in (p.strip() for p in (data_args.silver_file or "").split(",")):
+        if path:
+            table = read_table(path)
+            columns = resolve_columns(table, require_label=False)
+            split = build_split(table, PairColumns(columns.text_a, columns.text_b, None), name="silver", scale=None)
+            out[path] = (split.dataset[TEXT_A], split.dataset[TEXT_B])
+    return out
 
 
 class RandomSwap(TrainerCallback):
@@ -456,7 +488,12 @@ def build_card(
     base_short = (base_model or Path(model_args.model_name_or_path).name or "cross-encoder").split("/")[-1]
     kind = {"regression": "cross-encoder", "classification": "pair classifier", "reranking": "reranker"}[semantics.task]
     teacher = (
-        {"teacher": data_args.teacher, "teacher_weight": data_args.teacher_weight, "silver_pairs": data_args.silver_pairs}
+        {
+            "teacher": data_args.teacher,
+            "teacher_weight": data_args.teacher_weight,
+            "silver_pairs": data_args.silver_pairs,
+            **({"silver_file": data_args.silver_file} if data_args.silver_file else {}),
+        }
         if data_args.teacher_weight > 0
         else {}
     )
@@ -608,7 +645,7 @@ def build_train_dataset(
     if data_args.teacher and data_args.teacher_weight > 0:
         if data.vocab is not None and not data.vocab.binary:
             raise ConfigError("--teacher works with binary classification (one logit), not with several classes.")
-        dataset = distill_labels(dataset, data_args, max_length, data.task)
+        dataset = distill_labels(dataset, data_args, max_length, data.task, data.silver)
     return dataset, []
 
 
@@ -749,6 +786,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         "teacher": data_args.teacher if data_args.teacher_weight > 0 else None,
         "teacher_weight": data_args.teacher_weight,
         "silver_pairs": data_args.silver_pairs,
+        "silver_file": data_args.silver_file,
         "epochs": training_args.num_train_epochs,
         "global_steps": trainer.state.global_step,
         "world_size": world,

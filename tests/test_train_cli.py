@@ -141,3 +141,26 @@ def test_default_job_and_teacher_defaults():
                 DataArguments(train_file="p.csv", teacher="t", teacher_weight=1.5)):  # fmt: skip
         with pytest.raises(ConfigError):
             apply_defaults(bad)
+
+
+def test_silver_file_pairs_are_labelled_by_the_teacher(tmp_path, capsys, caplog, stsb_slices, tiny_model_dir):
+    import json
+    import logging
+
+    caplog.set_level(logging.INFO, logger="hf_crossenc")
+    silver = tmp_path / "extra.csv"
+    silver.write_text("sentence1,sentence2,label\nA cat sits.,A cat is sitting.,1\nStocks fell.,A dog barks.,0\n")
+    common = ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(stsb_slices["train"]), "--label_scale", "0,5"]
+    common += ["--validation_file", str(stsb_slices["validation"]), "--teacher", str(tiny_model_dir), "--num_train_epochs", "1"]
+    common += ["--max_train_samples", "16", "--bf16", "false", "--max_length", "32"]
+    out = tmp_path / "out"
+    assert main([*common, "--silver_file", str(silver), "--output_dir", str(out)]) == 0
+    run = json.loads((out / "results.json").read_text())["run"]
+    assert run["train_examples_per_epoch"] == 16 + 2 and run["silver_file"] == str(silver)
+    assert f"added 2 teacher-labelled pairs from {silver}" in caplog.text
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sentence1,sentence2\nA cat sits.,\n")
+    code, err = run_main(capsys, *common, "--silver_file", str(bad), "--output_dir", str(tmp_path / "out2"))
+    assert code == 2 and f"file {bad}, row 2, column 'sentence2'" in err
+    assert not (tmp_path / "out2").exists()
