@@ -335,3 +335,15 @@ def test_collapse_guard_warns_loudly(tiny_model_dir, caplog):
     caplog.clear()
     trainer.compute_metrics(EvalPrediction(predictions=np.array([[2.0], [0.0], [1.0], [-1.0]]), label_ids=labels))
     assert "COLLAPSE" not in caplog.text
+
+
+def test_very_long_texts_are_truncated_not_errors(tmp_path, tiny_model_dir):
+    train = tmp_path / "long.csv"
+    rows = ["sentence1,sentence2,label"] + [f"{'word ' * 3000}{i},short text {i},{i % 2}" for i in range(12)]
+    train.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    flags = ["--task", "classification", "--train_file", str(train), "--validation_file", str(train)]
+    assert train_main([*flags, *common_flags(tiny_model_dir, out, epochs=1)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["hf_crossenc"]["max_length"] == 64
+    assert "64 tokens per pair" in (out / "README.md").read_text()  # the card states the truncation length
