@@ -46,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--label_column", default=None, help="label column (default: auto-detect)")
     ev.add_argument("--label_scale", default=None, help="raw label range, e.g. '0,5' (default: the scale the model was trained with)")
     ev.add_argument("--batch_size", type=int, default=64)
-    ev.add_argument("--symmetric", action="store_true", help="average the scores of (a, b) and (b, a)")
+    ev.add_argument(
+        "--symmetric",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average the scores of (a, b) and (b, a) (default: what the model recorded, hf_crossenc.symmetric)",
+    )
     ev.add_argument("--output", default=None, help="also write the metrics to this JSON file")
 
     pr = sub.add_parser("predict", help="score pairs from a file or the command line")
@@ -57,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_column_flags(pr)
     pr.add_argument("--output", default=None, help="write JSON lines here instead of stdout")
     pr.add_argument("--rescale", action="store_true", help="report scores on the original label scale (e.g. 0-5)")
-    pr.add_argument("--symmetric", action="store_true", help="average the scores of (a, b) and (b, a)")
+    pr.add_argument(
+        "--symmetric",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average the scores of (a, b) and (b, a) (default: what the model recorded, hf_crossenc.symmetric)",
+    )
     pr.add_argument("--batch_size", type=int, default=64)
 
     rk = sub.add_parser("rank", help="rerank passages for a query with a trained reranker (best first, JSON lines)")

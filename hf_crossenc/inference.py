@@ -84,14 +84,15 @@ class CrossEncoderPredictor:
         pairs: Sequence[tuple[str, str]] | Sequence[Sequence[str]],
         batch_size: int = 64,
         rescale: bool = False,
-        symmetric: bool = False,
+        symmetric: bool | None = None,
     ) -> np.ndarray:
         """Score pairs; returns scores in input order.
 
         Scores are on the 0–1 training scale (sigmoid of the logit) unless ``rescale=True``, which maps
         them back onto the original label scale recorded at training time (e.g. 0–5 for STS-B).
         ``symmetric=True`` averages the scores of (a, b) and (b, a): the result no longer depends on
-        the order, at twice the compute (plain transformers gives the one-order score).
+        the order, at twice the compute (plain transformers gives the one-order score). The default
+        (None) is what the model recorded at training time (``hf_crossenc.symmetric`` in config.json).
         Pairs are tokenized once and batched by token length, so little compute goes to padding.
         """
         if len(pairs) == 0:
@@ -100,6 +101,8 @@ class CrossEncoderPredictor:
             if len(pair) != 2 or not all(isinstance(t, str) for t in pair):
                 raise ValueError(f"pair {i} must be two strings, got {pair!r}")
         out = self._scores(pairs, batch_size)
+        if symmetric is None:
+            symmetric = bool(self.semantics.symmetric)
         if symmetric:
             out = (out + self._scores([(b, a) for a, b in pairs], batch_size)) / 2
         if rescale and self.semantics.activation == "sigmoid":

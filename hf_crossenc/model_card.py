@@ -188,6 +188,7 @@ class CrossEncoderModelCardData(ModelCardData):
     split_sizes: dict[str, int] = field(default_factory=dict)
     label_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
     symmetric_train: str = "none"
+    symmetric_inference: bool = False
     eval_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     hyperparameters: dict[str, dict[str, Any]] = field(default_factory=dict)
     extra_hyperparameters: dict[str, Any] = field(default_factory=dict)

@@ -78,6 +78,8 @@ class ScoreSemantics:
     """Binary classification: scores >= threshold mean the positive class (chosen on the validation split)."""
     label_names: list[str] | None = None
     """Classification: class names in id order (binary: [negative, positive])."""
+    symmetric: bool = False
+    """Score each pair in both orders and average (hf_crossenc's predict default for this model)."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

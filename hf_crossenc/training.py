@@ -83,6 +83,13 @@ class ModelArguments:
     trust_pickle_weights: bool = field(
         default=False, metadata={"help": "Allow loading a base model stored as pickle (pytorch_model.bin): unpickling can run code."}
     )
+    symmetric_inference: bool = field(
+        default=False,
+        metadata={
+            "help": "Similarity/classification: score every pair in both orders and average, recorded in config.json "
+            "(hf_crossenc.symmetric) as the model's default in hf_crossenc; results.json is computed that way."
+        },
+    )
     license: str | None = field(default=None, metadata={"help": "License written into the model card (e.g. apache-2.0)."})
     language: str = field(default="en", metadata={"help": "Language code(s) of the training data, for the model card."})
 
@@ -499,7 +506,11 @@ def build_card(
     )
     task_extra: dict[str, Any] = {}
     if semantics.task == "regression":
-        task_extra = {"symmetric_train": data_args.symmetric_train, "label_scale": list(semantics.label_scale)}
+        task_extra = {
+            "symmetric_train": data_args.symmetric_train,
+            "symmetric_inference": semantics.symmetric,
+            "label_scale": list(semantics.label_scale),
+        }
     elif semantics.task == "reranking" and semantics.loss == "listwise":
         task_extra = {"train_group_size": training_args.train_group_size}
     elif semantics.task == "classification":
@@ -522,6 +533,7 @@ def build_card(
         split_sizes={name: len(split) for name, split in splits.items()},
         label_stats={name: split.raw_label_stats for name, split in splits.items() if split.raw_label_stats},
         symmetric_train=data_args.symmetric_train,
+        symmetric_inference=semantics.symmetric,
         best_metric=training_args.metric_for_best_model,
         label_names=list(semantics.label_names) if semantics.label_names else None,
         extra_hyperparameters={"max_length": model_args.max_length, **task_extra, **teacher},
@@ -655,6 +667,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     task = training_args.task
     apply_defaults(data_args, task)
     check_output_dir(training_args)
+    if model_args.symmetric_inference and task == "reranking":
+        raise ConfigError("--symmetric_inference does not apply to reranking: a query and a passage are not interchangeable.")
     data = load_task_data(data_args, task)
     splits = data.splits
     vocab = data.vocab
@@ -685,6 +699,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         max_length=model_args.max_length,
         version=__version__,
         label_names=list(vocab.names) if vocab else None,
+        symmetric=model_args.symmetric_inference,
     )
     record_score_semantics(model.config, semantics)
 

@@ -164,3 +164,37 @@ def test_silver_file_pairs_are_labelled_by_the_teacher(tmp_path, capsys, caplog,
     code, err = run_main(capsys, *common, "--silver_file", str(bad), "--output_dir", str(tmp_path / "out2"))
     assert code == 2 and f"file {bad}, row 2, column 'sentence2'" in err
     assert not (tmp_path / "out2").exists()
+
+
+def test_symmetric_inference_is_recorded_and_used(tmp_path, stsb_slices, tiny_model_dir):
+    import json
+
+    import numpy as np
+
+    from hf_crossenc import CrossEncoderPredictor
+
+    out = tmp_path / "sym"
+    argv = ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(stsb_slices["train"]), "--label_scale", "0,5"]
+    argv += ["--validation_file", str(stsb_slices["validation"]), "--num_train_epochs", "1", "--learning_rate", "5e-4"]
+    argv += ["--max_train_samples", "32", "--bf16", "false", "--max_length", "32", "--symmetric_inference", "--output_dir", str(out)]
+    assert main(argv) == 0
+    assert json.loads((out / "config.json").read_text())["hf_crossenc"]["symmetric"] is True
+    predictor = CrossEncoderPredictor.from_pretrained(out)
+    pairs = [("A man eats.", "Someone is eating food."), ("The sky is blue.", "A dog runs in the park.")]
+    np.testing.assert_allclose(predictor.predict(pairs), predictor.predict(pairs, symmetric=True))
+    one_order = predictor.predict(pairs, symmetric=False)
+    flipped = predictor.predict([(b, a) for a, b in pairs], symmetric=False)
+    np.testing.assert_allclose(predictor.predict(pairs), (one_order + flipped) / 2, atol=1e-7)
+    assert not np.array_equal(one_order, predictor.predict(pairs))
+    results = json.loads((out / "results.json").read_text())
+    import csv
+
+    with open(stsb_slices["validation"], newline="") as f:
+        rows = list(csv.DictReader(f))
+    from hf_crossenc.metrics import correlation_metrics
+
+    scores = predictor.predict([(r["sentence1"], r["sentence2"]) for r in rows])
+    assert results["validation"]["spearman"] == pytest.approx(
+        correlation_metrics(scores, [float(r["similarity_score"]) for r in rows])["spearman"]
+    )
+    assert "Symmetric scoring is on" in (out / "README.md").read_text()
