@@ -20,8 +20,19 @@ EPILOG = "Exit codes: 0 success, 2 bad input (data, flags, paths), 1 unexpected 
 def _add_column_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text_a_column", default=None, help="first text column (default: auto-detect)")
     parser.add_argument("--text_b_column", default=None, help="second text column (default: auto-detect)")
+    _add_model_flags(parser)
+
+
+def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trust_pickle_weights", action="store_true", help="allow a model stored as pickle (pytorch_model.bin): unpickling can run code"
+    )
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "auto"],
+        default="fp32",
+        help="fp32 (default: the exact scores of plain transformers), bf16 autocast (faster on AVX512-BF16/AMX CPUs and GPUs), "
+        "or auto (bf16 where native)",
     )
 
 
@@ -78,9 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     rk_src.add_argument("--passage", action="append", help="one passage (repeatable)")
     rk.add_argument("--top_k", type=int, default=None, help="print only the best K")
     rk.add_argument("--batch_size", type=int, default=64)
-    rk.add_argument(
-        "--trust_pickle_weights", action="store_true", help="allow a model stored as pickle (pytorch_model.bin): unpickling can run code"
-    )
+    _add_model_flags(rk)
 
     from .mining import add_mine_arguments
 
@@ -100,7 +109,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .inference import CrossEncoderPredictor
 
     table = read_table(args.data)  # validate the input before loading the model
-    predictor = CrossEncoderPredictor.from_pretrained(args.model, trust_pickle_weights=args.trust_pickle_weights)
+    predictor = CrossEncoderPredictor.from_pretrained(args.model, trust_pickle_weights=args.trust_pickle_weights, precision=args.precision)
     task = predictor.semantics.task
     if task == "reranking":
         metrics = _evaluate_ranking(args, table, predictor)
@@ -171,7 +180,7 @@ def _rank(args: argparse.Namespace) -> int:
         passages = list(args.passage)
     if not passages:
         raise UserInputError("no passages to rank.")
-    predictor = CrossEncoderPredictor.from_pretrained(args.model, trust_pickle_weights=args.trust_pickle_weights)
+    predictor = CrossEncoderPredictor.from_pretrained(args.model, trust_pickle_weights=args.trust_pickle_weights, precision=args.precision)
     ranked = predictor.rank(args.query, passages, top_k=args.top_k, batch_size=args.batch_size)
     sys.stdout.write("".join(json.dumps({"index": r.index, "score": round(r.score, 6), "passage": r.passage}) + "\n" for r in ranked))
     return 0
@@ -189,7 +198,7 @@ def _predict(args: argparse.Namespace) -> int:
         pairs = list(zip(split.dataset["text_a"], split.dataset["text_b"]))
     else:
         pairs = [tuple(p) for p in args.pair]
-    predictor = CrossEncoderPredictor.from_pretrained(args.model, trust_pickle_weights=args.trust_pickle_weights)
+    predictor = CrossEncoderPredictor.from_pretrained(args.model, trust_pickle_weights=args.trust_pickle_weights, precision=args.precision)
     scores = predictor.predict(pairs, batch_size=args.batch_size, rescale=args.rescale, symmetric=args.symmetric)
     lines = [json.dumps({"text_a": a, "text_b": b, **_prediction(predictor, s)}) for (a, b), s in zip(pairs, scores)]
     if args.output:

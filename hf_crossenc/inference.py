@@ -17,6 +17,9 @@ from .modeling import ScoreSemantics, safetensors_only
 logger = logging.getLogger(__name__)
 
 
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
 class Ranked(NamedTuple):
     """One reranked passage: its position in the input, its score and its text."""
 
@@ -42,7 +45,15 @@ class CrossEncoderPredictor:
         model: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
         max_length: int | None = None,
+        precision: str = "fp32",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision == "auto":
+            from .training_args import bf16_is_fast
+
+            precision = "bf16" if bf16_is_fast() else "fp32"
+        self.precision = precision
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.semantics = ScoreSemantics.from_config(model.config)
@@ -58,14 +69,21 @@ class CrossEncoderPredictor:
         max_length: int | None = None,
         revision: str | None = None,
         trust_pickle_weights: bool = False,
+        precision: str = "fp32",
     ) -> CrossEncoderPredictor:
-        """Load a saved folder or Hub repo; safetensors weights only unless ``trust_pickle_weights=True``."""
+        """Load a saved folder or Hub repo; safetensors weights only unless ``trust_pickle_weights=True``.
+
+        ``precision="bf16"`` runs the model under bf16 autocast (several times faster on CPUs with
+        AVX512-BF16/AMX and on GPUs; scores differ from fp32 in the third decimal); ``"auto"`` picks
+        bf16 where the hardware computes it natively. The default fp32 gives exactly the scores of
+        plain transformers.
+        """
         use_safetensors = safetensors_only(str(name_or_path), trust_pickle_weights)
         model = AutoModelForSequenceClassification.from_pretrained(str(name_or_path), revision=revision, use_safetensors=use_safetensors)
         tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), revision=revision)
         if device is not None:
             model.to(device)
-        return cls(model, tokenizer, max_length=max_length)
+        return cls(model, tokenizer, max_length=max_length, precision=precision)
 
     @property
     def label_scale(self) -> LabelScale:
@@ -119,7 +137,9 @@ class CrossEncoderPredictor:
             features = [{k: encoded[k][i] for k in encoded} for i in idx]
             batch = self.tokenizer.pad(features, padding=True, return_tensors="pt")
             batch = {k: v.to(device) for k, v in batch.items()}
-            scores = self.activate(self.model(**batch).logits).cpu()
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                logits = self.model(**batch).logits
+            scores = self.activate(logits).cpu()
             for j, i in enumerate(idx):
                 results[i] = scores[j]
         return torch.stack(results).numpy()

@@ -109,3 +109,16 @@ def test_random_swap_depends_only_on_seed_epoch_and_index():
     assert draw(RandomSwap(3, 200), 1, list(range(200))) != first  # a fresh draw each epoch
     ds = datasets.Dataset.from_dict({**data, "length": list(range(200))}).with_transform(RandomSwap(3, 200))
     assert list(ds["length"]) == list(range(200))  # column reads pass through
+
+
+def test_predictor_bf16_precision_is_close_to_fp32(tiny_model_dir):
+    from hf_crossenc import CrossEncoderPredictor
+
+    pairs = [("a man eats food", "someone is eating"), ("the sky is blue", "a dog runs"), ("x", "y z w")]
+    exact = CrossEncoderPredictor.from_pretrained(tiny_model_dir).predict(pairs)
+    fast = CrossEncoderPredictor.from_pretrained(tiny_model_dir, precision="bf16")
+    assert fast.precision == "bf16"
+    np.testing.assert_allclose(fast.predict(pairs), exact, atol=2e-2)
+    assert CrossEncoderPredictor.from_pretrained(tiny_model_dir, precision="auto").precision in ("fp32", "bf16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        CrossEncoderPredictor.from_pretrained(tiny_model_dir, precision="fp8")
