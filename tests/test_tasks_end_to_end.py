@@ -63,17 +63,13 @@ def common_flags(tiny: Path, out: Path, epochs: int = 2) -> list[str]:
 
 
 def launch(cwd: Path, launch_flags: list[str], script_flags: list[str]) -> subprocess.CompletedProcess:
+    extra = [] if "--config_file" in launch_flags else ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     cmd = [
         sys.executable,
         "-m",
         "accelerate.commands.launch",
         *launch_flags,
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
+        *extra,
         str(REPO / "scripts" / "train.py"),
         *script_flags,
     ]
@@ -193,7 +189,7 @@ def test_listwise_reranker_with_two_process_ddp(tmp_path, tiny_model_dir, trecqa
     out = tmp_path / "rk"
     proc = launch(
         tmp_path,
-        ["--multi_gpu", "--num_processes", "2"],
+        ["--config_file", str(REPO / "configs" / "accelerate" / "cpu_ddp_2proc.yaml")],  # the shipped 2-process CPU config
         [
             "--task",
             "reranking",
@@ -347,3 +343,19 @@ def test_very_long_texts_are_truncated_not_errors(tmp_path, tiny_model_dir):
     config = json.loads((out / "config.json").read_text())
     assert config["hf_crossenc"]["max_length"] == 64
     assert "64 tokens per pair" in (out / "README.md").read_text()  # the card states the truncation length
+
+
+def test_shipped_accelerate_configs_load():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    expected = {
+        "cpu_ddp_2proc.yaml": ("MULTI_GPU", 2, 1),
+        "single_gpu_bf16.yaml": ("NO", 1, 1),
+        "multi_gpu_ddp.yaml": ("MULTI_GPU", 4, 1),
+        "multi_node.yaml": ("MULTI_GPU", 8, 2),
+    }
+    files = sorted(p.name for p in (REPO / "configs" / "accelerate").glob("*.yaml"))
+    assert files == sorted(expected)
+    for name, (kind, processes, machines) in expected.items():
+        config = load_config_from_file(str(REPO / "configs" / "accelerate" / name))
+        assert (str(config.distributed_type).split(".")[-1], config.num_processes, config.num_machines) == (kind, processes, machines), name
