@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
     add_publish_arguments(sub.add_parser("publish", help="upload a trained model folder to the Hugging Face Hub (one commit)"))
+    from .search import add_search_arguments
+
+    add_search_arguments(sub.add_parser("search", help="grid search over training flags, selecting on the validation split only"))
     return parser
 
 
@@ -314,6 +317,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .mining import run_mine
 
         return run_mine(args)
+    if args.command == "search":
+        from .search import run_search
+
+        return run_search(args)
     commands = {"evaluate": _evaluate, "predict": _predict, "rank": _rank}
     return commands[args.command](args)
 
