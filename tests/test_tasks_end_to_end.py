@@ -304,7 +304,7 @@ def test_listwise_training_without_any_positive_exits_2(tmp_path, capsys, tiny_m
         (["--task", "classification", "--loss", "listwise"], "does not fit --task classification"),
         (
             ["--task", "reranking", "--silver_pairs", "1", "--teacher", "bundled:all-MiniLM-L6-v2"],
-            "--silver_pairs applies to --task regression",
+            "--silver_pairs and --silver_file apply to --task regression",
         ),
     ],
 )
