@@ -58,7 +58,7 @@ from .model_card import CrossEncoderModelCardData
 from .modeling import BUNDLED_MODEL, CONFIG_KEY, ScoreSemantics, load_model_for_training, record_score_semantics, resolve_model_path
 from .ranking import GROUP, INDEX, ListwiseSampler, build_ranking_split, listwise_dataset
 from .trainer import CrossEncoderTrainer
-from .training_args import CrossEncoderTrainingArguments
+from .training_args import CrossEncoderTrainingArguments, configure_cpu_threads
 
 logger = logging.getLogger("hf_crossenc")
 
@@ -681,6 +681,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             kind = "two classes 0/1 (one sigmoid logit)" if vocab.binary else f"{len(vocab.names)} classes (softmax)"
             raise ConfigError(f"--loss {training_args.loss} does not fit the labels: {kind} train with --loss {expected}.")
     model_path = resolve_model_path(model_args.model_name_or_path)
+    threads = configure_cpu_threads(training_args.cpu_threads)
 
     set_seed(training_args.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -763,12 +764,13 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     world = training_args.world_size
     unit = f"groups of {training_args.train_group_size} passages" if training_args.loss == "listwise" else "examples"
     logger.info(
-        "%s: training on %d pairs (%d %s per epoch) | %d process(es) | global batch %d | loss %s | mixed precision %s",
+        "%s: training on %d pairs (%d %s per epoch) | %d process(es) x %d CPU thread(s) | global batch %d | loss %s | mixed precision %s",
         task,
         len(splits["train"]),
         len(train_dataset),
         unit,
         world,
+        threads,
         training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps * world,
         training_args.loss,
         trainer.accelerator.mixed_precision,
@@ -805,6 +807,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         "epochs": training_args.num_train_epochs,
         "global_steps": trainer.state.global_step,
         "world_size": world,
+        "cpu_threads_per_process": threads,
         "global_batch_size": training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps * world,
         "train_runtime_s": round(train_seconds, 2),
         "train_samples_per_second": round(train_output.metrics.get("train_samples_per_second", math.nan), 3),

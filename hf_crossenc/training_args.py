@@ -22,6 +22,30 @@ def bf16_is_fast(use_cpu: bool = False) -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
+def configure_cpu_threads(requested: int | None) -> int:
+    """Set torch's intra-op threads; returns the number used.
+
+    `accelerate launch` without `--num_cpu_threads_per_process` (and without `--cpu`) exports
+    OMP_NUM_THREADS=1, which leaves all but one core idle on a CPU machine. In that case (and
+    without a GPU) the available cores are shared among the processes of this machine instead.
+    """
+    import os
+
+    if requested is not None:
+        if requested < 1:
+            raise ValueError(f"--cpu_threads must be at least 1, got {requested}")
+        torch.set_num_threads(requested)
+        return requested
+    launched_by_accelerate = any(key.startswith("ACCELERATE_") for key in os.environ)
+    if launched_by_accelerate and os.environ.get("OMP_NUM_THREADS") == "1" and not has_accelerator():
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+        threads = max(1, cores // max(1, local))
+        if threads > torch.get_num_threads():
+            torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
 def has_accelerator() -> bool:
     """A CUDA, MPS or XPU device is available."""
     mps = getattr(torch.backends, "mps", None)
@@ -54,6 +78,13 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             "reranking: 'listwise' (default; softmax cross-entropy over a query's positive and --train_group_size-1 negatives) "
             "or 'bce' (pointwise).",
             "choices": list(LOSSES),
+        },
+    )
+    cpu_threads: int | None = field(
+        default=None,
+        metadata={
+            "help": "CPU threads per process (torch.set_num_threads). Default: all available cores divided among the local "
+            "processes when `accelerate launch` left OMP_NUM_THREADS at its own default of 1; otherwise torch's choice."
         },
     )
     train_group_size: int = field(
@@ -118,6 +149,8 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             self.loss = DEFAULT_LOSS.get(self.task)  # classification: decided from the labels (bce or ce)
         if self.loss is not None and self.loss not in TASK_LOSSES[self.task]:
             raise ValueError(f"--loss {self.loss} does not fit --task {self.task}: use one of {TASK_LOSSES[self.task]}")
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise ValueError(f"--cpu_threads must be at least 1, got {self.cpu_threads}")
         if self.train_group_size < 2:
             raise ValueError(f"--train_group_size must be at least 2 (a positive and a negative), got {self.train_group_size}")
         if str(getattr(self.eval_strategy, "value", self.eval_strategy)) == "no" and self.load_best_model_at_end:

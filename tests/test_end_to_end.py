@@ -97,6 +97,8 @@ def test_train_saves_safetensors_model_that_reloads_identically(trained, tiny_mo
         assert results[split]["n"] == n
         assert math.isfinite(results[split]["pearson"]) and math.isfinite(results[split]["spearman"])
     assert results["run"]["world_size"] == 1
+    # accelerate launch exports OMP_NUM_THREADS=1; a single CPU process still gets every available core.
+    assert results["run"]["cpu_threads_per_process"] == len(os.sched_getaffinity(0))
     assert results["run"]["label_scale"] == [0.0, 5.0]
 
     config = json.loads((out / "config.json").read_text())
@@ -152,6 +154,7 @@ def test_two_process_ddp_run(tmp_path, tiny_model_dir, stsb_slices):
     results = json.loads((out / "results.json").read_text())
     assert results["run"]["teacher_weight"] == 0.5 and "teacher" in proc.stderr
     assert results["run"]["world_size"] == 2, proc.stderr[-2000:]
+    assert results["run"]["cpu_threads_per_process"] == max(1, len(os.sched_getaffinity(0)) // 2)
     assert results["run"]["global_batch_size"] == 2 * BATCH
     examples = TRAIN_ROWS  # --symmetric_train swap (default): one random order per draw
     assert results["run"]["global_steps"] == EPOCHS * math.ceil(examples / (2 * BATCH))
