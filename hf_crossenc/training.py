@@ -370,7 +370,7 @@ def distill_labels(
     data_args: DataArguments,
     max_length: int,
     task: str = "regression",
-    silver: dict[str, tuple[list[str], list[str]]] | None = None,
+    silver_texts: dict[str, tuple[list[str], list[str]]] | None = None,
 ) -> Any:
     """Mix calibrated bi-encoder similarities into the training labels.
 
@@ -412,7 +412,7 @@ def distill_labels(
         logger.info("added %d teacher-labelled pairs (mean target %.3f)", len(new_a), float(silver.mean()) if len(silver) else 0.0)
         extra = datasets.Dataset.from_dict({TEXT_A: new_a, TEXT_B: new_b, "label": silver.tolist()}, features=features)
         dataset = datasets.concatenate_datasets([dataset, extra])
-    for path, (new_a, new_b) in (silver or {}).items():
+    for path, (new_a, new_b) in (silver_texts or {}).items():
         silver = teacher_targets(teacher.cosine(new_a, new_b), slope, intercept).astype(np.float32)
         logger.info("added %d teacher-labelled pairs from %s (mean target %.3f)", len(new_a), path, float(silver.mean()))
         extra = datasets.Dataset.from_dict({TEXT_A: new_a, TEXT_B: new_b, "label": silver.tolist()}, features=features)
