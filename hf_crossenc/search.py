@@ -15,6 +15,7 @@ import difflib
 import hashlib
 import itertools
 import json
+import logging
 import math
 import os
 import re
@@ -64,6 +65,8 @@ MODEL_FILES = ("model.safetensors", "model-*-of-*.safetensors", "model.safetenso
 TAIL_LINES = 20
 MAX_VALUE_CHARS = 40
 TEST_LABEL = "test (not used for selection)"
+
+logger = logging.getLogger(__name__)
 
 
 # ---- the grid -----------------------------------------------------------------------------
@@ -411,7 +414,7 @@ def _previous_runs(path: Path) -> dict[str, dict[str, Any]]:
     try:
         return {run["name"]: run for run in json.loads(path.read_text(encoding="utf-8")).get("runs", [])}
     except (ValueError, KeyError, TypeError, AttributeError) as err:
-        print(f"note: ignoring unreadable {path} ({err})", file=sys.stderr)
+        logger.warning("ignoring the unreadable earlier search record %s (%s): reused runs are not compared with it", path, err)
         return {}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,3 +104,13 @@ def stsb_slices(tmp_path: Path) -> dict[str, Path]:
         "validation": write_slice(stsb_file("dev"), data / "dev.csv", 48),
         "test": write_slice(stsb_file("test"), data / "test.csv", 48),
     }
+
+
+def accelerate_launch(cwd: Path, launch_flags: list[str], script_flags: list[str]) -> subprocess.CompletedProcess:
+    """Run `accelerate launch [launch_flags] scripts/train.py [script_flags]` offline; fail the test on a non-zero exit."""
+    defaults = [] if "--config_file" in launch_flags else ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *launch_flags, *defaults, str(REPO / "scripts" / "train.py"), *script_flags]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"training failed:\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-6000:]}"
+    return proc

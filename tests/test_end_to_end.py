@@ -6,12 +6,12 @@ import json
 import math
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import accelerate_launch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -25,18 +25,7 @@ TRAIN_ROWS, BATCH, EPOCHS = 96, 8, 2
 def launch(
     tmp_path: Path, tiny: Path, data: dict[str, Path], out: Path, *launch_flags: str, extra: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        *launch_flags,
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        str(REPO / "scripts" / "train.py"),
+    script_flags = [
         "--model_name_or_path",
         str(tiny),
         "--train_file",
@@ -65,10 +54,7 @@ def launch(
         "true",
         *extra,
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"training failed:\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-6000:]}"
-    return proc
+    return accelerate_launch(tmp_path, list(launch_flags), script_flags)
 
 
 @pytest.fixture

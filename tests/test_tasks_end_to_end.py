@@ -10,15 +10,12 @@ import csv
 import json
 import logging
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_DATA, write_slice
+from conftest import SHARED_DATA, accelerate_launch, write_slice
 from huggingface_hub import ModelCard
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -62,23 +59,6 @@ def common_flags(tiny: Path, out: Path, epochs: int = 2) -> list[str]:
     ]
 
 
-def launch(cwd: Path, launch_flags: list[str], script_flags: list[str]) -> subprocess.CompletedProcess:
-    extra = [] if "--config_file" in launch_flags else ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    cmd = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        *launch_flags,
-        *extra,
-        str(REPO / "scripts" / "train.py"),
-        *script_flags,
-    ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"training failed:\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-6000:]}"
-    return proc
-
-
 def card_metrics(folder: Path) -> dict[str, dict[str, float]]:
     by_split: dict[str, dict[str, float]] = {}
     for result in ModelCard.load(folder / "README.md").data.eval_results:
@@ -93,7 +73,7 @@ def test_binary_classification_threshold_is_chosen_on_dev_and_saved(tmp_path, ti
     train = write_slice(data_file("msrp", "train"), tmp_path / "train.csv", 96)
     dev = write_slice(data_file("msrp", "dev"), tmp_path / "dev.csv", 48)
     out = tmp_path / "cls"
-    launch(
+    accelerate_launch(
         tmp_path,
         ["--num_processes", "1"],
         ["--task", "classification", "--train_file", str(train), "--validation_file", str(dev), *common_flags(tiny_model_dir, out)],
@@ -104,7 +84,7 @@ def test_binary_classification_threshold_is_chosen_on_dev_and_saved(tmp_path, ti
     for key in ("accuracy", "f1", "auc", "average_precision"):
         assert 0.0 <= val[key] <= 1.0, key
     config = json.loads((out / "config.json").read_text())
-    assert config["hf_crossenc"]["task"] == "classification" and config["num_labels"] if "num_labels" in config else True
+    assert config["hf_crossenc"]["task"] == "classification" and config["hf_crossenc"]["label_names"] == ["0", "1"]
     assert config["hf_crossenc"]["threshold"] == pytest.approx(val["threshold"])
     assert config["id2label"] == {"0": "1"}  # the one logit is the positive class
 
@@ -187,7 +167,7 @@ def trecqa_slices(tmp_path):
 def test_listwise_reranker_with_two_process_ddp(tmp_path, tiny_model_dir, trecqa_slices):
     """Listwise groups under DDP: 2 ranks, global batch 2 x per-device groups, grouped metrics, rank() = sorted predict()."""
     out = tmp_path / "rk"
-    proc = launch(
+    proc = accelerate_launch(
         tmp_path,
         ["--config_file", str(REPO / "configs" / "accelerate" / "cpu_ddp_2proc.yaml")],  # the shipped 2-process CPU config
         [
