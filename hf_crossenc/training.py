@@ -648,17 +648,17 @@ def build_train_dataset(
     data_args: DataArguments,
     training_args: CrossEncoderTrainingArguments,
     max_length: int,
-) -> tuple[Any, list[TrainerCallback]]:
+) -> Any:
     """The training examples of the task (before length columns and transforms are added)."""
     train = data.splits["train"]
     if data.task == "reranking" and training_args.loss == "listwise":
-        return listwise_dataset(train.groups, source=train.source), []
+        return listwise_dataset(train.groups, source=train.source)
     dataset = train.dataset.remove_columns([GROUP]) if GROUP in train.dataset.column_names else train.dataset
     if data_args.teacher and data_args.teacher_weight > 0:
         if data.vocab is not None and not data.vocab.binary:
             raise ConfigError("--teacher works with binary classification (one logit), not with several classes.")
         dataset = distill_labels(dataset, data_args, max_length, data.task, data.silver)
-    return dataset, []
+    return dataset
 
 
 def run(argv: list[str] | None = None) -> dict[str, Any]:
@@ -704,7 +704,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     )
     record_score_semantics(model.config, semantics)
 
-    train_dataset, callbacks = build_train_dataset(data, data_args, training_args, model_args.max_length)
+    train_dataset = build_train_dataset(data, data_args, training_args, model_args.max_length)
+    callbacks: list[TrainerCallback] = []
     if training_args.train_sampling_strategy in ("group_by_length", "batch_rebalance"):
         # Trainer's length-grouped samplers read this column (train and eval); computed once here.
         train_dataset = add_lengths(train_dataset, tokenizer, model_args.max_length, training_args.length_column_name)
