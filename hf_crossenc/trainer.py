@@ -125,6 +125,8 @@ class CrossEncoderTrainer(Trainer):
       arguments and, on the main process, the model card (README.md + plots); never a pickle file;
     * `_push_from_checkpoint` / `push_to_hub` — Hub pushes through `hf_crossenc.publish` (one
       commit, retries, no pickles) instead of Trainer's upload of the whole output directory;
+    * `__init__` — on CPU (``--fast_dropout``, the default there), swaps the model's dropout for
+      `hf_crossenc.fast_dropout.FastDropout` (same distribution, cheaper masks; weights untouched);
     * `evaluate` — only to remember which split is being scored (for the card's plots). Every
       evaluation also checks for collapse: near-constant scores are logged as a loud warning.
 
@@ -136,6 +138,10 @@ class CrossEncoderTrainer(Trainer):
 
     def __init__(self, *args: Any, model_card: CrossEncoderModelCardData | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if getattr(self.args, "fast_dropout", False) and self.model is not None and self.args.device.type == "cpu":
+            from .fast_dropout import use_fast_dropout
+
+            use_fast_dropout(self.model)
         # Our loss is a per-batch mean: let Trainer divide it by the accumulation steps.
         self.loss_is_scaled_for_ga = False
         self.model_card = model_card

@@ -1,0 +1,82 @@
+"""The CPU fast-dropout path: same distribution as torch's dropout, no change to the saved model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from hf_crossenc.fast_dropout import ATTENTION_NAME, FastDropout, fast_dropout, keep_mask, use_fast_dropout
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_keep_mask_rate_and_word_positions(p):
+    torch.manual_seed(0)
+    mask = keep_mask((300_000,), p)
+    assert mask.dtype == torch.bool and mask.shape == (300_000,)
+    # Kept with probability 1 - p: 5 standard deviations of a Binomial(300k) rate is ~0.005.
+    assert mask.float().mean().item() == pytest.approx(1 - p, abs=0.005)
+    # Each of the three 16-bit words drawn from one 64-bit number is uniform (no biased sign bit).
+    for position in range(3):
+        assert mask[position::3].float().mean().item() == pytest.approx(1 - p, abs=0.008)
+
+
+def test_keep_mask_follows_torch_seed_and_rejects_bad_p():
+    torch.manual_seed(7)
+    first = keep_mask((4, 5, 6), 0.1)
+    torch.manual_seed(7)
+    assert torch.equal(first, keep_mask((4, 5, 6), 0.1))
+    with pytest.raises(ValueError, match="dropout probability"):
+        keep_mask((3,), 1.0)
+
+
+def test_fast_dropout_scales_kept_values_and_gradients():
+    x = torch.ones(10_000, requires_grad=True)
+    y = fast_dropout(x, 0.2)
+    kept = y != 0
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1.25))
+    y.sum().backward()
+    assert torch.allclose(x.grad, kept.float() * 1.25)  # d(out)/d(x) = mask / (1 - p)
+    assert fast_dropout(x, 0.2, training=False) is x
+    module = FastDropout(0.2).eval()
+    assert module(x) is x
+
+
+def test_use_fast_dropout_keeps_eval_scores_and_the_saved_config(tiny_model_dir, tmp_path):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir).eval()
+    batch = tokenizer(["a cat sits", "hello there my friend"], ["a cat", "hi"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        before = model(**batch).logits
+    assert use_fast_dropout(model) > 0
+    assert model.config._attn_implementation == ATTENTION_NAME
+    assert not any(type(m) is torch.nn.Dropout for m in model.modules())
+    assert not any(m.training for m in model.modules())  # swapped modules keep the model's mode
+    with torch.no_grad():
+        assert torch.allclose(model(**batch).logits, before, atol=1e-5)
+    # Training mode with every dropout probability at 0 is the evaluation forward (padding masked right).
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    for layer in model.base_model.encoder.layer:
+        layer.attention.self.dropout.p = 0.0
+    with torch.no_grad():
+        assert torch.allclose(model(**batch).logits, before, atol=1e-5)
+    # Dropout on: the output changes between calls and gradients flow.
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.3
+    for layer in model.base_model.encoder.layer:
+        layer.attention.self.dropout.p = 0.3
+    first, second = model(**batch).logits, model(**batch).logits
+    assert not torch.allclose(first, second)
+    first.sum().backward()
+    assert model.base_model.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
+    model.save_pretrained(tmp_path / "saved")
+    config = json.loads((tmp_path / "saved" / "config.json").read_text())
+    assert ATTENTION_NAME not in json.dumps(config)
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "saved").eval()
+    assert reloaded.config._attn_implementation != ATTENTION_NAME
