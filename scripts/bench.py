@@ -76,6 +76,7 @@ def run_ours(args: argparse.Namespace, work: Path) -> dict:
     ]  # fmt: skip
     if args.max_train_samples:
         flags += ["--max_train_samples", str(args.max_train_samples)]
+    flags += args.ours_flags.split()
     results = run(flags)
     test_pairs, test_labels = load_stsb(args.data_dir / "test.csv", args.max_eval_samples)
     predictor = CrossEncoderPredictor.from_pretrained(out)
@@ -89,11 +90,14 @@ def run_ours(args: argparse.Namespace, work: Path) -> dict:
     train_pairs, _ = load_stsb(args.data_dir / "train.csv", args.max_train_samples)
     enc = predictor.tokenizer([a for a, _ in train_pairs], [b for _, b in train_pairs], truncation=True, max_length=args.max_length)
     real_tokens = sum(len(ids) for ids in enc["input_ids"]) * args.epochs
+    test_enc = predictor.tokenizer([a for a, _ in test_pairs], [b for _, b in test_pairs], truncation=True, max_length=args.max_length)
+    test_tokens = sum(len(ids) for ids in test_enc["input_ids"])
     params = sum(p.numel() for n, p in predictor.model.named_parameters() if "embeddings" not in n)
     return {"train_s": results["run"]["train_runtime_s"], "train_examples": results["run"]["train_examples_per_epoch"] * args.epochs,
             "predict_s": predict_s, "predict_pairs": len(test_pairs), "test_spearman": spearman(scores, test_labels),
             "predict_bf16_s": predict_bf16_s, "test_spearman_bf16": spearman(fast_scores, test_labels),
-            "train_gflops": 6 * params * real_tokens / 1e9, "real_tokens": real_tokens, "non_embedding_params": params}  # fmt: skip
+            "train_gflops": 6 * params * real_tokens / 1e9, "real_tokens": real_tokens, "non_embedding_params": params,
+            "predict_gflops": 2 * params * test_tokens / 1e9}  # fmt: skip
 
 
 def matmul_peak(threads: int, dtype_name: str, size: int = 2048, repeats: int = 8) -> float:
@@ -158,6 +162,14 @@ def report(results: dict[str, dict], output: Path, plot: Path | None) -> None:
             f"non-embedding params x {ours['real_tokens']} real tokens / train time) = {share:.1%} of the measured bf16 matmul peak "
             f"({peaks['bfloat16']:.0f} GFLOP/s; fp32 {peaks['float32']:.0f})"
         )
+        # Ceilings: the speed if every FLOP ran at the measured bf16 matmul peak (attention, norms, optimizer free).
+        train_ceiling = ours["train_examples"] / (ours["train_gflops"] / peaks["bfloat16"])
+        predict_ceiling = ours["predict_pairs"] / (ours["predict_gflops"] / peaks["bfloat16"])
+        ours["train_ceiling_samples_per_s"], ours["predict_ceiling_pairs_per_s"] = train_ceiling, predict_ceiling
+        line = f"ceilings at the bf16 matmul peak: training {train_ceiling:.0f} samples/s, inference {predict_ceiling:.0f} pairs/s"
+        if peer:
+            line += f" (= {train_ceiling / peer['samples_per_s']:.2f}x / {predict_ceiling / peer['pairs_per_s']:.2f}x the peer)"
+        print(line)
     output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written {output}")
     if plot is not None and peer:
@@ -189,6 +201,7 @@ def main() -> None:
     parser.add_argument("--max_eval_samples", type=int, default=None)
     parser.add_argument("--quick", action="store_true", help="smoke run: 256 training pairs, 256 test pairs")
     parser.add_argument("--skip_peer", action="store_true", help="only run hf_crossenc")
+    parser.add_argument("--ours_flags", default="", help="extra scripts/train.py flags for our side, e.g. '--freeze_embeddings true'")
     parser.add_argument("--output", type=Path, default=Path("bench_results.json"))
     parser.add_argument("--plot", type=Path, default=Path("bench.png"))
     parser.add_argument("--side", choices=["peer", "ours"], default=None, help=argparse.SUPPRESS)
