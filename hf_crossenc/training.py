@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import json
 import logging
 import math
@@ -158,6 +159,28 @@ class DataArguments:
             "any label column ignored) that the teacher labels and training adds."
         },
     )
+    cross_encoder_teacher: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --teacher (regression): a trained hf_crossenc similarity model (folder or Hub id) whose scores, "
+            "both orders averaged, join the bi-encoder's: teacher = w*cross-encoder + (1-w)*calibrated cosine "
+            "(w = --cross_encoder_teacher_weight). Set by --distill_rounds for rounds after the first."
+        },
+    )
+    cross_encoder_teacher_weight: float = field(
+        default=0.6, metadata={"help": "Share of --cross_encoder_teacher in the teacher's targets (the rest: the bi-encoder)."}
+    )
+    distill_rounds: int = field(
+        default=1,
+        metadata={
+            "help": "Regression with --teacher: train this many times from the base model; from the second round on, the "
+            "previous round's model joins the teacher (--cross_encoder_teacher) and labels --distill_silver_pairs extra "
+            "pairs per pair. Rounds before the last are kept in OUTPUT_DIR/rounds/round-K (reused when complete)."
+        },
+    )
+    distill_silver_pairs: int = field(
+        default=2, metadata={"help": "Teacher-labelled extra pairs per training pair in rounds after the first."}
+    )
     teacher_temperature: float = field(
         default=0.05,
         metadata={"help": "Listwise reranking with --teacher: softmax temperature applied to the teacher's cosines in a group."},
@@ -261,6 +284,19 @@ def apply_defaults(data_args: DataArguments, task: str = "regression") -> None:
         raise ConfigError("--silver_pairs and --silver_file need a --teacher: the extra pairs are labelled by it.")
     if data_args.teacher_weight > 0 and not data_args.teacher:
         raise ConfigError("--teacher_weight needs a --teacher (e.g. --teacher bundled:all-MiniLM-L6-v2).")
+    if data_args.distill_rounds < 1:
+        raise ConfigError(f"--distill_rounds must be at least 1, got {data_args.distill_rounds}.")
+    if data_args.distill_silver_pairs < 0:
+        raise ConfigError(f"--distill_silver_pairs must be at least 0, got {data_args.distill_silver_pairs}.")
+    if not 0.0 <= data_args.cross_encoder_teacher_weight <= 1.0:
+        raise ConfigError(f"--cross_encoder_teacher_weight must lie in [0, 1], got {data_args.cross_encoder_teacher_weight}.")
+    if (data_args.cross_encoder_teacher or data_args.distill_rounds > 1) and not (
+        task == "regression" and data_args.teacher and data_args.teacher_weight > 0
+    ):
+        raise ConfigError(
+            "--cross_encoder_teacher and --distill_rounds > 1 need --task regression and a bi-encoder --teacher with "
+            "--teacher_weight > 0 (the teacher labels the training and silver pairs)."
+        )
 
 
 def apply_default_dataset(data_args: DataArguments) -> None:
@@ -416,21 +452,52 @@ def distill_labels(
         "" if task == "regression" else " (logistic)",
         data_args.teacher_weight,
     )
+    # Silver pairs are regression-only (checked in apply_defaults): their teacher is the calibrated line.
+    bi_targets = functools.partial(teacher_targets, slope=slope, intercept=intercept)
+
+    def teacher_of(cos: np.ndarray, texts_a: list[str], texts_b: list[str]) -> np.ndarray:
+        return bi_targets(cos)
+
+    if data_args.cross_encoder_teacher:
+        teacher_of = cross_encoder_teacher(data_args, bi_targets)
+        targets = teacher_of(cosine, dataset[TEXT_A], dataset[TEXT_B])
+        logger.info(
+            "cross-encoder teacher %s (share %.2f): teacher Spearman %.4f with the gold labels",
+            data_args.cross_encoder_teacher,
+            data_args.cross_encoder_teacher_weight,
+            correlation_metrics(targets, gold)["spearman"],
+        )
     mixed = mix_labels(gold, targets, data_args.teacher_weight).astype(np.float32)
     features = dataset.features
     dataset = datasets.Dataset.from_dict({TEXT_A: dataset[TEXT_A], TEXT_B: dataset[TEXT_B], "label": mixed.tolist()}, features=features)
     if data_args.silver_pairs > 0:
         new_a, new_b, new_cos = silver_pairs(dataset[TEXT_A], dataset[TEXT_B], teacher, data_args.silver_pairs)
-        silver = teacher_targets(new_cos, slope, intercept).astype(np.float32)
+        silver = np.asarray(teacher_of(new_cos, new_a, new_b), dtype=np.float32)
         logger.info("added %d teacher-labelled pairs (mean target %.3f)", len(new_a), float(silver.mean()) if len(silver) else 0.0)
         extra = datasets.Dataset.from_dict({TEXT_A: new_a, TEXT_B: new_b, "label": silver.tolist()}, features=features)
         dataset = datasets.concatenate_datasets([dataset, extra])
     for path, (new_a, new_b) in (silver_texts or {}).items():
-        silver = teacher_targets(teacher.cosine(new_a, new_b), slope, intercept).astype(np.float32)
+        silver = np.asarray(teacher_of(teacher.cosine(new_a, new_b), new_a, new_b), dtype=np.float32)
         logger.info("added %d teacher-labelled pairs from %s (mean target %.3f)", len(new_a), path, float(silver.mean()))
         extra = datasets.Dataset.from_dict({TEXT_A: new_a, TEXT_B: new_b, "label": silver.tolist()}, features=features)
         dataset = datasets.concatenate_datasets([dataset, extra])
     return dataset
+
+
+def cross_encoder_teacher(data_args: DataArguments, bi_encoder_targets: Any) -> Any:
+    """Teacher targets of (cosine, texts_a, texts_b): w * cross-encoder score (both orders) + (1 - w) * calibrated cosine."""
+    from .inference import CrossEncoderPredictor
+
+    predictor = CrossEncoderPredictor.from_pretrained(data_args.cross_encoder_teacher, precision="auto")
+    if predictor.semantics.activation != "sigmoid" or predictor.semantics.task not in (None, "regression"):
+        raise ConfigError(f"--cross_encoder_teacher {data_args.cross_encoder_teacher} must be a similarity (regression) model.")
+    weight = data_args.cross_encoder_teacher_weight
+
+    def targets(cosine: np.ndarray, texts_a: list[str], texts_b: list[str]) -> np.ndarray:
+        scores = predictor.predict(list(zip(texts_a, texts_b)), symmetric=True) if len(texts_a) else np.zeros(0)
+        return weight * np.asarray(scores, dtype=np.float64) + (1.0 - weight) * bi_encoder_targets(cosine)
+
+    return targets
 
 
 def read_silver_files(data_args: DataArguments) -> dict[str, tuple[list[str], list[str]]]:
@@ -513,6 +580,14 @@ def build_card(
             "teacher_weight": data_args.teacher_weight,
             "silver_pairs": data_args.silver_pairs,
             **({"silver_file": data_args.silver_file} if data_args.silver_file else {}),
+            **(
+                {
+                    "cross_encoder_teacher": Path(data_args.cross_encoder_teacher).name,
+                    "cross_encoder_teacher_weight": data_args.cross_encoder_teacher_weight,
+                }
+                if data_args.cross_encoder_teacher
+                else {}
+            ),
         }
         if data_args.teacher_weight > 0
         else {}
@@ -679,6 +754,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     model_args, data_args, training_args = parse_args(argv)
     task = training_args.task
     apply_defaults(data_args, task)
+    if data_args.distill_rounds > 1:
+        return run_rounds(list(sys.argv[1:] if argv is None else argv), data_args, training_args)
     check_output_dir(training_args)
     if model_args.symmetric_inference and task == "reranking":
         raise ConfigError("--symmetric_inference does not apply to reranking: a query and a passage are not interchangeable.")
@@ -820,6 +897,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         "teacher_weight": data_args.teacher_weight,
         "silver_pairs": data_args.silver_pairs,
         "silver_file": data_args.silver_file,
+        "cross_encoder_teacher": data_args.cross_encoder_teacher,
+        "cross_encoder_teacher_weight": data_args.cross_encoder_teacher_weight if data_args.cross_encoder_teacher else None,
         "epochs": training_args.num_train_epochs,
         "global_steps": trainer.state.global_step,
         "world_size": world,
@@ -843,6 +922,57 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="End of training: best model and evaluation results")
     return results
+
+
+def run_rounds(argv: list[str], data_args: DataArguments, training_args: CrossEncoderTrainingArguments) -> dict[str, Any]:
+    """``--distill_rounds R``: R trainings from the base model; each round after the first is taught by the
+    bi-encoder together with the previous round's model (`--cross_encoder_teacher`) and labels
+    ``--distill_silver_pairs`` extra pairs per pair. Rounds before the last live in OUTPUT_DIR/rounds/round-K
+    (their checkpoints are deleted once the round is done); with ``--resume`` a complete round is reused."""
+    import shutil
+
+    from accelerate import PartialState
+
+    check_output_dir(training_args)
+    out = Path(training_args.output_dir)
+    state = PartialState()
+    teacher = data_args.cross_encoder_teacher
+    history: list[dict[str, Any]] = []
+    results: dict[str, Any] = {}
+    for k in range(1, data_args.distill_rounds + 1):
+        last = k == data_args.distill_rounds
+        folder = out if last else out / "rounds" / f"round-{k}"
+        flags = [*argv, "--distill_rounds", "1", "--output_dir", str(folder), "--overwrite_output_dir", "true"]
+        if teacher:
+            flags += ["--cross_encoder_teacher", teacher, "--silver_pairs", str(data_args.distill_silver_pairs)]
+        if not last:
+            flags += ["--push_to_hub", "false"]
+            if training_args.resume and (folder / "results.json").is_file():
+                logger.info("round %d/%d: reusing the complete round in %s", k, data_args.distill_rounds, folder)
+                history.append({"round": k, **_split_scores(json.loads((folder / "results.json").read_text()))})
+                teacher = str(folder)
+                continue
+        can_resume = training_args.resume and latest_complete_checkpoint(folder) is not None
+        flags += ["--resume", "true" if can_resume else "false"]
+        logger.info("round %d/%d -> %s%s", k, data_args.distill_rounds, folder, f" (teacher {teacher})" if teacher else "")
+        results = run(flags)
+        state.wait_for_everyone()
+        if not last:
+            if state.is_main_process:
+                for checkpoint in folder.glob("checkpoint-*"):
+                    shutil.rmtree(checkpoint)
+            history.append({"round": k, **_split_scores(results)})
+            teacher = str(folder)
+        state.wait_for_everyone()
+    history.append({"round": data_args.distill_rounds, **_split_scores(results)})
+    results["run"]["distill_rounds"] = history
+    if state.is_main_process:
+        Path(out, "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def _split_scores(results: dict[str, Any]) -> dict[str, Any]:
+    return {name: values for name, values in results.items() if name != "run"}
 
 
 def main(argv: list[str] | None = None) -> int:

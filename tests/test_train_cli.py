@@ -198,3 +198,53 @@ def test_symmetric_inference_is_recorded_and_used(tmp_path, stsb_slices, tiny_mo
         correlation_metrics(scores, [float(r["similarity_score"]) for r in rows])["spearman"]
     )
     assert "Symmetric scoring is on" in (out / "README.md").read_text()
+
+
+def test_distill_rounds_teach_the_last_round_with_the_previous_model(tmp_path, caplog, stsb_slices, tiny_model_dir):
+    import json
+    import logging
+
+    import numpy as np
+
+    from hf_crossenc import CrossEncoderPredictor
+
+    caplog.set_level(logging.INFO, logger="hf_crossenc")
+    out = tmp_path / "out"
+    flags = ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(stsb_slices["train"]), "--label_scale", "0,5"]
+    flags += ["--validation_file", str(stsb_slices["validation"]), "--teacher", str(tiny_model_dir), "--num_train_epochs", "1"]
+    flags += ["--max_train_samples", "24", "--bf16", "false", "--max_length", "32", "--silver_pairs", "1"]
+    flags += ["--distill_rounds", "2", "--distill_silver_pairs", "2", "--cross_encoder_teacher_weight", "0.7", "--output_dir", str(out)]
+    assert main(flags) == 0
+    round_1 = out / "rounds" / "round-1"
+    assert (round_1 / "model.safetensors").is_file() and not list(round_1.glob("checkpoint-*"))
+    first = json.loads((round_1 / "results.json").read_text())["run"]
+    final = json.loads((out / "results.json").read_text())
+    assert first["cross_encoder_teacher"] is None and first["train_examples_per_epoch"] <= 24 * 2
+    run = final["run"]
+    assert run["cross_encoder_teacher"] == str(round_1) and run["cross_encoder_teacher_weight"] == 0.7
+    assert run["silver_pairs"] == 2 and run["train_examples_per_epoch"] > first["train_examples_per_epoch"]
+    assert [r["round"] for r in run["distill_rounds"]] == [1, 2]
+    assert run["distill_rounds"][1]["validation"] == final["validation"]
+    assert "round 2/2" in caplog.text and "cross-encoder teacher" in caplog.text
+    # The teacher of round 2 really is round 1's model: its targets are 0.7 x its scores + 0.3 x the line.
+    from hf_crossenc.training import DataArguments, cross_encoder_teacher
+
+    teacher = cross_encoder_teacher(DataArguments(cross_encoder_teacher=str(round_1), cross_encoder_teacher_weight=0.7), lambda c: c)
+    pairs = [("A cat sits.", "A cat is sitting."), ("Stocks fell.", "A dog barks.")]
+    expected = 0.7 * CrossEncoderPredictor.from_pretrained(round_1).predict(pairs, symmetric=True) + 0.3 * np.array([0.2, 0.4])
+    got = teacher(np.array([0.2, 0.4]), [a for a, _ in pairs], [b for _, b in pairs])
+    assert np.allclose(got, expected, atol=2e-2)  # the teacher scores with precision="auto" (bf16 where native)
+    assert "an earlier distillation round" in (out / "README.md").read_text()
+    # --resume reuses the complete first round instead of training it again.
+    caplog.clear()
+    assert main([*flags, "--resume", "true"]) == 0
+    assert "reusing the complete round" in caplog.text
+
+
+def test_distill_rounds_need_a_bi_encoder_teacher():
+    from hf_crossenc.training import DataArguments, apply_defaults
+
+    for bad in (DataArguments(train_file="p.csv", distill_rounds=2), DataArguments(train_file="p.csv", cross_encoder_teacher="m"),
+                DataArguments(train_file="p.csv", teacher="t", distill_rounds=0)):  # fmt: skip
+        with pytest.raises(ConfigError):
+            apply_defaults(bad)
