@@ -38,8 +38,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-IGNORE_PATTERNS = ("checkpoint-*", "checkpoint-*/**", "runs/**", ".*")
-"""Never uploaded: Trainer checkpoints, tensorboard logs, hidden files (`.git`, `.cache`, ...)."""
+IGNORE_PATTERNS = ("checkpoint-*", "checkpoint-*/**", "runs/**", "rounds/**", ".*")
+"""Never uploaded: Trainer checkpoints, tensorboard logs, earlier distillation rounds, hidden files (`.git`, ...)."""
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle")
 RETRY_STATUS = (408, 429)  # plus every 5xx
@@ -67,7 +67,7 @@ class PublishResult:
 
 
 def _is_checkpoint_path(rel: Path) -> bool:
-    return fnmatch.fnmatch(rel.parts[0], "checkpoint-*")
+    return fnmatch.fnmatch(rel.parts[0], "checkpoint-*") or rel.parts[0] == "rounds"
 
 
 def validate_folder(folder: str | Path) -> Path:
