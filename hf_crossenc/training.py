@@ -208,6 +208,22 @@ class DataArguments:
     )
 
 
+DEFAULT_JOB: dict[str, Any] = {
+    "teacher": BUNDLED_MODEL,
+    "teacher_weight": 0.5,
+    "silver_pairs": 1,
+    "distill_rounds": 2,
+    "distill_silver_pairs": 2,
+    "cross_encoder_teacher_weight": 0.6,
+    "num_train_epochs": 2.0,
+    "per_device_train_batch_size": 32,
+    "learning_rate": 8e-5,
+    "freeze_embeddings": True,
+}
+"""The tuned STS-B recipe (configs/stsb.yaml without its paths): the defaults when neither `--config`
+nor training data (`--train_file`, `--dataset_name`) is given, so a run with no flags is the default job."""
+
+
 def build_parser() -> HfArgumentParser:
     return HfArgumentParser((ModelArguments, DataArguments, CrossEncoderTrainingArguments))
 
@@ -218,10 +234,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArgum
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
     known, rest = pre.parse_known_args(argv)
+    data_flags = argparse.ArgumentParser(add_help=False)
+    data_flags.add_argument("--train_file", default=None)
+    data_flags.add_argument("--dataset_name", default=None)
+    data, _ = data_flags.parse_known_args(rest)
     parser = build_parser()
     parser.add_argument("--config", default=None, help="YAML file of arguments; command-line flags override it.")
     if known.config:
         parser.set_defaults(**load_config_file(known.config, parser))
+    elif not (data.train_file or data.dataset_name):
+        parser.set_defaults(**DEFAULT_JOB)
     try:
         model_args, data_args, training_args, _ = parser.parse_args_into_dataclasses(args=rest)
     except ValueError as err:  # raised by TrainingArguments.__post_init__ for inconsistent settings
@@ -301,7 +323,7 @@ def apply_defaults(data_args: DataArguments, task: str = "regression") -> None:
 
 def apply_default_dataset(data_args: DataArguments) -> None:
     """No data given: the default job is STS-B from ../shared/data/stsb on its 0–5 scale, with the
-    bundled MiniLM as bi-encoder teacher (the tuned recipe: see the README's results)."""
+    bundled MiniLM as bi-encoder teacher (the rest of the tuned recipe is `DEFAULT_JOB`; see the README's results)."""
     if data_args.dataset_name or data_args.train_file:
         return
     data_args.train_file = str(DEFAULT_STSB_DIR / "train.csv")

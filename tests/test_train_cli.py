@@ -248,3 +248,23 @@ def test_distill_rounds_need_a_bi_encoder_teacher():
                 DataArguments(train_file="p.csv", teacher="t", distill_rounds=0)):  # fmt: skip
         with pytest.raises(ConfigError):
             apply_defaults(bad)
+
+
+def test_no_flags_is_the_tuned_default_job():
+    """With no --config and no data, the defaults are configs/stsb.yaml's recipe; flags still override it."""
+    import yaml
+
+    shipped = yaml.safe_load((Path(__file__).parents[1] / "configs" / "stsb.yaml").read_text(encoding="utf-8"))
+    model_args, data_args, args = parse_args(["--learning_rate", "3e-5"])
+    parsed = {**vars(model_args), **vars(data_args), **args.to_dict()}
+    paths = {"model_name_or_path", "train_file", "validation_file", "test_file", "label_scale", "output_dir"}
+    recipe = {key: value for key, value in shipped.items() if key not in paths}
+    assert recipe.pop("learning_rate") == pytest.approx(8e-5)
+    assert {key: parsed[key] for key in recipe} == recipe
+    assert args.learning_rate == pytest.approx(3e-5) and data_args.distill_rounds == 2
+
+
+def test_own_data_keeps_the_generic_defaults(tmp_path):
+    _, data_args, args = parse_args(["--train_file", str(tmp_path / "t.csv")])
+    assert (data_args.teacher, data_args.distill_rounds, args.per_device_train_batch_size) == (None, 1, 16)
+    assert args.learning_rate == pytest.approx(5e-5) and args.num_train_epochs == 3
