@@ -209,9 +209,6 @@ class DataArguments:
 
 
 DEFAULT_JOB: dict[str, Any] = {
-    "teacher": BUNDLED_MODEL,
-    "teacher_weight": 0.5,
-    "silver_pairs": 1,
     "distill_rounds": 2,
     "distill_silver_pairs": 2,
     "cross_encoder_teacher_weight": 0.6,
@@ -221,7 +218,9 @@ DEFAULT_JOB: dict[str, Any] = {
     "freeze_embeddings": True,
 }
 """The tuned STS-B recipe (configs/stsb.yaml without its paths): the defaults when neither `--config`
-nor training data (`--train_file`, `--dataset_name`) is given, so a run with no flags is the default job."""
+nor training data (`--train_file`, `--dataset_name`) is given, so a run with no flags is the default job.
+The teacher part (bundled MiniLM, weight 0.5, one silver pair) comes from `apply_default_dataset`, so
+`--teacher_weight 0` still turns the teacher off."""
 
 
 def build_parser() -> HfArgumentParser:

@@ -255,13 +255,19 @@ def test_no_flags_is_the_tuned_default_job():
     import yaml
 
     shipped = yaml.safe_load((Path(__file__).parents[1] / "configs" / "stsb.yaml").read_text(encoding="utf-8"))
+    from hf_crossenc.training import apply_defaults
+
     model_args, data_args, args = parse_args(["--learning_rate", "3e-5"])
+    apply_defaults(data_args)
     parsed = {**vars(model_args), **vars(data_args), **args.to_dict()}
     paths = {"model_name_or_path", "train_file", "validation_file", "test_file", "label_scale", "output_dir"}
     recipe = {key: value for key, value in shipped.items() if key not in paths}
     assert recipe.pop("learning_rate") == pytest.approx(8e-5)
     assert {key: parsed[key] for key in recipe} == recipe
     assert args.learning_rate == pytest.approx(3e-5) and data_args.distill_rounds == 2
+    _, no_teacher, _ = parse_args(["--teacher_weight", "0", "--distill_rounds", "1"])
+    apply_defaults(no_teacher)
+    assert (no_teacher.teacher, no_teacher.silver_pairs) == (None, 0)
 
 
 def test_own_data_keeps_the_generic_defaults(tmp_path):
