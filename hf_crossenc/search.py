@@ -427,9 +427,10 @@ def _has_model(folder: Path) -> bool:
 
 
 def _delete_models(folder: Path) -> list[str]:
-    """Remove the weights and checkpoints of a finished run (results.json, README.md and logs stay)."""
+    """Remove the weights and checkpoints of a finished run, earlier distillation rounds' included
+    (results.json, README.md and logs stay)."""
     removed = []
-    for pattern in (*MODEL_FILES, "checkpoint-*"):
+    for pattern in (*MODEL_FILES, "checkpoint-*", *(f"rounds/*/{name}" for name in MODEL_FILES)):
         for path in sorted(folder.glob(pattern)):
             if path.is_dir():
                 shutil.rmtree(path)

@@ -770,8 +770,10 @@ def build_train_dataset(
     return dataset
 
 
-def run(argv: list[str] | None = None) -> dict[str, Any]:
-    """Train, evaluate every split, save the model and results.json; returns the results."""
+def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Train, evaluate every split, save the model and results.json; returns the results.
+    `earlier_rounds` (from `run_rounds`, for the last round): their scores go into results.json as
+    ``run.distill_rounds``, before the card is written and anything is pushed."""
     model_args, data_args, training_args = parse_args(argv)
     task = training_args.task
     apply_defaults(data_args, task)
@@ -933,6 +935,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         "label_scale": data.scale.as_list(),
         "hf_crossenc_version": __version__,
     }
+    if earlier_rounds is not None:
+        results["run"]["distill_rounds"] = [*earlier_rounds, {"round": len(earlier_rounds) + 1, **_split_scores(results)}]
     card.eval_metrics = {name: values for name, values in results.items() if name != "run"}
     card.train_runtime_s = train_seconds
     card.threshold = (getattr(trainer.model.config, CONFIG_KEY, None) or {}).get("threshold")
@@ -954,8 +958,17 @@ def run_rounds(argv: list[str], data_args: DataArguments, training_args: CrossEn
 
     from accelerate import PartialState
 
-    check_output_dir(training_args)
     out = Path(training_args.output_dir)
+    if training_args.resume:
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--output_dir {out} exists and is not a directory.")
+        folders = [out, *out.glob("rounds/round-*")]
+        if not any((f / "results.json").is_file() or latest_complete_checkpoint(f) is not None for f in folders[1:]) and (
+            latest_complete_checkpoint(out) is None
+        ):
+            raise ConfigError(f"--resume: no finished round and no complete checkpoint-* folder in --output_dir {out} to resume from.")
+    else:
+        check_output_dir(training_args)
     state = PartialState()
     teacher = data_args.cross_encoder_teacher
     history: list[dict[str, Any]] = []
@@ -976,7 +989,7 @@ def run_rounds(argv: list[str], data_args: DataArguments, training_args: CrossEn
         can_resume = training_args.resume and latest_complete_checkpoint(folder) is not None
         flags += ["--resume", "true" if can_resume else "false"]
         logger.info("round %d/%d -> %s%s", k, data_args.distill_rounds, folder, f" (teacher {teacher})" if teacher else "")
-        results = run(flags)
+        results = run(flags, earlier_rounds=history if last else None)
         state.wait_for_everyone()
         if not last:
             if state.is_main_process:
@@ -985,10 +998,6 @@ def run_rounds(argv: list[str], data_args: DataArguments, training_args: CrossEn
             history.append({"round": k, **_split_scores(results)})
             teacher = str(folder)
         state.wait_for_everyone()
-    history.append({"round": data_args.distill_rounds, **_split_scores(results)})
-    results["run"]["distill_rounds"] = history
-    if state.is_main_process:
-        Path(out, "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
 
 

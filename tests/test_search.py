@@ -160,6 +160,9 @@ def _fake_training(fail: set[str]):
         (out / "checkpoint-5").mkdir(parents=True)
         (out / "checkpoint-5" / "model.safetensors").write_text("w")
         (out / "model.safetensors").write_text("w")
+        (out / "rounds" / "round-1").mkdir(parents=True)  # an earlier distillation round
+        (out / "rounds" / "round-1" / "model.safetensors").write_text("w")
+        (out / "rounds" / "round-1" / "results.json").write_text("{}")
         (out / "README.md").write_text("card")
         (out / "results.json").write_text(json.dumps(results))
         return 0
@@ -186,8 +189,11 @@ def test_search_flow_with_seeds_failures_and_reuse(capsys, monkeypatch):
     assert report["metric"] == "spearman" and report["selection_split"] == "validation"
     for name in ("lr1_s1", "lr1_s2", "lr3_s1"):
         assert not Path("runs", name, "model.safetensors").exists() and not Path("runs", name, "checkpoint-5").exists()
+        assert not Path("runs", name, "rounds", "round-1", "model.safetensors").exists()
         assert Path("runs", name, "results.json").is_file() and Path("runs", name, "README.md").is_file()
+        assert Path("runs", name, "rounds", "round-1", "results.json").is_file()
     assert Path("runs/lr2_s1/model.safetensors").is_file() and Path("runs/lr2_s2/checkpoint-5").is_dir()
+    assert Path("runs/lr2_s1/rounds/round-1/model.safetensors").is_file()
     md = Path("runs/search.md").read_text()
     assert "## Every run" in md and "--max_train_samples 8" in md and TEST_LABEL in md
 

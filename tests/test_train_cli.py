@@ -214,6 +214,7 @@ def test_distill_rounds_teach_the_last_round_with_the_previous_model(tmp_path, c
     flags += ["--validation_file", str(stsb_slices["validation"]), "--teacher", str(tiny_model_dir), "--num_train_epochs", "1"]
     flags += ["--max_train_samples", "24", "--bf16", "false", "--max_length", "32", "--silver_pairs", "1"]
     flags += ["--distill_rounds", "2", "--distill_silver_pairs", "2", "--cross_encoder_teacher_weight", "0.7", "--output_dir", str(out)]
+    assert main([*flags, "--resume", "true"]) == 2 and not out.exists()  # nothing to resume yet
     assert main(flags) == 0
     round_1 = out / "rounds" / "round-1"
     assert (round_1 / "model.safetensors").is_file() and not list(round_1.glob("checkpoint-*"))
@@ -239,6 +240,16 @@ def test_distill_rounds_teach_the_last_round_with_the_previous_model(tmp_path, c
     caplog.clear()
     assert main([*flags, "--resume", "true"]) == 0
     assert "reusing the complete round" in caplog.text
+    # A crash in round 2 before its first checkpoint: --resume still reuses round 1 and trains round 2.
+    import shutil
+
+    for path in out.iterdir():
+        if path.name != "rounds":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    caplog.clear()
+    assert main([*flags, "--resume", "true"]) == 0
+    assert "reusing the complete round" in caplog.text
+    assert [r["round"] for r in json.loads((out / "results.json").read_text())["run"]["distill_rounds"]] == [1, 2]
 
 
 def test_distill_rounds_need_a_bi_encoder_teacher():
