@@ -181,6 +181,9 @@ class DataArguments:
     distill_silver_pairs: int = field(
         default=2, metadata={"help": "Teacher-labelled extra pairs per training pair in rounds after the first."}
     )
+    distill_epochs: float | None = field(
+        default=None, metadata={"help": "Training epochs of the rounds after the first (default: --num_train_epochs)."}
+    )
     teacher_temperature: float = field(
         default=0.05,
         metadata={"help": "Listwise reranking with --teacher: softmax temperature applied to the teacher's cosines in a group."},
@@ -211,6 +214,7 @@ class DataArguments:
 DEFAULT_JOB: dict[str, Any] = {
     "distill_rounds": 2,
     "distill_silver_pairs": 2,
+    "distill_epochs": 3.0,
     "cross_encoder_teacher_weight": 0.6,
     "num_train_epochs": 2.0,
     "per_device_train_batch_size": 32,
@@ -309,6 +313,8 @@ def apply_defaults(data_args: DataArguments, task: str = "regression") -> None:
         raise ConfigError(f"--distill_rounds must be at least 1, got {data_args.distill_rounds}.")
     if data_args.distill_silver_pairs < 0:
         raise ConfigError(f"--distill_silver_pairs must be at least 0, got {data_args.distill_silver_pairs}.")
+    if data_args.distill_epochs is not None and data_args.distill_epochs <= 0:
+        raise ConfigError(f"--distill_epochs must be positive, got {data_args.distill_epochs}.")
     if not 0.0 <= data_args.cross_encoder_teacher_weight <= 1.0:
         raise ConfigError(f"--cross_encoder_teacher_weight must lie in [0, 1], got {data_args.cross_encoder_teacher_weight}.")
     if (data_args.cross_encoder_teacher or data_args.distill_rounds > 1) and not (
@@ -952,7 +958,7 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
 def run_rounds(argv: list[str], data_args: DataArguments, training_args: CrossEncoderTrainingArguments) -> dict[str, Any]:
     """``--distill_rounds R``: R trainings from the base model; each round after the first is taught by the
     bi-encoder together with the previous round's model (`--cross_encoder_teacher`) and labels
-    ``--distill_silver_pairs`` extra pairs per pair. Rounds before the last live in OUTPUT_DIR/rounds/round-K
+    ``--distill_silver_pairs`` extra pairs per pair for ``--distill_epochs`` epochs. Rounds before the last live in OUTPUT_DIR/rounds/round-K
     (their checkpoints are deleted once the round is done); with ``--resume`` a complete round is reused."""
     import shutil
 
@@ -979,6 +985,8 @@ def run_rounds(argv: list[str], data_args: DataArguments, training_args: CrossEn
         flags = [*argv, "--distill_rounds", "1", "--output_dir", str(folder), "--overwrite_output_dir", "true"]
         if teacher:
             flags += ["--cross_encoder_teacher", teacher, "--silver_pairs", str(data_args.distill_silver_pairs)]
+            if data_args.distill_epochs is not None:
+                flags += ["--num_train_epochs", str(data_args.distill_epochs)]
         if not last:
             flags += ["--push_to_hub", "false"]
             if training_args.resume and (folder / "results.json").is_file():

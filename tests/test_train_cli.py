@@ -213,7 +213,8 @@ def test_distill_rounds_teach_the_last_round_with_the_previous_model(tmp_path, c
     flags = ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(stsb_slices["train"]), "--label_scale", "0,5"]
     flags += ["--validation_file", str(stsb_slices["validation"]), "--teacher", str(tiny_model_dir), "--num_train_epochs", "1"]
     flags += ["--max_train_samples", "24", "--bf16", "false", "--max_length", "32", "--silver_pairs", "1"]
-    flags += ["--distill_rounds", "2", "--distill_silver_pairs", "2", "--cross_encoder_teacher_weight", "0.7", "--output_dir", str(out)]
+    flags += ["--distill_rounds", "2", "--distill_silver_pairs", "2", "--cross_encoder_teacher_weight", "0.7", "--distill_epochs", "2"]
+    flags += ["--output_dir", str(out)]
     assert main([*flags, "--resume", "true"]) == 2 and not out.exists()  # nothing to resume yet
     assert main(flags) == 0
     round_1 = out / "rounds" / "round-1"
@@ -224,6 +225,7 @@ def test_distill_rounds_teach_the_last_round_with_the_previous_model(tmp_path, c
     run = final["run"]
     assert run["cross_encoder_teacher"] == str(round_1) and run["cross_encoder_teacher_weight"] == 0.7
     assert run["silver_pairs"] == 2 and run["train_examples_per_epoch"] > first["train_examples_per_epoch"]
+    assert (first["epochs"], run["epochs"]) == (1, 2)  # --distill_epochs applies to round 2 only
     assert [r["round"] for r in run["distill_rounds"]] == [1, 2]
     assert run["distill_rounds"][1]["validation"] == final["validation"]
     assert "round 2/2" in caplog.text and "cross-encoder teacher" in caplog.text
@@ -256,7 +258,8 @@ def test_distill_rounds_need_a_bi_encoder_teacher():
     from hf_crossenc.training import DataArguments, apply_defaults
 
     for bad in (DataArguments(train_file="p.csv", distill_rounds=2), DataArguments(train_file="p.csv", cross_encoder_teacher="m"),
-                DataArguments(train_file="p.csv", teacher="t", distill_rounds=0)):  # fmt: skip
+                DataArguments(train_file="p.csv", teacher="t", distill_rounds=0),
+                DataArguments(train_file="p.csv", teacher="t", distill_rounds=2, distill_epochs=0)):  # fmt: skip
         with pytest.raises(ConfigError):
             apply_defaults(bad)
 
