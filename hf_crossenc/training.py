@@ -743,13 +743,20 @@ def record_threshold(folder: str, threshold: float) -> None:
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def check_output_dir(training_args: CrossEncoderTrainingArguments) -> None:
+def check_output_dir(training_args: CrossEncoderTrainingArguments, rounds: bool = False) -> None:
+    """Refuse to overwrite a non-empty output directory; with --resume, require something to resume from
+    (with `rounds`, a finished or checkpointed earlier round in OUTPUT_DIR/rounds/ counts too)."""
     out = Path(training_args.output_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--output_dir {out} exists and is not a directory.")
     if training_args.resume:
-        if training_args.resume_from_checkpoint is None and latest_complete_checkpoint(out) is None:
-            raise ConfigError(f"--resume: no complete checkpoint-* folder in --output_dir {out} to resume from.")
+        earlier = out.glob("rounds/round-*") if rounds else ()
+        resumable = latest_complete_checkpoint(out) is not None or any(
+            (f / "results.json").is_file() or latest_complete_checkpoint(f) is not None for f in earlier
+        )
+        if training_args.resume_from_checkpoint is None and not resumable:
+            where = "or finished round " if rounds else ""
+            raise ConfigError(f"--resume: no complete checkpoint-* folder {where}in --output_dir {out} to resume from.")
         return
     if out.is_dir() and any(out.iterdir()) and not training_args.overwrite_output_dir:
         raise ConfigError(
@@ -958,23 +965,14 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
 def run_rounds(argv: list[str], data_args: DataArguments, training_args: CrossEncoderTrainingArguments) -> dict[str, Any]:
     """``--distill_rounds R``: R trainings from the base model; each round after the first is taught by the
     bi-encoder together with the previous round's model (`--cross_encoder_teacher`) and labels
-    ``--distill_silver_pairs`` extra pairs per pair for ``--distill_epochs`` epochs. Rounds before the last live in OUTPUT_DIR/rounds/round-K
-    (their checkpoints are deleted once the round is done); with ``--resume`` a complete round is reused."""
+    ``--distill_silver_pairs`` extra pairs per pair for ``--distill_epochs`` epochs. Rounds before the last live
+    in OUTPUT_DIR/rounds/round-K (their checkpoints are deleted once the round is done); with ``--resume`` a complete round is reused."""
     import shutil
 
     from accelerate import PartialState
 
+    check_output_dir(training_args, rounds=True)
     out = Path(training_args.output_dir)
-    if training_args.resume:
-        if out.exists() and not out.is_dir():
-            raise ConfigError(f"--output_dir {out} exists and is not a directory.")
-        folders = [out, *out.glob("rounds/round-*")]
-        if not any((f / "results.json").is_file() or latest_complete_checkpoint(f) is not None for f in folders[1:]) and (
-            latest_complete_checkpoint(out) is None
-        ):
-            raise ConfigError(f"--resume: no finished round and no complete checkpoint-* folder in --output_dir {out} to resume from.")
-    else:
-        check_output_dir(training_args)
     state = PartialState()
     teacher = data_args.cross_encoder_teacher
     history: list[dict[str, Any]] = []
