@@ -118,7 +118,13 @@ def test_predictor_bf16_precision_is_close_to_fp32(tiny_model_dir):
     exact = CrossEncoderPredictor.from_pretrained(tiny_model_dir).predict(pairs)
     fast = CrossEncoderPredictor.from_pretrained(tiny_model_dir, precision="bf16")
     assert fast.precision == "bf16"
+    assert fast.model.dtype == torch.bfloat16  # bf16 weights, not autocast over fp32 ones
     np.testing.assert_allclose(fast.predict(pairs), exact, atol=2e-2)
+    # An fp32 model handed to the constructor stays fp32 (not mutated) and runs under autocast.
+    fp32_model = CrossEncoderPredictor.from_pretrained(tiny_model_dir).model
+    autocast = CrossEncoderPredictor(fp32_model, fast.tokenizer, precision="bf16")
+    np.testing.assert_allclose(autocast.predict(pairs), exact, atol=2e-2)
+    assert fp32_model.dtype == torch.float32
     assert CrossEncoderPredictor.from_pretrained(tiny_model_dir, precision="auto").precision in ("fp32", "bf16")
     with pytest.raises(ValueError, match="precision must be one of"):
         CrossEncoderPredictor.from_pretrained(tiny_model_dir, precision="fp8")
