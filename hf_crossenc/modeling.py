@@ -7,7 +7,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoConfig, AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from .errors import ConfigError
 
@@ -38,6 +45,23 @@ def resolve_model_path(name_or_path: str | None) -> str:
     if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
         raise ConfigError(f"base model path {name_or_path!r} does not exist. Pass an existing folder or a Hub id.")
     return name_or_path
+
+
+def load_tokenizer(model_path: str, role: str = "base model") -> PreTrainedTokenizerBase:
+    """The tokenizer of a resolved model path; a Hub id that cannot be loaded is a `ConfigError`
+    (exit code 2) that names it, not a traceback: e.g. a relative folder that does not exist yet
+    (``outputs/stsb-minilm-cross-encoder`` before the run that writes it) reads as a Hub id."""
+    try:
+        return AutoTokenizer.from_pretrained(model_path)
+    except OSError as err:
+        if Path(model_path).exists():
+            raise
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            f"{role} {model_path!r} is not a folder under {Path.cwd()} and could not be loaded as a Hub id ({reason}). "
+            "Pass an existing model folder (e.g. the output_dir of a finished run), or a Hub id reachable from here "
+            "(with HF_HUB_OFFLINE=1 only ones already in the cache)."
+        ) from err
 
 
 PICKLE_WEIGHT_PATTERNS = ("pytorch_model*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt")

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from transformers import AutoTokenizer, HfArgumentParser, TrainerCallback, set_seed
+from transformers import HfArgumentParser, TrainerCallback, set_seed
 
 from . import __version__
 from .checkpoints import latest_complete_checkpoint
@@ -56,7 +56,15 @@ from .metrics import (
     roc_auc,
 )
 from .model_card import CrossEncoderModelCardData
-from .modeling import BUNDLED_MODEL, CONFIG_KEY, ScoreSemantics, load_model_for_training, record_score_semantics, resolve_model_path
+from .modeling import (
+    BUNDLED_MODEL,
+    CONFIG_KEY,
+    ScoreSemantics,
+    load_model_for_training,
+    load_tokenizer,
+    record_score_semantics,
+    resolve_model_path,
+)
 from .ranking import GROUP, INDEX, ListwiseSampler, build_ranking_split, listwise_dataset
 from .trainer import CrossEncoderTrainer
 from .training_args import CrossEncoderTrainingArguments, configure_cpu_threads
@@ -810,7 +818,7 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
     threads = configure_cpu_threads(training_args.cpu_threads)
 
     set_seed(training_args.seed)
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    tokenizer = load_tokenizer(model_path)
     model = load_model_for_training(
         model_path,
         num_labels=vocab.num_labels if vocab else 1,

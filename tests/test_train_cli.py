@@ -54,6 +54,17 @@ def test_bad_data_exits_2_and_writes_nothing(tmp_path, capsys, stsb_slices):
     assert not out.exists()
 
 
+def test_a_base_model_that_is_neither_a_folder_nor_loadable_exits_2(tmp_path, capsys, monkeypatch, stsb_slices):
+    """A two-stage recipe run before its first stage: `outputs/<name>` does not exist yet and reads as a Hub id."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    argv = ["--model_name_or_path", "outputs/stsb-not-trained-yet", "--train_file", str(stsb_slices["train"])]
+    code, err = run_main(capsys, *argv, "--label_scale", "0,5", "--output_dir", str(out))
+    assert code == 2
+    assert "base model 'outputs/stsb-not-trained-yet' is not a folder under" in err and "Traceback" not in err
+    assert not out.exists()
+
+
 def test_unscaled_sts_labels_are_refused(tmp_path, capsys, stsb_slices):
     """The tutorial's bug (0–5 labels into BCE) cannot happen: without a scale it is an error."""
     out = tmp_path / "out"
