@@ -174,6 +174,8 @@ class CrossEncoderModelCardData(ModelCardData):
     model_name: str | None = None
     # Body
     model_id: str | None = None
+    # A locally trained model this one started from (two-stage recipes); base_model is then its base.
+    via_model: str | None = None
     task: str = "regression"
     activation: str = "sigmoid"
     label_scale: list[float] = field(default_factory=lambda: [0.0, 1.0])
@@ -525,6 +527,18 @@ def save_plots(card: CrossEncoderModelCardData, folder: Path, scores: Any = None
         plt.close(fig)
         written.append(SCORES_PNG)
     return written
+
+
+def local_base_lineage(folder: str | Path) -> str | None:
+    """The Hub base model recorded in a local model folder's card (``base_model`` of its README.md),
+    so a model trained from a locally trained one still names the Hub model its weights come from."""
+    readme = Path(folder) / "README.md"
+    if not readme.is_file():
+        return None
+    base = ModelCard.load(readme).data.base_model
+    if isinstance(base, list):
+        base = base[0] if len(base) == 1 else None
+    return base or None
 
 
 def render_card(card: CrossEncoderModelCardData) -> ModelCard:

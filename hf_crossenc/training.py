@@ -55,7 +55,7 @@ from .metrics import (
     ranking_metrics,
     roc_auc,
 )
-from .model_card import CrossEncoderModelCardData
+from .model_card import CrossEncoderModelCardData, local_base_lineage
 from .modeling import (
     BUNDLED_MODEL,
     CONFIG_KEY,
@@ -605,6 +605,10 @@ def build_card(
     bundled = model_args.model_name_or_path in (None, "", BUNDLED_MODEL)
     local_base = not bundled and Path(model_args.model_name_or_path).exists()
     base_model = BUNDLED_HUB_ID if bundled else (None if local_base else model_args.model_name_or_path)
+    via_model = None
+    if local_base:  # e.g. the STS-B model a two-stage recipe starts from: name the Hub model beneath it
+        base_model = local_base_lineage(model_args.model_name_or_path)
+        via_model = Path(model_args.model_name_or_path).resolve().name if base_model else None
     dataset_id = data_args.dataset_card_id or data_args.dataset_name
     pretty = "STS-B (English)" if dataset_id == STSB_HUB_ID else (dataset_id or Path(splits["train"].source).parent.name or None)
     base_short = (base_model or Path(model_args.model_name_or_path).name or "cross-encoder").split("/")[-1]
@@ -642,6 +646,7 @@ def build_card(
         language=model_args.language,
         license=model_args.license,
         base_model=base_model,
+        via_model=via_model,
         datasets=[dataset_id] if dataset_id else None,
         metrics=["pearsonr", "spearmanr"] if semantics.task == "regression" else None,
         model_name=f"{base_short} {kind}" + (f" fine-tuned on {pretty}" if pretty else ""),

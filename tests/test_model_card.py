@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from huggingface_hub import ModelCard
 
-from hf_crossenc.model_card import CrossEncoderModelCardCallback, CrossEncoderModelCardData, render_card, set_card_model_id, write_card
+from hf_crossenc.model_card import (
+    CrossEncoderModelCardCallback,
+    CrossEncoderModelCardData,
+    local_base_lineage,
+    render_card,
+    set_card_model_id,
+    write_card,
+)
 
 
 def card_data(**overrides) -> CrossEncoderModelCardData:
@@ -61,6 +68,20 @@ def test_rendered_card_front_matter_and_body(tmp_path):
     assert "**0.8100** (best)" in text
     assert (tmp_path / "training_curve.png").is_file()
     assert "eval_scatter.png" not in text  # no predictions given: no scatter, no broken image
+
+
+def test_a_model_trained_from_a_local_model_names_the_hub_base_beneath_it(tmp_path):
+    """Two-stage recipes (STS-B model -> TREC QA / MSRP): the card's base_model is the first stage's Hub base."""
+    stage1 = tmp_path / "stsb-model"
+    write_card(card_data(), stage1)
+    assert local_base_lineage(stage1) == "sentence-transformers/all-MiniLM-L6-v2"
+    assert local_base_lineage(tmp_path / "no-card") is None
+    card = ModelCard(render_card(card_data(via_model="stsb-model", task="reranking", label_scale=[0.0, 1.0])).content)
+    assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert (
+        "from [`sentence-transformers/all-MiniLM-L6-v2`](https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2) by way of `stsb-model`"
+        in card.text
+    )
 
 
 def test_publish_points_snippets_at_the_repo(tmp_path):
