@@ -47,7 +47,7 @@ def resolve_model_path(name_or_path: str | None) -> str:
     return name_or_path
 
 
-def load_tokenizer(model_path: str, role: str = "base model") -> PreTrainedTokenizerBase:
+def load_tokenizer(model_path: str) -> PreTrainedTokenizerBase:
     """The tokenizer of a resolved model path; a Hub id that cannot be loaded is a `ConfigError`
     (exit code 2) that names it, not a traceback: e.g. a relative folder that does not exist yet
     (``outputs/stsb-minilm-cross-encoder`` before the run that writes it) reads as a Hub id."""
@@ -58,7 +58,7 @@ def load_tokenizer(model_path: str, role: str = "base model") -> PreTrainedToken
             raise
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(
-            f"{role} {model_path!r} is not a folder under {Path.cwd()} and could not be loaded as a Hub id ({reason}). "
+            f"base model {model_path!r} is not a folder under {Path.cwd()} and could not be loaded as a Hub id ({reason}). "
             "Pass an existing model folder (e.g. the output_dir of a finished run), or a Hub id reachable from here "
             "(with HF_HUB_OFFLINE=1 only ones already in the cache)."
         ) from err
