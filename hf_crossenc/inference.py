@@ -12,6 +12,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .data import LabelScale
+from .first_token import first_token_only
 from .modeling import ScoreSemantics, safetensors_only
 
 logger = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ class CrossEncoderPredictor:
             # A model already in bf16 (from_pretrained(precision="bf16")) needs no autocast; an fp32
             # model handed to the constructor with precision="bf16" is left as it is and autocast.
             autocast = self.precision == "bf16" and self.model.dtype != torch.bfloat16
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast), first_token_only(self.model):
                 logits = self.model(**batch).logits
             scores = self.activate(logits).cpu()
             for j, i in enumerate(idx):

@@ -16,6 +16,7 @@ from torch import nn
 from transformers import Trainer
 from transformers.trainer_utils import HubStrategy
 
+from .first_token import first_token_only
 from .metrics import is_collapsed, scores_from_logits
 from .model_card import CrossEncoderModelCardCallback, CrossEncoderModelCardData, write_card
 from .training_args import CrossEncoderTrainingArguments
@@ -194,7 +195,11 @@ class CrossEncoderTrainer(Trainer):
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         labels = inputs.pop("labels")
-        outputs = model(**inputs)
+        # The head reads the first token only: the last layer skips the other positions (same loss).
+        # Not under torch.compile, which would trace the swapped forward as a graph change.
+        skip = self.args.torch_compile
+        with first_token_only(self.accelerator.unwrap_model(model, keep_torch_compile=False), enabled=not skip):
+            outputs = model(**inputs)
         loss = cross_encoder_loss(outputs.logits, labels, self.args.loss)
         return (loss, outputs) if return_outputs else loss
 
@@ -264,7 +269,7 @@ class CrossEncoderTrainer(Trainer):
                 max_length=self.data_collator.max_length,
                 return_tensors="pt",
             ).to(model.device)
-            with torch.inference_mode():
+            with torch.inference_mode(), first_token_only(model):
                 logits = model(**enc).logits.float().cpu().numpy()
             model.train(was_training)
             self.model_card.examples = score_examples(self.card_examples, logits, model.config)

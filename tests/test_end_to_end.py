@@ -43,7 +43,7 @@ def launch(
         "--per_device_train_batch_size",
         str(BATCH),
         "--learning_rate",
-        "5e-4",
+        "2e-3",
         "--logging_steps",
         "5",
         "--max_length",

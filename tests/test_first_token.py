@@ -1,0 +1,66 @@
+"""The last layer computed for the first token only gives the same logits and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+from hf_crossenc.first_token import first_token_only
+
+PAIRS = [
+    ("A man is playing a guitar.", "A man plays the guitar loudly on a stage."),
+    ("Short.", "A much longer second sentence with many more tokens in it than the first."),
+    ("Two dogs run.", "Dogs."),
+]
+
+
+def _batch(tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    enc = tokenizer([a for a, _ in PAIRS], [b for _, b in PAIRS], padding=True, return_tensors="pt")
+    assert (enc["attention_mask"] == 0).any(), "the batch must contain padding"
+    return enc
+
+
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+def test_same_logits_and_gradients(tiny_model_dir, attn):
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1, attn_implementation=attn)
+    model.eval()  # no dropout, so both paths see the same arithmetic
+    enc = _batch(tiny_model_dir)
+    layer = model.bert.encoder.layer[-1]
+    results = []
+    for patched in (False, True):
+        model.zero_grad()
+        with first_token_only(model, enabled=patched) as applied:
+            assert applied is patched
+            logits = model(**enc).logits
+        logits.sum().backward()
+        results.append((logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (full, full_grads), (fast, fast_grads) = results
+    torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-6)
+    assert fast_grads.keys() == full_grads.keys() and len(full_grads) > 0
+    for name in full_grads:
+        torch.testing.assert_close(fast_grads[name], full_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+    assert "forward" not in vars(layer), "the original forward is restored after the block"
+
+
+def test_really_computes_less(tiny_model_dir):
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1).eval()
+    enc = _batch(tiny_model_dir)
+    seen = []
+    hook = model.bert.encoder.layer[-1].intermediate.dense.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    with torch.no_grad():
+        model(**enc)
+        with first_token_only(model):
+            model(**enc)
+    hook.remove()
+    length = enc["input_ids"].shape[1]
+    assert seen[0][:2] == (3, length) and seen[1][:2] == (3, 1)
+
+
+def test_leaves_other_models_alone(tiny_model_dir):
+    encoder = AutoModel.from_pretrained(tiny_model_dir)  # no first-token head: every position is an output
+    with first_token_only(encoder) as applied:
+        assert applied is False
+    assert "forward" not in vars(encoder.encoder.layer[-1])
