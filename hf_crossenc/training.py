@@ -189,6 +189,14 @@ class DataArguments:
     distill_silver_pairs: int = field(
         default=2, metadata={"help": "Teacher-labelled extra pairs per training pair in rounds after the first."}
     )
+    distill_init: str = field(
+        default="base",
+        metadata={
+            "help": "Where rounds after the first start: 'base' (the base model again) or 'previous' (the previous round's "
+            "model, trained on under the new teacher).",
+            "choices": ["base", "previous"],
+        },
+    )
     distill_epochs: float | None = field(
         default=None, metadata={"help": "Training epochs of the rounds after the first (default: --num_train_epochs)."}
     )
@@ -223,6 +231,7 @@ DEFAULT_JOB: dict[str, Any] = {
     "distill_rounds": 2,
     "distill_silver_pairs": 2,
     "distill_epochs": 3.0,
+    "distill_init": "previous",
     "cross_encoder_teacher_weight": 0.6,
     "num_train_epochs": 2.0,
     "per_device_train_batch_size": 32,
@@ -976,7 +985,8 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
 
 
 def run_rounds(argv: list[str], data_args: DataArguments, training_args: CrossEncoderTrainingArguments) -> dict[str, Any]:
-    """``--distill_rounds R``: R trainings from the base model; each round after the first is taught by the
+    """``--distill_rounds R``: R trainings, each from the base model or (``--distill_init previous``) from the
+    previous round's model; each round after the first is taught by the
     bi-encoder together with the previous round's model (`--cross_encoder_teacher`) and labels
     ``--distill_silver_pairs`` extra pairs per pair for ``--distill_epochs`` epochs. Rounds before the last live
     in OUTPUT_DIR/rounds/round-K (their checkpoints are deleted once the round is done); with ``--resume`` a complete round is reused."""
@@ -998,6 +1008,8 @@ def run_rounds(argv: list[str], data_args: DataArguments, training_args: CrossEn
             flags += ["--cross_encoder_teacher", teacher, "--silver_pairs", str(data_args.distill_silver_pairs)]
             if data_args.distill_epochs is not None:
                 flags += ["--num_train_epochs", str(data_args.distill_epochs)]
+        if k > 1 and data_args.distill_init == "previous":
+            flags += ["--model_name_or_path", teacher]
         if not last:
             flags += ["--push_to_hub", "false"]
             if training_args.resume and (folder / "results.json").is_file():

@@ -265,6 +265,36 @@ def test_distill_rounds_teach_the_last_round_with_the_previous_model(tmp_path, c
     assert [r["round"] for r in json.loads((out / "results.json").read_text())["run"]["distill_rounds"]] == [1, 2]
 
 
+@pytest.mark.parametrize("init", ["base", "previous"])
+def test_distill_init_chooses_where_round_2_starts(tmp_path, monkeypatch, init):
+    import json
+
+    from hf_crossenc import training
+
+    calls = []
+
+    def last(flags, name):  # the value of the flag's last occurrence, the one the parser keeps
+        return flags[len(flags) - flags[::-1].index(name)]
+
+    def fake_run(flags, earlier_rounds=None):  # records what each round would train with
+        calls.append(flags)
+        folder = Path(last(flags, "--output_dir"))
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "results.json").write_text(json.dumps({"validation": {"spearman": 0.5}, "run": {}}))
+        return {"validation": {"spearman": 0.5}, "run": {}}
+
+    monkeypatch.setattr(training, "run", fake_run)
+    out = tmp_path / "out"
+    argv = ["--model_name_or_path", "base-model", "--train_file", "t.csv", "--teacher", "bi", "--output_dir", str(out)]
+    data_args = training.DataArguments(train_file="t.csv", teacher="bi", distill_rounds=3, distill_init=init)
+    training.run_rounds(argv, data_args, training.CrossEncoderTrainingArguments(output_dir=str(out)))
+    starts = [last(flags, "--model_name_or_path") for flags in calls]
+    teachers = [last(flags, "--cross_encoder_teacher") if "--cross_encoder_teacher" in flags else None for flags in calls]
+    rounds = [str(out / "rounds" / "round-1"), str(out / "rounds" / "round-2")]
+    assert teachers == [None, *rounds]
+    assert starts == (["base-model"] * 3 if init == "base" else ["base-model", *rounds])
+
+
 def test_distill_rounds_need_a_bi_encoder_teacher():
     from hf_crossenc.training import DataArguments, apply_defaults
 
