@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.bert.modeling_bert import eager_attention_forward
 
 # Sequence classifiers whose head reads only hidden_states[:, 0] and whose layers have BERT's
 # module layout (attention.self.{query,key,value}, attention.output, feed_forward_chunk).
@@ -55,9 +57,6 @@ def _first_token_forward(
     *args: Any,
     **kwargs: Any,
 ) -> torch.Tensor:
-    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-    from transformers.models.bert.modeling_bert import eager_attention_forward
-
     kwargs.pop("encoder_attention_mask", None)
     kwargs.pop("past_key_values", None)
     attn = layer.attention.self

@@ -197,8 +197,8 @@ class CrossEncoderTrainer(Trainer):
         labels = inputs.pop("labels")
         # The head reads the first token only: the last layer skips the other positions (same loss).
         # Not under torch.compile, which would trace the swapped forward as a graph change.
-        skip = self.args.torch_compile
-        with first_token_only(self.accelerator.unwrap_model(model, keep_torch_compile=False), enabled=not skip):
+        unwrapped = self.accelerator.unwrap_model(model, keep_torch_compile=False)
+        with first_token_only(unwrapped, enabled=not self.args.torch_compile):
             outputs = model(**inputs)
         loss = cross_encoder_loss(outputs.logits, labels, self.args.loss)
         return (loss, outputs) if return_outputs else loss
