@@ -181,7 +181,7 @@ class DataArguments:
     distill_rounds: int = field(
         default=1,
         metadata={
-            "help": "Regression with --teacher: train this many times from the base model; from the second round on, the "
+            "help": "Regression with --teacher: train this many times (from where, see --distill_init); from the second round on, the "
             "previous round's model joins the teacher (--cross_encoder_teacher) and labels --distill_silver_pairs extra "
             "pairs per pair. Rounds before the last are kept in OUTPUT_DIR/rounds/round-K (reused when complete)."
         },
