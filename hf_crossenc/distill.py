@@ -77,11 +77,32 @@ def teacher_probabilities(cosine: np.ndarray, a: float, b: float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(a * np.asarray(cosine, dtype=np.float64) + b)))
 
 
-def group_targets(cosine: np.ndarray, weight: float, temperature: float) -> np.ndarray:
-    """Listwise targets of one group (positive first): (1-w)·one-hot + w·softmax(cos / temperature)."""
-    z = np.asarray(cosine, dtype=np.float64) / temperature
+def _softmax(z: np.ndarray) -> np.ndarray:
     soft = np.exp(z - z.max())
-    soft /= soft.sum()
+    return soft / soft.sum()
+
+
+def group_targets(
+    cosine: np.ndarray | None,
+    weight: float,
+    temperature: float,
+    logits: np.ndarray | None = None,
+    logits_share: float = 0.0,
+) -> np.ndarray:
+    """Listwise targets of one group (positive first): (1-w)·one-hot + w·teacher.
+
+    The teacher is softmax(cos / temperature) of a bi-encoder; with a reranker's ``logits`` it is
+    (1-s)·softmax(cos / temperature) + s·softmax(logits) (s = ``logits_share``), or softmax(logits)
+    alone when there is no cosine.
+    """
+    parts = []
+    if cosine is not None:
+        parts.append((1.0 - logits_share if logits is not None else 1.0, _softmax(np.asarray(cosine, dtype=np.float64) / temperature)))
+    if logits is not None:
+        parts.append((logits_share if cosine is not None else 1.0, _softmax(np.asarray(logits, dtype=np.float64))))
+    if not parts:
+        raise ValueError("group_targets needs a cosine or logits")
+    soft = sum(share * probs for share, probs in parts)
     hard = np.zeros_like(soft)
     hard[0] = 1.0
     return (1.0 - weight) * hard + weight * soft

@@ -146,7 +146,14 @@ class CrossEncoderPredictor:
             out = self.label_scale.denormalise(out)
         return out
 
-    def _scores(self, pairs: Sequence[Sequence[str]], batch_size: int) -> np.ndarray:
+    @torch.inference_mode()
+    def logits(self, pairs: Sequence[tuple[str, str]] | Sequence[Sequence[str]], batch_size: int = 64) -> np.ndarray:
+        """Raw logits of a one-score model, in input order (one order per pair): what a teacher's softmax needs."""
+        if len(pairs) == 0:
+            return np.zeros((0,), dtype=np.float32)
+        return self._scores(pairs, batch_size, activate=False)
+
+    def _scores(self, pairs: Sequence[Sequence[str]], batch_size: int, activate: bool = True) -> np.ndarray:
         encoded = self.tokenizer([p[0] for p in pairs], [p[1] for p in pairs], truncation="longest_first", max_length=self.max_length)
         order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
         device = self.model.device
@@ -161,7 +168,7 @@ class CrossEncoderPredictor:
             autocast = self.precision == "bf16" and self.model.dtype != torch.bfloat16
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast), first_token_only(self.model):
                 logits = self.model(**batch).logits
-            scores = self.activate(logits).cpu()
+            scores = (self.activate(logits) if activate else logits.float().squeeze(-1)).cpu()
             for j, i in enumerate(idx):
                 results[i] = scores[j]
         return torch.stack(results).numpy()

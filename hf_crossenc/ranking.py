@@ -313,8 +313,12 @@ class ListwiseSampler(TrainerCallback):
     queries (never one of its own positives) top the group up. Resumed runs therefore see the same
     groups as uninterrupted ones. With a bi-encoder ``teacher``, each group's target is
     ``(1 - teacher_weight)·one-hot + teacher_weight·softmax(cosine / temperature)`` instead of the
-    one-hot on the positive. Use as ``dataset.with_transform(sampler)`` and pass the sampler to
-    the Trainer as a callback so it knows the epoch.
+    one-hot on the positive. With a trained ``reranker`` too (anything with ``logits(pairs)``, e.g.
+    :class:`~hf_crossenc.CrossEncoderPredictor`), the teacher's distribution is
+    ``(1 - reranker_share)·softmax(cosine / temperature) + reranker_share·softmax(reranker logits)``;
+    its logits are computed once per (query, passage) and remembered. Use as
+    ``dataset.with_transform(sampler)`` and pass the sampler to the Trainer as a callback so it
+    knows the epoch.
     """
 
     def __init__(
@@ -325,6 +329,8 @@ class ListwiseSampler(TrainerCallback):
         teacher: Any = None,
         teacher_weight: float = 0.0,
         temperature: float = 0.05,
+        reranker: Any = None,
+        reranker_share: float = 0.0,
     ) -> None:
         if group_size < 2:
             raise ValueError(f"a listwise group needs a positive and at least one negative: group size {group_size}")
@@ -344,16 +350,33 @@ class ListwiseSampler(TrainerCallback):
         if teacher is not None and teacher_weight > 0:
             texts = list(dict.fromkeys([g.query for g in groups] + self.pool))
             self.embeddings = dict(zip(texts, teacher.encode(texts)))
+        self.reranker = reranker if teacher_weight > 0 else None
+        self.reranker_share = reranker_share
+        self.logits: dict[tuple[str, str], float] = {}
+        if self.reranker is not None:
+            self.score([(g.query, p) for g in groups for p in g.passages])
+
+    def score(self, pairs: list[tuple[str, str]]) -> None:
+        """Remember the reranker's logits of the (query, passage) pairs it has not scored yet."""
+        missing = list(dict.fromkeys(pair for pair in pairs if pair not in self.logits))
+        if missing:
+            self.logits.update(zip(missing, (float(x) for x in self.reranker.logits(missing))))
 
     def targets(self, query: str, passages: list[str]) -> list[float]:
         """The group's target distribution (positive first): one-hot, mixed with the teacher's softmax if any."""
         from .distill import group_targets
 
-        if not self.embeddings:
+        if not self.embeddings and self.reranker is None:
             return [1.0] + [0.0] * (len(passages) - 1)
-        q = self.embeddings[query]
-        cosine = np.array([float(q @ self.embeddings[p]) for p in passages])
-        return group_targets(cosine, self.teacher_weight, self.temperature).tolist()
+        cosine = None
+        if self.embeddings:
+            q = self.embeddings[query]
+            cosine = np.array([float(q @ self.embeddings[p]) for p in passages])
+        logits = None
+        if self.reranker is not None:
+            self.score([(query, p) for p in passages])
+            logits = np.array([self.logits[(query, p)] for p in passages])
+        return group_targets(cosine, self.teacher_weight, self.temperature, logits, self.reranker_share).tolist()
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.epoch = int(state.epoch or 0)
@@ -389,5 +412,7 @@ class ListwiseSampler(TrainerCallback):
         chosen = [
             self.choose(int(i), list(negs), int(g), q) for i, negs, g, q in zip(batch[INDEX], batch[NEGATIVES], batch[GROUP], batch[TEXT_A])
         ]
+        if self.reranker is not None:  # top-up passages of other queries: score the batch's new pairs at once
+            self.score([(q, n) for q, negs in zip(batch[TEXT_A], chosen) for n in negs])
         targets = [self.targets(q, [p, *negs]) for q, p, negs in zip(batch[TEXT_A], batch[TEXT_B], chosen)]
         return {**batch, NEGATIVES: chosen, TARGETS: targets}

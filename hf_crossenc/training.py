@@ -172,7 +172,9 @@ class DataArguments:
         metadata={
             "help": "With --teacher (regression): a trained hf_crossenc similarity model (folder or Hub id) whose scores, "
             "both orders averaged, join the bi-encoder's: teacher = w*cross-encoder + (1-w)*calibrated cosine "
-            "(w = --cross_encoder_teacher_weight). Set by --distill_rounds for rounds after the first."
+            "(w = --cross_encoder_teacher_weight). Set by --distill_rounds for rounds after the first. Listwise "
+            "reranking: a trained reranker; each group's teacher distribution is w*softmax(its logits) + "
+            "(1-w)*softmax(cosine / --teacher_temperature)."
         },
     )
     cross_encoder_teacher_weight: float = field(
@@ -299,7 +301,7 @@ def load_config_file(path: str, parser: argparse.ArgumentParser) -> dict[str, An
 DEFAULT_TEACHER_WEIGHT = 0.5
 
 
-def apply_defaults(data_args: DataArguments, task: str = "regression") -> None:
+def apply_defaults(data_args: DataArguments, task: str = "regression", loss: str | None = None) -> None:
     """Fill the defaults that depend on other arguments (the task, the default job, the teacher weight)."""
     if task == "regression":
         apply_default_dataset(data_args)
@@ -334,12 +336,16 @@ def apply_defaults(data_args: DataArguments, task: str = "regression") -> None:
         raise ConfigError(f"--distill_epochs must be positive, got {data_args.distill_epochs}.")
     if not 0.0 <= data_args.cross_encoder_teacher_weight <= 1.0:
         raise ConfigError(f"--cross_encoder_teacher_weight must lie in [0, 1], got {data_args.cross_encoder_teacher_weight}.")
-    if (data_args.cross_encoder_teacher or data_args.distill_rounds > 1) and not (
-        task == "regression" and data_args.teacher and data_args.teacher_weight > 0
-    ):
+    if data_args.distill_rounds > 1 and not (task == "regression" and data_args.teacher and data_args.teacher_weight > 0):
         raise ConfigError(
-            "--cross_encoder_teacher and --distill_rounds > 1 need --task regression and a bi-encoder --teacher with "
+            "--distill_rounds > 1 needs --task regression and a bi-encoder --teacher with "
             "--teacher_weight > 0 (the teacher labels the training and silver pairs)."
+        )
+    listwise = task == "reranking" and loss == "listwise"
+    if data_args.cross_encoder_teacher and not ((task == "regression" or listwise) and data_args.teacher and data_args.teacher_weight > 0):
+        raise ConfigError(
+            "--cross_encoder_teacher needs --task regression, or --task reranking with --loss listwise, and a bi-encoder "
+            "--teacher with --teacher_weight > 0 (the cross-encoder joins that teacher's targets)."
         )
 
 
@@ -542,6 +548,16 @@ def cross_encoder_teacher(data_args: DataArguments, bi_encoder_targets: Any) -> 
         return weight * np.asarray(scores, dtype=np.float64) + (1.0 - weight) * bi_encoder_targets(cosine)
 
     return targets
+
+
+def reranker_teacher(name_or_path: str) -> Any:
+    """A trained one-score model (reranker or similarity model) whose logits teach listwise groups."""
+    from .inference import CrossEncoderPredictor
+
+    predictor = CrossEncoderPredictor.from_pretrained(name_or_path, precision="auto")
+    if predictor.model.config.num_labels != 1:
+        raise ConfigError(f"--cross_encoder_teacher {name_or_path} must be a one-score model (a reranker), not a classifier.")
+    return predictor
 
 
 def read_silver_files(data_args: DataArguments) -> dict[str, tuple[list[str], list[str]]]:
@@ -811,7 +827,7 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
     ``run.distill_rounds``, before the card is written and anything is pushed."""
     model_args, data_args, training_args = parse_args(argv)
     task = training_args.task
-    apply_defaults(data_args, task)
+    apply_defaults(data_args, task, training_args.loss)
     if data_args.distill_rounds > 1:
         return run_rounds(list(sys.argv[1:] if argv is None else argv), data_args, training_args)
     check_output_dir(training_args)
@@ -874,6 +890,16 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
                 data_args.teacher_weight,
                 data_args.teacher_temperature,
             )
+        reranker = None
+        if data_args.cross_encoder_teacher and teacher is not None:
+            reranker = reranker_teacher(data_args.cross_encoder_teacher)
+            logger.info(
+                "listwise teacher: %.2f x softmax(%s logits) + %.2f x softmax(cosine / %g)",
+                data_args.cross_encoder_teacher_weight,
+                data_args.cross_encoder_teacher,
+                1 - data_args.cross_encoder_teacher_weight,
+                data_args.teacher_temperature,
+            )
         sampler = ListwiseSampler(
             splits["train"].groups,
             training_args.train_group_size,
@@ -881,6 +907,8 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
             teacher=teacher,
             teacher_weight=data_args.teacher_weight,
             temperature=data_args.teacher_temperature,
+            reranker=reranker,
+            reranker_share=data_args.cross_encoder_teacher_weight,
         )
         train_dataset = train_dataset.add_column(INDEX, list(range(len(train_dataset)))).with_transform(sampler)
         callbacks.append(sampler)

@@ -274,6 +274,54 @@ def test_group_targets_mix_one_hot_and_teacher_softmax():
     assert got.sum() == pytest.approx(1.0)
 
 
+def test_group_targets_mix_a_rerankers_softmax_into_the_teacher():
+    from hf_crossenc.distill import group_targets
+
+    # cosines [0.5, 0.4] at temperature 0.1 -> softmax([5, 4]) = [0.731059, 0.268941];
+    # logits [0, ln 3] -> softmax = [0.25, 0.75]; teacher = 0.5 * each = [0.490529, 0.509471];
+    # targets = 0.5 * one-hot + 0.5 * teacher = [0.745265, 0.254735].
+    got = group_targets(np.array([0.5, 0.4]), weight=0.5, temperature=0.1, logits=np.array([0.0, np.log(3.0)]), logits_share=0.5)
+    np.testing.assert_allclose(got, [0.745265, 0.254735], atol=1e-6)
+    alone = group_targets(None, weight=1.0, temperature=0.1, logits=np.array([0.0, np.log(3.0)]))
+    np.testing.assert_allclose(alone, [0.25, 0.75])
+    with pytest.raises(ValueError):
+        group_targets(None, weight=0.5, temperature=0.1)
+
+
+class StubReranker:
+    """Logit 2 for (q1, p1), 0 for every other pair; remembers what it was asked to score."""
+
+    def __init__(self):
+        self.calls = []
+
+    def logits(self, pairs):
+        self.calls.append(list(pairs))
+        return np.array([2.0 if pair == ("q1", "p1") else 0.0 for pair in pairs])
+
+
+def test_listwise_sampler_mixes_a_reranker_teacher(tmp_path):
+    path = write(tmp_path / "t.csv", "question,answer,label\nq1,p1,1\nq1,n1,0\nq1,n2,0\nq2,p2,1\n")
+    groups = build_ranking_split(read_table(path), name="train").groups
+    reranker = StubReranker()
+    sampler = ListwiseSampler(
+        groups, group_size=3, seed=0, teacher=StubEncoder(), teacher_weight=0.5, temperature=1.0, reranker=reranker, reranker_share=0.6
+    )
+    # The labelled pairs are scored once, up front.
+    assert sorted(reranker.calls[0]) == [("q1", "n1"), ("q1", "n2"), ("q1", "p1"), ("q2", "p2")]
+    dataset = listwise_dataset(groups).add_column(INDEX, [0, 1]).with_transform(sampler)
+    row = dataset[0]
+    bi = np.exp([1.0, 0.0, 0.0]) / np.exp([1.0, 0.0, 0.0]).sum()  # cosine(q1, p1) = 1, others 0
+    ce = np.exp([2.0, 0.0, 0.0]) / np.exp([2.0, 0.0, 0.0]).sum()
+    np.testing.assert_allclose(row["targets"], 0.5 * np.array([1.0, 0, 0]) + 0.5 * (0.4 * bi + 0.6 * ce))
+    # q2 has no labelled negative: its group is topped up with other queries' passages, scored when first drawn.
+    before = len(reranker.calls)
+    q2 = dataset[1]
+    assert len(reranker.calls) == before + 1 and all(pair[0] == "q2" for pair in reranker.calls[-1])
+    assert all(("q2", n) in sampler.logits for n in q2["negatives"])
+    dataset[1]  # same epoch, same negatives: nothing new to score
+    assert len(reranker.calls) == before + 1
+
+
 class StubEncoder:
     """Embeddings chosen by hand: cosine(q1, p1) = 1, cosine(q1, anything else) = 0."""
 

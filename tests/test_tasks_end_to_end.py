@@ -235,6 +235,27 @@ def test_reranker_with_teacher_in_process(tmp_path, tiny_model_dir, trecqa_slice
         assert "softmax(teacher cosine / 0.05)" in caplog.text
 
 
+def test_listwise_reranker_taught_by_an_earlier_reranker(tmp_path, tiny_model_dir, trecqa_slices, caplog):
+    """A second listwise run whose teacher mixes the first reranker's softmax into the bi-encoder's."""
+    caplog.set_level(logging.INFO, logger="hf_crossenc")
+    data = ["--task", "reranking", "--teacher", str(tiny_model_dir), "--train_file", str(trecqa_slices["train"]),
+            "--validation_file", str(trecqa_slices["validation"])]  # fmt: skip
+    first = tmp_path / "first"
+    assert train_main([*data, *common_flags(tiny_model_dir, first, epochs=1)]) == 0
+    teacher = CrossEncoderPredictor.from_pretrained(first)
+    pairs = [("who wrote hamlet ?", "Shakespeare wrote it ."), ("who wrote hamlet ?", "It rained .")]
+    np.testing.assert_allclose(1 / (1 + np.exp(-teacher.logits(pairs))), teacher.predict(pairs), rtol=1e-6)
+    second = tmp_path / "second"
+    flags = [*data, "--cross_encoder_teacher", str(first), "--cross_encoder_teacher_weight", "0.7"]
+    assert train_main([*flags, *common_flags(tiny_model_dir, second, epochs=1)]) == 0
+    assert f"0.70 x softmax({first} logits) + 0.30 x softmax(cosine / 0.05)" in caplog.text
+    results = json.loads((second / "results.json").read_text())
+    assert results["run"]["cross_encoder_teacher"] == str(first) and math.isfinite(results["validation"]["map"])
+    card = ModelCard.load(second / "README.md").text
+    assert "mixed 0.3 : 0.7 with the softmax of the logits of a reranker trained earlier on the same data (`first`)" in card
+    assert "calibrated cosine" not in card  # the regression wording is not used for listwise groups
+
+
 def test_binary_classification_with_teacher_in_process(tmp_path, tiny_model_dir, caplog):
     caplog.set_level(logging.INFO, logger="hf_crossenc")
     train = write_slice(data_file("msrp", "train"), tmp_path / "train.csv", 64)

@@ -303,6 +303,14 @@ def test_distill_rounds_need_a_bi_encoder_teacher():
                 DataArguments(train_file="p.csv", teacher="t", distill_rounds=2, distill_epochs=0)):  # fmt: skip
         with pytest.raises(ConfigError):
             apply_defaults(bad)
+    # A reranker teacher joins listwise groups' targets; pointwise reranking and classification have no use for it.
+    reranking = dict(train_file="p.csv", teacher="t", cross_encoder_teacher="m")
+    apply_defaults(DataArguments(**reranking), "reranking", "listwise")
+    for task, loss in (("reranking", "bce"), ("classification", "bce")):
+        with pytest.raises(ConfigError, match="--cross_encoder_teacher"):
+            apply_defaults(DataArguments(**reranking), task, loss)
+    with pytest.raises(ConfigError, match="--distill_rounds"):
+        apply_defaults(DataArguments(**reranking, distill_rounds=2), "reranking", "listwise")
 
 
 def test_no_flags_is_the_tuned_default_job():
