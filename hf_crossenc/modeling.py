@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -145,10 +147,32 @@ def load_model_for_training(
     if id2label:
         kwargs.update(id2label=dict(id2label), label2id={name: i for i, name in id2label.items()})
     config = AutoConfig.from_pretrained(name_or_path, **kwargs)
+    as_loaded: dict[str, Any] = {}
     if dropout is not None:
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout", "dropout", "attention_dropout"):
             if hasattr(config, name):
+                as_loaded[name] = getattr(config, name)
                 setattr(config, name, dropout)
     use_safetensors = safetensors_only(name_or_path, trust_pickle_weights)
     model = AutoModelForSequenceClassification.from_pretrained(name_or_path, config=config, use_safetensors=use_safetensors)
+    # A dropout override is a setting of this training run, not of the model: the saved config keeps
+    # the values the model came with, so whoever fine-tunes the result gets the usual dropout.
+    setattr(model, SAVED_CONFIG_VALUES, as_loaded)
     return model
+
+
+SAVED_CONFIG_VALUES = "_hf_crossenc_saved_config_values"
+
+
+@contextmanager
+def config_as_loaded(model: PreTrainedModel) -> Iterator[None]:
+    """Within the block, the config values that training overrode (dropout) are back to the loaded ones."""
+    saved = getattr(model, SAVED_CONFIG_VALUES, None) or {}
+    current = {name: getattr(model.config, name) for name in saved}
+    for name, value in saved.items():
+        setattr(model.config, name, value)
+    try:
+        yield
+    finally:
+        for name, value in current.items():
+            setattr(model.config, name, value)

@@ -19,6 +19,7 @@ from transformers.trainer_utils import HubStrategy
 from .first_token import first_token_only
 from .metrics import is_collapsed, scores_from_logits
 from .model_card import CrossEncoderModelCardCallback, CrossEncoderModelCardData, write_card
+from .modeling import config_as_loaded
 from .training_args import CrossEncoderTrainingArguments
 
 logger = logging.getLogger(__name__)
@@ -210,7 +211,8 @@ class CrossEncoderTrainer(Trainer):
         os.makedirs(output_dir, exist_ok=True)
         logger.info("Saving model checkpoint to %s", output_dir)
         model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
-        model.save_pretrained(output_dir, state_dict=state_dict)
+        with config_as_loaded(model):  # a --dropout override is not saved as the model's dropout
+            model.save_pretrained(output_dir, state_dict=state_dict)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
         # TrainingArguments.to_dict() already replaces every *_token value by a placeholder.

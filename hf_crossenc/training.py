@@ -202,6 +202,13 @@ class DataArguments:
     distill_epochs: float | None = field(
         default=None, metadata={"help": "Training epochs of the rounds after the first (default: --num_train_epochs)."}
     )
+    distill_dropout: float | None = field(
+        default=None,
+        metadata={
+            "help": "Encoder dropout of the rounds after the first (default: --dropout). Their soft targets already "
+            "regularise; the default STS-B job uses 0 (dev 0.8869 vs 0.8847 with the base model's 0.1)."
+        },
+    )
     teacher_temperature: float = field(
         default=0.05,
         metadata={"help": "Listwise reranking with --teacher: softmax temperature applied to the teacher's cosines in a group."},
@@ -234,6 +241,7 @@ DEFAULT_JOB: dict[str, Any] = {
     "distill_silver_pairs": 2,
     "distill_epochs": 3.0,
     "distill_init": "previous",
+    "distill_dropout": 0.0,
     "cross_encoder_teacher_weight": 0.6,
     "num_train_epochs": 2.0,
     "per_device_train_batch_size": 32,
@@ -334,6 +342,8 @@ def apply_defaults(data_args: DataArguments, task: str = "regression", loss: str
         raise ConfigError(f"--distill_silver_pairs must be at least 0, got {data_args.distill_silver_pairs}.")
     if data_args.distill_epochs is not None and data_args.distill_epochs <= 0:
         raise ConfigError(f"--distill_epochs must be positive, got {data_args.distill_epochs}.")
+    if data_args.distill_dropout is not None and not 0.0 <= data_args.distill_dropout < 1.0:
+        raise ConfigError(f"--distill_dropout must lie in [0, 1), got {data_args.distill_dropout}.")
     if not 0.0 <= data_args.cross_encoder_teacher_weight <= 1.0:
         raise ConfigError(f"--cross_encoder_teacher_weight must lie in [0, 1], got {data_args.cross_encoder_teacher_weight}.")
     if data_args.distill_rounds > 1 and not (task == "regression" and data_args.teacher and data_args.teacher_weight > 0):
@@ -689,7 +699,12 @@ def build_card(
         symmetric_inference=semantics.symmetric,
         best_metric=training_args.metric_for_best_model,
         label_names=list(semantics.label_names) if semantics.label_names else None,
-        extra_hyperparameters={"max_length": model_args.max_length, **task_extra, **teacher},
+        extra_hyperparameters={
+            "max_length": model_args.max_length,
+            **({"dropout": model_args.dropout} if model_args.dropout is not None else {}),  # the saved config keeps the base's
+            **task_extra,
+            **teacher,
+        },
     )
 
 
@@ -1016,7 +1031,7 @@ def run_rounds(argv: list[str], data_args: DataArguments, training_args: CrossEn
     """``--distill_rounds R``: R trainings, each from the base model or (``--distill_init previous``) from the
     previous round's model; each round after the first is taught by the
     bi-encoder together with the previous round's model (`--cross_encoder_teacher`) and labels
-    ``--distill_silver_pairs`` extra pairs per pair for ``--distill_epochs`` epochs. Rounds before the last live
+    ``--distill_silver_pairs`` extra pairs per pair for ``--distill_epochs`` epochs (dropout ``--distill_dropout``). Rounds before the last live
     in OUTPUT_DIR/rounds/round-K (their checkpoints are deleted once the round is done); with ``--resume`` a complete round is reused."""
     import shutil
 
@@ -1036,6 +1051,8 @@ def run_rounds(argv: list[str], data_args: DataArguments, training_args: CrossEn
             flags += ["--cross_encoder_teacher", teacher, "--silver_pairs", str(data_args.distill_silver_pairs)]
             if data_args.distill_epochs is not None:
                 flags += ["--num_train_epochs", str(data_args.distill_epochs)]
+            if data_args.distill_dropout is not None:
+                flags += ["--dropout", str(data_args.distill_dropout)]
         if k > 1 and data_args.distill_init == "previous":
             flags += ["--model_name_or_path", teacher]
         if not last:

@@ -211,6 +211,36 @@ def test_symmetric_inference_is_recorded_and_used(tmp_path, stsb_slices, tiny_mo
     assert "Symmetric scoring is on" in (out / "README.md").read_text()
 
 
+def test_dropout_override_trains_with_it_but_saves_the_base_models_dropout(tmp_path, stsb_slices, tiny_model_dir):
+    import json
+
+    import torch
+
+    from hf_crossenc.modeling import config_as_loaded, load_model_for_training
+
+    base = json.loads((tiny_model_dir / "config.json").read_text())
+    assert base["hidden_dropout_prob"] > 0
+    model = load_model_for_training(str(tiny_model_dir), dropout=0.0)
+    assert model.config.hidden_dropout_prob == 0.0  # what training sees ...
+    assert all(m.p == 0.0 for m in model.modules() if isinstance(m, torch.nn.Dropout))
+    with config_as_loaded(model):  # ... and what a save writes
+        assert model.config.hidden_dropout_prob == base["hidden_dropout_prob"]
+    assert model.config.hidden_dropout_prob == 0.0
+
+    out = tmp_path / "out"
+    argv = ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(stsb_slices["train"]), "--label_scale", "0,5"]
+    argv += ["--validation_file", str(stsb_slices["validation"]), "--num_train_epochs", "1", "--max_train_samples", "16"]
+    argv += ["--bf16", "false", "--max_length", "32", "--dropout", "0", "--output_dir", str(out)]
+    assert main(argv) == 0
+    for folder in [out, *out.glob("checkpoint-*")]:
+        saved = json.loads((folder / "config.json").read_text())
+        assert (saved["hidden_dropout_prob"], saved["attention_probs_dropout_prob"]) == (
+            base["hidden_dropout_prob"],
+            base["attention_probs_dropout_prob"],
+        )
+    assert "| `dropout` | `0.0` |" in (out / "README.md").read_text()  # the card records the training setting
+
+
 def test_distill_rounds_teach_the_last_round_with_the_previous_model(tmp_path, caplog, stsb_slices, tiny_model_dir):
     import json
     import logging
@@ -286,13 +316,14 @@ def test_distill_init_chooses_where_round_2_starts(tmp_path, monkeypatch, init):
     monkeypatch.setattr(training, "run", fake_run)
     out = tmp_path / "out"
     argv = ["--model_name_or_path", "base-model", "--train_file", "t.csv", "--teacher", "bi", "--output_dir", str(out)]
-    data_args = training.DataArguments(train_file="t.csv", teacher="bi", distill_rounds=3, distill_init=init)
-    training.run_rounds(argv, data_args, training.CrossEncoderTrainingArguments(output_dir=str(out)))
+    data_args = training.DataArguments(train_file="t.csv", teacher="bi", distill_rounds=3, distill_init=init, distill_dropout=0.0)
+    training.run_rounds([*argv, "--dropout", "0.2"], data_args, training.CrossEncoderTrainingArguments(output_dir=str(out)))
     starts = [last(flags, "--model_name_or_path") for flags in calls]
     teachers = [last(flags, "--cross_encoder_teacher") if "--cross_encoder_teacher" in flags else None for flags in calls]
     rounds = [str(out / "rounds" / "round-1"), str(out / "rounds" / "round-2")]
     assert teachers == [None, *rounds]
     assert starts == (["base-model"] * 3 if init == "base" else ["base-model", *rounds])
+    assert [last(flags, "--dropout") for flags in calls] == ["0.2", "0.0", "0.0"]  # --distill_dropout: rounds 2 and 3 only
 
 
 def test_distill_rounds_need_a_bi_encoder_teacher():
@@ -300,7 +331,8 @@ def test_distill_rounds_need_a_bi_encoder_teacher():
 
     for bad in (DataArguments(train_file="p.csv", distill_rounds=2), DataArguments(train_file="p.csv", cross_encoder_teacher="m"),
                 DataArguments(train_file="p.csv", teacher="t", distill_rounds=0),
-                DataArguments(train_file="p.csv", teacher="t", distill_rounds=2, distill_epochs=0)):  # fmt: skip
+                DataArguments(train_file="p.csv", teacher="t", distill_rounds=2, distill_epochs=0),
+                DataArguments(train_file="p.csv", teacher="t", distill_rounds=2, distill_dropout=1.0)):  # fmt: skip
         with pytest.raises(ConfigError):
             apply_defaults(bad)
     # A reranker teacher joins listwise groups' targets; pointwise reranking and classification have no use for it.
