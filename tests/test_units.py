@@ -128,3 +128,49 @@ def test_predictor_bf16_precision_is_close_to_fp32(tiny_model_dir):
     assert CrossEncoderPredictor.from_pretrained(tiny_model_dir, precision="auto").precision in ("fp32", "bf16")
     with pytest.raises(ValueError, match="precision must be one of"):
         CrossEncoderPredictor.from_pretrained(tiny_model_dir, precision="fp8")
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_pad_rows_matches_tokenizer_pad(tokenizer, side):
+    from hf_crossenc.inference import pad_rows
+
+    tokenizer.padding_side = side
+    pairs = [("a man eats food", "someone is eating a large meal today"), ("x", "y"), ("the sky is blue", "a dog runs")]
+    encoded = tokenizer([a for a, _ in pairs], [b for _, b in pairs])
+    rows = [2, 0, 1]
+    fast = pad_rows(encoded, rows, tokenizer)
+    slow = tokenizer.pad([{k: encoded[k][i] for k in encoded} for i in rows], padding=True, return_tensors="pt")
+    assert set(fast) == set(slow)
+    for key in slow:
+        assert fast[key].dtype == slow[key].dtype
+        torch.testing.assert_close(fast[key], slow[key], rtol=0, atol=0)
+    # A field without a known pad value goes through tokenizer.pad.
+    with_mask = tokenizer([a for a, _ in pairs], [b for _, b in pairs], return_special_tokens_mask=True)
+    fallback = pad_rows(with_mask, rows, tokenizer)
+    assert fallback["special_tokens_mask"].shape == fast["input_ids"].shape
+
+
+def test_predictor_scores_batches_in_input_order(tiny_model_dir):
+    from hf_crossenc import CrossEncoderPredictor
+
+    predictor = CrossEncoderPredictor.from_pretrained(tiny_model_dir)
+    model, tok = predictor.model, predictor.tokenizer
+    words = ["a", "man", "eats", "food", "while", "the", "dog", "runs", "across", "the", "wide", "green", "field", "today"]
+    pairs = [(" ".join(words[: 1 + i % 7]), " ".join(words[i % 5 :])) for i in range(23)]
+
+    def one_by_one() -> np.ndarray:  # plain forward, one unpadded pair at a time
+        with torch.inference_mode():
+            return np.stack([predictor.activate(model(**tok(a, b, return_tensors="pt")).logits)[0].numpy() for a, b in pairs])
+
+    # The random tiny head barely separates pairs: rescale it so that the scores spread out.
+    with torch.no_grad():
+        model.classifier.bias.zero_()
+        logits = np.log(one_by_one())
+        margin = logits[:, 0] - logits[:, 1]
+        model.classifier.weight.mul_(float(1 / margin.std()))
+        model.classifier.bias[0] = float(-margin.mean() / margin.std())
+    expected = one_by_one()
+    assert np.ptp(expected[:, 0]) > 0.2  # distinct enough that a shuffled order would show
+    scores = predictor.predict(pairs, batch_size=4)  # lengths sorted across 6 batches, some padded
+    np.testing.assert_allclose(scores, expected, atol=1e-3)  # float noise, amplified by the rescaled head
+    assert scores.shape == expected.shape and scores.dtype == np.float32
