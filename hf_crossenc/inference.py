@@ -160,26 +160,48 @@ class CrossEncoderPredictor:
         # A model already in bf16 (from_pretrained(precision="bf16")) needs no autocast; an fp32
         # model handed to the constructor with precision="bf16" is left as it is and autocast.
         autocast = self.precision == "bf16" and self.model.dtype != torch.bfloat16
-        out: np.ndarray | None = None
+        out = np.empty(0, dtype=np.float32)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             batch = {k: v.to(device) for k, v in pad_rows(encoded, idx, self.tokenizer).items()}
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast), first_token_only(self.model):
                 logits = self.model(**batch).logits
             scores = (self.activate(logits) if activate else logits.float().squeeze(-1)).cpu().numpy()
-            if out is None:
+            if start == 0:
                 out = np.empty((len(pairs), *scores.shape[1:]), dtype=scores.dtype)
             out[idx] = scores
-        assert out is not None
         return out
+
+    def rank(self, query: str, passages: Sequence[str], top_k: int | None = None, batch_size: int = 64) -> list[Ranked]:
+        """Score every (query, passage) pair and return the passages sorted best first (ties keep input order)."""
+        if not isinstance(query, str):
+            raise ValueError(f"query must be a string, got {type(query).__name__}")
+        if self.semantics.activation == "softmax":
+            raise ValueError("rank() needs a one-score model (a reranker or similarity model), not a multi-class classifier")
+        scores = self.predict([(query, p) for p in passages], batch_size=batch_size)
+        order = np.argsort(-scores, kind="stable")
+        if top_k is not None:
+            order = order[: max(0, top_k)]
+        return [Ranked(int(i), float(scores[i]), passages[i]) for i in order]
+
+    def classify(self, pairs: Sequence[tuple[str, str]], batch_size: int = 64, threshold: float | None = None) -> list[str]:
+        """Class names of the pairs: argmax of the softmax, or for one-logit classifiers score >= threshold
+        (default: the threshold recorded at training time, else 0.5)."""
+        scores = self.predict(pairs, batch_size=batch_size)
+        config = self.model.config
+        if scores.ndim == 2:
+            return [config.id2label[int(i)] for i in scores.argmax(-1)]
+        names = self.semantics.label_names or ["0", "1"]
+        cut = threshold if threshold is not None else (self.semantics.threshold if self.semantics.threshold is not None else 0.5)
+        return [names[1] if s >= cut else names[0] for s in scores]
 
 
 def pad_rows(encoded: Any, rows: Sequence[int], tokenizer: PreTrainedTokenizerBase) -> dict[str, torch.Tensor]:
     """Pad the tokenized ``rows`` of ``encoded`` (unpadded lists) into one batch of tensors.
 
     Same result as ``tokenizer.pad([...features...], padding=True, return_tensors="pt")`` on the
-    tokenizer's padding side, without building a dict per row: on short pairs ``tokenizer.pad``
-    took ~7% of a bf16 prediction pass. Fields without a known pad value fall back to ``tokenizer.pad``.
+    tokenizer's padding side, without building a dict per row (43 -> 5 ms per pass over the 1379
+    STS-B test pairs). Fields without a known pad value fall back to ``tokenizer.pad``.
     """
     pad_values = {"input_ids": tokenizer.pad_token_id, "attention_mask": 0, "token_type_ids": tokenizer.pad_token_type_id}
     if pad_values["input_ids"] is None or any(k not in pad_values for k in encoded):
