@@ -196,6 +196,7 @@ class CrossEncoderModelCardData(ModelCardData):
     extra_hyperparameters: dict[str, Any] = field(default_factory=dict)
     log_history: list[dict[str, Any]] = field(default_factory=list)
     best_step: int | None = None
+    averaged_steps: list[int] | None = None
     examples: list[dict[str, Any]] = field(default_factory=list)
     train_runtime_s: float | None = None
     world_size: int | None = None
@@ -419,6 +420,7 @@ CARD_HYPERPARAMETERS = (
     "save_strategy",
     "metric_for_best_model",
     "load_best_model_at_end",
+    "average_checkpoints",
     "torch_compile",
 )
 
@@ -627,4 +629,5 @@ class CrossEncoderModelCardCallback(TrainerCallback):
 
     def _sync(self, state) -> None:  # noqa: ANN001
         self.card.log_history = list(state.log_history)
-        self.card.best_step = getattr(state, "best_global_step", None)
+        # With --average_checkpoints the model is no single checkpoint: no "best" step to name.
+        self.card.best_step = None if self.card.averaged_steps else getattr(state, "best_global_step", None)

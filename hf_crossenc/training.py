@@ -24,6 +24,7 @@ import yaml
 from transformers import HfArgumentParser, TrainerCallback, set_seed
 
 from . import __version__
+from .averaging import WeightAverageCallback
 from .checkpoints import latest_complete_checkpoint
 from .data import (
     TEXT_A,
@@ -974,8 +975,14 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
     if training_args.resume and resume_from is None:
         resume_from = str(latest_complete_checkpoint(training_args.output_dir))
         logger.info("resuming from %s", resume_from)
+    averaging = None
+    if training_args.average_checkpoints:
+        averaging = WeightAverageCallback(resume_from)
+        trainer.add_callback(averaging)
     train_output = trainer.train(resume_from_checkpoint=resume_from)
     train_seconds = time.perf_counter() - started
+    if averaging is not None and averaging.steps:
+        card.best_step, card.averaged_steps = None, list(averaging.steps)
     # _internal_call: no push yet; the final push below carries results.json and the final card.
     trainer.save_model(training_args.output_dir, _internal_call=True)
 
@@ -1007,7 +1014,8 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
         "global_batch_size": training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps * world,
         "train_runtime_s": round(train_seconds, 2),
         "train_samples_per_second": round(train_output.metrics.get("train_samples_per_second", math.nan), 3),
-        "best_model_checkpoint": trainer.state.best_model_checkpoint,
+        "best_model_checkpoint": None if averaging is not None else trainer.state.best_model_checkpoint,
+        "averaged_steps": list(averaging.steps) if averaging is not None else None,
         "metric_for_best_model": training_args.metric_for_best_model,
         "collapsed_evaluations": trainer.collapsed_evaluations,
         "label_scale": data.scale.as_list(),

@@ -123,6 +123,13 @@ class CrossEncoderTrainingArguments(TrainingArguments):
     load_best_model_at_end: bool = field(
         default=True, metadata={"help": "Finish with the checkpoint that scored best on the validation split."}
     )
+    average_checkpoints: bool = field(
+        default=False,
+        metadata={
+            "help": "Finish with the uniform average of the weights at the end of every epoch instead of the best checkpoint "
+            "(replaces --load_best_model_at_end; see hf_crossenc.averaging)."
+        },
+    )
     metric_for_best_model: str | None = field(
         default=None,
         metadata={
@@ -162,6 +169,8 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             raise ValueError(f"--train_group_size must be at least 2 (a positive and a negative), got {self.train_group_size}")
         if str(getattr(self.eval_strategy, "value", self.eval_strategy)) == "no" and self.load_best_model_at_end:
             self.load_best_model_at_end = False  # our default needs evaluations; without them the last checkpoint is kept
+        if self.average_checkpoints and self.load_best_model_at_end:
+            self.load_best_model_at_end = False  # the averaged weights are the final model
         if self.bf16 is None:
             self.bf16 = bf16_is_fast(self.use_cpu)
         if not has_accelerator():

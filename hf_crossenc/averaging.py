@@ -1,0 +1,80 @@
+"""Checkpoint averaging (``--average_checkpoints``): the final model is the uniform average of the
+weights at the end of every epoch, instead of the single checkpoint that scored best on dev.
+
+On a small training set at a high learning rate (TREC QA: 93 questions, lr 1e-4) the dev score
+swings from epoch to epoch, and the best of those noisy evaluations is partly luck. Averaging the
+epoch-end weights (all from one run, so they lie in one basin of the loss) smooths that out without
+choosing anything on dev.
+
+The running sum lives in memory (one fp32 copy of the trainable parameters) and is written into each
+checkpoint as ``weight_average.safetensors``, so ``--resume`` continues it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from transformers import TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from .errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+AVERAGE_FILE = "weight_average.safetensors"
+
+
+class WeightAverageCallback(TrainerCallback):
+    """Sums the trainable weights at each epoch's end; at the end of training loads their mean into the model."""
+
+    def __init__(self, resume_from: str | None = None) -> None:
+        self.resume_from = resume_from
+        self.total: dict[str, torch.Tensor] = {}
+        self.steps: list[int] = []
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.total, self.steps = {}, []
+        if self.resume_from:
+            path = Path(self.resume_from) / AVERAGE_FILE
+            if not path.is_file():
+                raise ConfigError(
+                    f"--average_checkpoints: {self.resume_from} has no {AVERAGE_FILE} (it was written without "
+                    "--average_checkpoints, or cut off before it), so the epochs before it cannot be averaged."
+                )
+            self.total = load_file(path)
+            with safe_open(str(path), framework="pt") as f:
+                self.steps = json.loads((f.metadata() or {}).get("steps", "[]"))
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if state.global_step in self.steps:
+            return
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if not param.requires_grad:
+                    continue
+                if name in self.total:
+                    self.total[name].add_(param.detach().float())
+                else:
+                    self.total[name] = param.detach().float().clone()
+        self.steps.append(state.global_step)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        if state.is_world_process_zero and folder.is_dir() and self.total:
+            save_file(self.total, str(folder / AVERAGE_FILE), metadata={"steps": json.dumps(self.steps)})
+
+    def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        if not self.steps:
+            logger.warning("--average_checkpoints: no epoch ended, the model keeps its last weights")
+            return
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, total in self.total.items():
+                params[name].copy_(total / len(self.steps))
+        logger.info("final weights: the uniform average of the weights at steps %s (the end of each epoch)", self.steps)

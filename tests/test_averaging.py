@@ -1,0 +1,86 @@
+"""--average_checkpoints: the saved model is the mean of the epoch-end weights, and --resume continues the mean."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hf_crossenc.averaging import AVERAGE_FILE
+from hf_crossenc.training import main
+
+EPOCHS = 3
+
+
+def flags(tiny: Path, data: dict[str, Path], out: Path) -> list[str]:
+    return [
+        "--model_name_or_path", str(tiny),
+        "--train_file", str(data["train"]), "--validation_file", str(data["validation"]), "--test_file", str(data["test"]),
+        "--label_scale", "0,5", "--output_dir", str(out), "--num_train_epochs", str(EPOCHS),
+        "--per_device_train_batch_size", "16", "--learning_rate", "2e-3", "--max_length", "64", "--seed", "5",
+        "--save_total_limit", "10", "--disable_tqdm", "true", "--average_checkpoints", "true",
+    ]  # fmt: skip
+
+
+def checkpoints(out: Path) -> list[Path]:
+    return sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+
+
+@pytest.fixture
+def averaged_run(tmp_path, tiny_model_dir, stsb_slices) -> Path:
+    out = tmp_path / "run"
+    assert main(flags(tiny_model_dir, stsb_slices, out)) == 0
+    return out
+
+
+def test_saved_model_is_the_mean_of_the_epoch_end_weights(averaged_run: Path) -> None:
+    epochs = checkpoints(averaged_run)
+    assert len(epochs) == EPOCHS
+    snapshots = [load_file(folder / "model.safetensors") for folder in epochs]
+    saved = load_file(averaged_run / "model.safetensors")
+    for name, value in saved.items():
+        if not value.is_floating_point():
+            continue
+        torch.testing.assert_close(value, sum(s[name] for s in snapshots) / EPOCHS, rtol=0, atol=1e-6)
+    # Training moved the weights between epochs, so the mean is none of the checkpoints.
+    assert any(not torch.allclose(saved[n], snapshots[-1][n]) for n in saved if saved[n].is_floating_point())
+
+    results = json.loads((averaged_run / "results.json").read_text())
+    steps = [int(folder.name.split("-")[1]) for folder in epochs]
+    assert results["run"]["averaged_steps"] == steps
+    assert results["run"]["best_model_checkpoint"] is None
+    card = (averaged_run / "README.md").read_text()
+    assert f"uniform average of the weights at the end of each epoch (steps {', '.join(map(str, steps))})" in card
+    assert "the best by validation" not in card
+
+
+def test_resume_continues_the_average(averaged_run: Path, tmp_path, tiny_model_dir, stsb_slices, capsys) -> None:
+    """Cut the finished run back to its second checkpoint and resume: the same averaged weights come out."""
+    resumed = tmp_path / "resumed"
+    shutil.copytree(averaged_run, resumed, ignore=shutil.ignore_patterns(checkpoints(averaged_run)[-1].name))
+    for leftover in resumed.iterdir():
+        if leftover.is_file():
+            leftover.unlink()
+    assert main([*flags(tiny_model_dir, stsb_slices, resumed), "--resume", "true"]) == 0
+    expected, got = load_file(averaged_run / "model.safetensors"), load_file(resumed / "model.safetensors")
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-6)
+    assert json.loads((resumed / "results.json").read_text())["run"]["averaged_steps"] == [
+        int(folder.name.split("-")[1]) for folder in checkpoints(averaged_run)
+    ]
+
+    # A checkpoint without the running sum cannot be averaged from: a clear error, nothing written.
+    broken = tmp_path / "broken"
+    shutil.copytree(resumed, broken, ignore=shutil.ignore_patterns(checkpoints(resumed)[-1].name))
+    for leftover in broken.iterdir():
+        if leftover.is_file():
+            leftover.unlink()
+    (checkpoints(broken)[-1] / AVERAGE_FILE).unlink()
+    capsys.readouterr()
+    assert main([*flags(tiny_model_dir, stsb_slices, broken), "--resume", "true"]) == 2
+    assert f"has no {AVERAGE_FILE}" in capsys.readouterr().err
+    assert not (broken / "model.safetensors").exists()
