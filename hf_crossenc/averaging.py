@@ -8,6 +8,9 @@ choosing anything on dev.
 
 The running sum lives in memory (one fp32 copy of the trainable parameters) and is written into each
 checkpoint as ``weight_average.safetensors``, so ``--resume`` continues it.
+
+A seed soup (``--average_with`` / ``--soup_seeds``) goes one step further: runs of the same recipe from the
+same starting model with different seeds are averaged too, uniformly over the models.
 """
 
 from __future__ import annotations
@@ -30,11 +33,42 @@ logger = logging.getLogger(__name__)
 AVERAGE_FILE = "weight_average.safetensors"
 
 
-class WeightAverageCallback(TrainerCallback):
-    """Sums the trainable weights at each epoch's end; at the end of training loads their mean into the model."""
+def load_members(folders: list[str], model: torch.nn.Module) -> list[dict[str, torch.Tensor]]:
+    """The trainable weights of each soup member, checked against `model` (names, shapes)."""
+    wanted = {name: param.shape for name, param in model.named_parameters() if param.requires_grad}
+    members = []
+    for folder in folders:
+        path = Path(folder) / "model.safetensors"
+        if not path.is_file():
+            raise ConfigError(f"--average_with: {folder} has no model.safetensors (pass folders written by training).")
+        weights = load_file(path)
+        for name, shape in wanted.items():
+            if name not in weights:
+                raise ConfigError(f"--average_with: {path} has no tensor {name!r}: it is not the architecture being trained.")
+            if weights[name].shape != shape:
+                raise ConfigError(
+                    f"--average_with: {path}: tensor {name!r} has shape {tuple(weights[name].shape)}, the model being trained "
+                    f"has {tuple(shape)}."
+                )
+        members.append({name: weights[name].float() for name in wanted})
+    return members
 
-    def __init__(self, resume_from: str | None = None) -> None:
-        self.resume_from = resume_from
+
+class WeightAverageCallback(TrainerCallback):
+    """Sums the trainable weights at each epoch's end (``epochs=True``); at the end of training loads their mean
+    into the model (or keeps the weights training ended with), averaged with the weights of `members`."""
+
+    def __init__(
+        self,
+        resume_from: str | None = None,
+        epochs: bool = True,
+        members: list[dict[str, torch.Tensor]] | None = None,
+        member_names: list[str] | None = None,
+    ) -> None:
+        self.resume_from = resume_from if epochs else None
+        self.epochs = epochs
+        self.members = list(members or [])  # from load_members, checked before training starts
+        self.member_folders = list(member_names or [])
         self.total: dict[str, torch.Tensor] = {}
         self.steps: list[int] = []
 
@@ -52,7 +86,7 @@ class WeightAverageCallback(TrainerCallback):
                 self.steps = json.loads((f.metadata() or {}).get("steps", "[]"))
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        if state.global_step in self.steps:
+        if not self.epochs or state.global_step in self.steps:
             return
         with torch.no_grad():
             for name, param in model.named_parameters():
@@ -70,11 +104,14 @@ class WeightAverageCallback(TrainerCallback):
             save_file(self.total, str(folder / AVERAGE_FILE), metadata={"steps": json.dumps(self.steps)})
 
     def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        if not self.steps:
+        params = {name: param for name, param in model.named_parameters() if param.requires_grad}
+        if self.epochs and not self.steps:
             logger.warning("--average_checkpoints: no epoch ended, the model keeps its last weights")
-            return
-        params = dict(model.named_parameters())
         with torch.no_grad():
-            for name, total in self.total.items():
-                params[name].copy_(total / len(self.steps))
-        logger.info("final weights: the uniform average of the weights at steps %s (the end of each epoch)", self.steps)
+            for name, param in params.items():
+                own = self.total[name] / len(self.steps) if self.epochs and self.steps else param.detach().float()
+                param.copy_((own + sum(member[name] for member in self.members)) / (1 + len(self.members)))
+        if self.epochs and self.steps:
+            logger.info("final weights: the uniform average of the weights at steps %s (the end of each epoch)", self.steps)
+        if self.members:
+            logger.info("final weights: averaged with %s (uniformly over %d models)", ", ".join(self.member_folders), 1 + len(self.members))

@@ -197,6 +197,7 @@ class CrossEncoderModelCardData(ModelCardData):
     log_history: list[dict[str, Any]] = field(default_factory=list)
     best_step: int | None = None
     averaged_steps: list[int] | None = None
+    averaged_with: list[dict[str, Any]] | None = None
     examples: list[dict[str, Any]] = field(default_factory=list)
     train_runtime_s: float | None = None
     world_size: int | None = None

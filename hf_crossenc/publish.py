@@ -38,8 +38,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-IGNORE_PATTERNS = ("checkpoint-*", "checkpoint-*/**", "runs/**", "rounds/**", ".*")
-"""Never uploaded: Trainer checkpoints, tensorboard logs, earlier distillation rounds, hidden files (`.git`, ...)."""
+IGNORE_PATTERNS = ("checkpoint-*", "checkpoint-*/**", "runs/**", "rounds/**", "soup/**", ".*")
+"""Never uploaded: Trainer checkpoints, tensorboard logs, earlier distillation rounds, the other members of a
+seed soup, hidden files (`.git`, ...)."""
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle")
 RETRY_STATUS = (408, 429)  # plus every 5xx
@@ -67,7 +68,7 @@ class PublishResult:
 
 
 def _is_checkpoint_path(rel: Path) -> bool:
-    return fnmatch.fnmatch(rel.parts[0], "checkpoint-*") or rel.parts[0] == "rounds"
+    return fnmatch.fnmatch(rel.parts[0], "checkpoint-*") or rel.parts[0] in ("rounds", "soup")
 
 
 def validate_folder(folder: str | Path) -> Path:

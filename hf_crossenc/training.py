@@ -24,7 +24,7 @@ import yaml
 from transformers import HfArgumentParser, TrainerCallback, set_seed
 
 from . import __version__
-from .averaging import WeightAverageCallback
+from .averaging import WeightAverageCallback, load_members
 from .checkpoints import latest_complete_checkpoint
 from .data import (
     TEXT_A,
@@ -804,12 +804,12 @@ def check_output_dir(training_args: CrossEncoderTrainingArguments, rounds: bool 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--output_dir {out} exists and is not a directory.")
     if training_args.resume:
-        earlier = out.glob("rounds/round-*") if rounds else ()
+        earlier = [*out.glob("rounds/round-*"), *out.glob("soup/seed-*")] if rounds else ()
         resumable = latest_complete_checkpoint(out) is not None or any(
             (f / "results.json").is_file() or latest_complete_checkpoint(f) is not None for f in earlier
         )
         if training_args.resume_from_checkpoint is None and not resumable:
-            where = "or finished round " if rounds else ""
+            where = "or finished round or soup member " if rounds else ""
             raise ConfigError(f"--resume: no complete checkpoint-* folder {where}in --output_dir {out} to resume from.")
         return
     if out.is_dir() and any(out.iterdir()) and not training_args.overwrite_output_dir:
@@ -844,7 +844,11 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
     model_args, data_args, training_args = parse_args(argv)
     task = training_args.task
     apply_defaults(data_args, task, training_args.loss)
+    if training_args.soup_seeds:
+        return run_soup(list(sys.argv[1:] if argv is None else argv), data_args, training_args)
     if data_args.distill_rounds > 1:
+        if training_args.average_with:
+            raise ConfigError("--average_with applies to one training run; with --distill_rounds use --soup_seeds.")
         return run_rounds(list(sys.argv[1:] if argv is None else argv), data_args, training_args)
     check_output_dir(training_args)
     if model_args.symmetric_inference and task == "reranking":
@@ -874,6 +878,8 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
     )
     if model_args.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
+    soup = split_list(training_args.average_with)
+    soup_weights = load_members(soup, model)  # checked now: a wrong folder fails before any training
     semantics = ScoreSemantics(
         task=task,
         activation="softmax" if vocab and not vocab.binary else "sigmoid",
@@ -976,13 +982,15 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
         resume_from = str(latest_complete_checkpoint(training_args.output_dir))
         logger.info("resuming from %s", resume_from)
     averaging = None
-    if training_args.average_checkpoints:
-        averaging = WeightAverageCallback(resume_from)
+    if training_args.average_checkpoints or soup:
+        averaging = WeightAverageCallback(resume_from, epochs=training_args.average_checkpoints, members=soup_weights, member_names=soup)
         trainer.add_callback(averaging)
     train_output = trainer.train(resume_from_checkpoint=resume_from)
     train_seconds = time.perf_counter() - started
     if averaging is not None and averaging.steps:
         card.best_step, card.averaged_steps = None, list(averaging.steps)
+    if soup:
+        card.averaged_with = [soup_member_summary(folder) for folder in soup]
     # _internal_call: no push yet; the final push below carries results.json and the final card.
     trainer.save_model(training_args.output_dir, _internal_call=True)
 
@@ -1014,8 +1022,9 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
         "global_batch_size": training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps * world,
         "train_runtime_s": round(train_seconds, 2),
         "train_samples_per_second": round(train_output.metrics.get("train_samples_per_second", math.nan), 3),
-        "best_model_checkpoint": None if averaging is not None else trainer.state.best_model_checkpoint,
-        "averaged_steps": list(averaging.steps) if averaging is not None else None,
+        "best_model_checkpoint": None if averaging is not None and averaging.steps else trainer.state.best_model_checkpoint,
+        "averaged_steps": list(averaging.steps) if averaging is not None and averaging.epochs else None,
+        "averaged_with": [soup_member_summary(folder) for folder in soup] or None,
         "metric_for_best_model": training_args.metric_for_best_model,
         "collapsed_evaluations": trainer.collapsed_evaluations,
         "label_scale": data.scale.as_list(),
@@ -1081,6 +1090,74 @@ def run_rounds(argv: list[str], data_args: DataArguments, training_args: CrossEn
                     shutil.rmtree(checkpoint)
             history.append({"round": k, **_split_scores(results)})
             teacher = str(folder)
+        state.wait_for_everyone()
+    return results
+
+
+def split_list(value: str | None) -> list[str]:
+    """'a, b,,c' -> ['a', 'b', 'c'] (None or '' -> [])."""
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+def soup_member_summary(folder: str) -> dict[str, Any]:
+    """A soup member for results.json and the card: its folder name, seed and scores (from its results.json)."""
+    path = Path(folder) / "results.json"
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    seed = None
+    args_file = Path(folder) / "training_args.json"
+    if args_file.is_file():
+        seed = json.loads(args_file.read_text()).get("seed")
+    return {"model": Path(folder).name, "seed": seed, **_split_scores(results)}
+
+
+def run_soup(argv: list[str], data_args: DataArguments, training_args: CrossEncoderTrainingArguments) -> dict[str, Any]:
+    """``--soup_seeds S1,...,Sn``: the recipe trained once per seed — the first n-1 in OUTPUT_DIR/soup/seed-S (their
+    checkpoints deleted once done), the last in OUTPUT_DIR with ``--average_with`` the others, so the saved model is
+    the uniform average of the n models (each as its own recipe finishes it: best checkpoint, or the average of its
+    epochs with --average_checkpoints). With ``--resume`` a finished member is reused."""
+    import shutil
+
+    from accelerate import PartialState
+
+    try:
+        seeds = [int(seed) for seed in split_list(training_args.soup_seeds)]
+    except ValueError:
+        raise ConfigError(f"--soup_seeds takes comma-separated integers, e.g. 42,1234,7; got {training_args.soup_seeds!r}.") from None
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--soup_seeds needs at least two different seeds, got {training_args.soup_seeds!r}.")
+    if training_args.average_with:
+        raise ConfigError("--soup_seeds sets --average_with itself: pass one or the other.")
+    if data_args.distill_rounds > 1:
+        raise ConfigError(
+            "--soup_seeds with --distill_rounds is not supported: soup the last round (--distill_rounds 1 --cross_encoder_teacher ...)."
+        )
+    check_output_dir(training_args, rounds=True)
+    out = Path(training_args.output_dir)
+    state = PartialState()
+    members: list[str] = []
+    results: dict[str, Any] = {}
+    for k, seed in enumerate(seeds, start=1):
+        last = k == len(seeds)
+        folder = out if last else out / "soup" / f"seed-{seed}"
+        flags = [*argv, "--soup_seeds", "", "--seed", str(seed), "--output_dir", str(folder), "--overwrite_output_dir", "true"]
+        if last:
+            flags += ["--average_with", ",".join(members)]
+        else:
+            flags += ["--push_to_hub", "false"]
+            if training_args.resume and (folder / "results.json").is_file():
+                logger.info("soup member %d/%d: reusing the finished run in %s", k, len(seeds), folder)
+                members.append(str(folder))
+                continue
+        can_resume = training_args.resume and latest_complete_checkpoint(folder) is not None
+        flags += ["--resume", "true" if can_resume else "false"]
+        logger.info("soup member %d/%d (seed %d) -> %s", k, len(seeds), seed, folder)
+        results = run(flags)
+        state.wait_for_everyone()
+        if not last:
+            if state.is_main_process:
+                for checkpoint in folder.glob("checkpoint-*"):
+                    shutil.rmtree(checkpoint)
+            members.append(str(folder))
         state.wait_for_everyone()
     return results
 

@@ -130,6 +130,20 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             "(replaces --load_best_model_at_end; see hf_crossenc.averaging)."
         },
     )
+    average_with: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated model folders (the same architecture, trained the same way, e.g. with other seeds) whose "
+            "weights are averaged with this run's final weights, uniformly over the models: a seed soup. See --soup_seeds."
+        },
+    )
+    soup_seeds: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated seeds, e.g. 42,1234,7: train the recipe once per seed (the others in OUTPUT_DIR/soup/seed-S) "
+            "and finish with the uniform average of their weights (--average_with), evaluated and saved like any run."
+        },
+    )
     metric_for_best_model: str | None = field(
         default=None,
         metadata={

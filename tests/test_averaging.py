@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from hf_crossenc.averaging import AVERAGE_FILE
 from hf_crossenc.training import main
@@ -84,3 +84,40 @@ def test_resume_continues_the_average(averaged_run: Path, tmp_path, tiny_model_d
     assert main([*flags(tiny_model_dir, stsb_slices, broken), "--resume", "true"]) == 2
     assert f"has no {AVERAGE_FILE}" in capsys.readouterr().err
     assert not (broken / "model.safetensors").exists()
+
+
+def test_soup_seeds_average_the_runs_of_each_seed(tmp_path, tiny_model_dir, stsb_slices) -> None:
+    """--soup_seeds 5,6: seed 5 trains in OUTPUT_DIR/soup/seed-5, seed 6 in OUTPUT_DIR; the saved model is their mean."""
+    out = tmp_path / "soup"
+    assert main([*flags(tiny_model_dir, stsb_slices, out), "--soup_seeds", "5,6"]) == 0
+    member = out / "soup" / "seed-5"
+    assert (member / "results.json").is_file() and not list(member.glob("checkpoint-*"))
+    own_epochs = [load_file(folder / "model.safetensors") for folder in checkpoints(out)]
+    assert len(own_epochs) == EPOCHS
+    member_weights, saved = load_file(member / "model.safetensors"), load_file(out / "model.safetensors")
+    for name, value in saved.items():
+        if value.is_floating_point():
+            own = sum(s[name] for s in own_epochs) / EPOCHS
+            torch.testing.assert_close(value, (own + member_weights[name]) / 2, rtol=0, atol=1e-6)
+    assert not torch.equal(member_weights["classifier.weight"], saved["classifier.weight"])
+
+    results = json.loads((out / "results.json").read_text())
+    member_results = json.loads((member / "results.json").read_text())
+    (soup_member,) = results["run"]["averaged_with"]
+    assert soup_member["model"] == "seed-5" and soup_member["seed"] == 5
+    assert soup_member["validation"]["spearman"] == member_results["validation"]["spearman"]
+    card = (out / "README.md").read_text()
+    assert "The model is the uniform average of 2 runs of the same recipe with different seeds (a seed soup)" in card
+    assert "`seed-5` (seed 5; validation Spearman" in card
+
+
+def test_average_with_a_model_of_another_architecture_is_refused(tmp_path, tiny_model_dir, stsb_slices, capsys) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    save_file({"encoder.weight": torch.zeros(2, 2)}, str(other / "model.safetensors"))
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert main([*flags(tiny_model_dir, stsb_slices, out), "--average_with", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert f"--average_with: {other / 'model.safetensors'} has no tensor" in err and "Traceback" not in err
+    assert not out.exists()
