@@ -121,3 +121,22 @@ def test_average_with_a_model_of_another_architecture_is_refused(tmp_path, tiny_
     err = capsys.readouterr().err
     assert f"--average_with: {other / 'model.safetensors'} has no tensor" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_soup_resume_reuses_finished_members(tmp_path, tiny_model_dir, stsb_slices, caplog) -> None:
+    """A soup cut off after its first member: --resume reuses that member and ends with the same weights."""
+    out = tmp_path / "soup"
+    soup_flags = [*flags(tiny_model_dir, stsb_slices, out), "--soup_seeds", "5,6", "--num_train_epochs", "1"]
+    assert main(soup_flags) == 0
+    expected = load_file(out / "model.safetensors")
+    for leftover in out.iterdir():  # keep soup/seed-5 only, as if the run died before the last member
+        if leftover.name != "soup":
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    member_mtime = (out / "soup" / "seed-5" / "model.safetensors").stat().st_mtime_ns
+    caplog.set_level("INFO", logger="hf_crossenc")
+    assert main([*soup_flags, "--resume", "true"]) == 0
+    assert "reusing the finished run" in caplog.text
+    assert (out / "soup" / "seed-5" / "model.safetensors").stat().st_mtime_ns == member_mtime
+    got = load_file(out / "model.safetensors")
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-6)
