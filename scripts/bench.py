@@ -1,7 +1,7 @@
 """Side-by-side benchmark: hf_crossenc vs sentence-transformers' CrossEncoderTrainer on the same job.
 
 Both sides fine-tune the bundled MiniLM-L6-H384 on STS-B train with the same plain recipe (BCE on
-labels/5, batch size, learning rate, warmup, epochs, seed, threads), then score the STS-B test
+labels/5, batch size, learning rate, warmup, no weight decay, epochs, seed, threads), then score the STS-B test
 pairs. Each side runs in its own subprocess, so peak RSS is its own. Prints samples/s, pairs/s,
 wall time, peak RSS and test Spearman for each, and the ratios; writes JSON and a plot.
 
@@ -87,6 +87,7 @@ def run_ours(args: argparse.Namespace, work: Path) -> dict:
         "--learning_rate", str(args.learning_rate), "--seed", str(args.seed), "--max_length", str(args.max_length),
         "--teacher_weight", "0", "--symmetric_train", "none", "--eval_strategy", "no", "--save_strategy", "no",
         "--load_best_model_at_end", "false", "--logging_steps", "100", "--disable_tqdm", "true",
+        "--weight_decay", "0.0",  # the peer's TrainingArguments default (ours is 0.01)
     ]  # fmt: skip
     if args.max_train_samples:
         flags += ["--max_train_samples", str(args.max_train_samples)]
