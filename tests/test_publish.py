@@ -29,6 +29,7 @@ import torch
 from conftest import HUB_ENV_REMOVED, HUB_TOKEN, HUB_USER, hub_env
 from hub_server import LocalHub
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+from safetensors.torch import save_file
 
 from hf_crossenc import publish
 from hf_crossenc.cli import main as cli_main
@@ -73,13 +74,15 @@ def build_model_folder(tiny: Path, out: Path) -> Path:
     torch.save({"step": torch.ones(2)}, out / "checkpoint-1" / "optimizer.pt")  # a pickle: must never be uploaded
     (out / "rounds" / "round-1").mkdir(parents=True)  # an earlier distillation round: never uploaded
     (out / "rounds" / "round-1" / "results.json").write_text("{}\n")
+    (out / "soup" / "seed-42").mkdir(parents=True)  # another member of a seed soup: never uploaded
+    save_file({"w": torch.zeros(2)}, str(out / "soup" / "seed-42" / "model.safetensors"))
     return out
 
 
 def uploadable(folder: Path) -> list[str]:
-    """Files of the folder that publish must upload (everything but checkpoint-*/ and rounds/)."""
+    """Files of the folder that publish must upload (everything but checkpoint-*/, rounds/ and soup/)."""
     rels = (p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
-    return sorted(r.as_posix() for r in rels if not r.parts[0].startswith("checkpoint-") and r.parts[0] != "rounds")
+    return sorted(r.as_posix() for r in rels if not r.parts[0].startswith("checkpoint-") and r.parts[0] not in ("rounds", "soup"))
 
 
 def client_env(url: str, hf_home: Path, **overrides: str | None) -> dict[str, str]:
@@ -123,7 +126,7 @@ def assert_one_upload_commit(hub: LocalHub, repo_id: str, folder: Path) -> dict[
     upload = records[-1]
     assert upload["files"] == uploadable(folder)
     assert upload["tree"] == sorted([".gitattributes", *uploadable(folder)])
-    assert not any(path.startswith(("checkpoint-", "rounds/")) for path in upload["tree"])
+    assert not any(path.startswith(("checkpoint-", "rounds/", "soup/")) for path in upload["tree"])
     return upload
 
 
@@ -505,4 +508,4 @@ def test_create_pr_retry_resumes_into_the_same_pull_request(model_folder: Path, 
     first, second = api.uploads
     assert (first["create_pr"], first["revision"], first["parent_commit"]) == (True, None, "a" * 40)
     assert (second["create_pr"], second["revision"], second["parent_commit"]) == (False, "refs/pr/1", "b" * 40)
-    assert first["ignore_patterns"] == ["checkpoint-*", "checkpoint-*/**", "runs/**", "rounds/**", ".*"]
+    assert first["ignore_patterns"] == ["checkpoint-*", "checkpoint-*/**", "runs/**", "rounds/**", "soup/**", ".*"]
