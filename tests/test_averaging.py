@@ -108,6 +108,7 @@ def test_soup_seeds_average_the_runs_of_each_seed(tmp_path, tiny_model_dir, stsb
     assert soup_member["validation"]["spearman"] == member_results["validation"]["spearman"]
     card = (out / "README.md").read_text()
     assert "The model is the uniform average of 2 runs of the same recipe with different seeds (a seed soup)" in card
+    assert "this run (seed 6; the average of its weights at the end of each epoch" in card
     assert "`seed-5` (seed 5; validation Spearman" in card
 
 
