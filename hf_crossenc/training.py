@@ -574,12 +574,11 @@ def reranker_teacher(name_or_path: str) -> Any:
 def read_silver_files(data_args: DataArguments) -> dict[str, tuple[list[str], list[str]]]:
     """The validated text pairs of every --silver_file (labels, if any, are ignored)."""
     out = {}
-    for path in (p.strip() for p in (data_args.silver_file or "").split(",")):
-        if path:
-            table = read_table(path)
-            columns = resolve_columns(table, require_label=False)
-            split = build_split(table, PairColumns(columns.text_a, columns.text_b, None), name="silver", scale=None)
-            out[path] = (split.dataset[TEXT_A], split.dataset[TEXT_B])
+    for path in split_list(data_args.silver_file):
+        table = read_table(path)
+        columns = resolve_columns(table, require_label=False)
+        split = build_split(table, PairColumns(columns.text_a, columns.text_b, None), name="silver", scale=None)
+        out[path] = (split.dataset[TEXT_A], split.dataset[TEXT_B])
     return out
 
 
@@ -989,8 +988,8 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
     train_seconds = time.perf_counter() - started
     if averaging is not None and averaging.steps:
         card.best_step, card.averaged_steps = None, list(averaging.steps)
-    if soup:
-        card.averaged_with = [soup_member_summary(folder) for folder in soup]
+    soup_members = [soup_member_summary(folder) for folder in soup] or None
+    card.averaged_with = soup_members
     # _internal_call: no push yet; the final push below carries results.json and the final card.
     trainer.save_model(training_args.output_dir, _internal_call=True)
 
@@ -1024,7 +1023,7 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
         "train_samples_per_second": round(train_output.metrics.get("train_samples_per_second", math.nan), 3),
         "best_model_checkpoint": None if averaging is not None and averaging.steps else trainer.state.best_model_checkpoint,
         "averaged_steps": list(averaging.steps) if averaging is not None and averaging.epochs else None,
-        "averaged_with": [soup_member_summary(folder) for folder in soup] or None,
+        "averaged_with": soup_members,
         "metric_for_best_model": training_args.metric_for_best_model,
         "collapsed_evaluations": trainer.collapsed_evaluations,
         "label_scale": data.scale.as_list(),
@@ -1050,8 +1049,6 @@ def run_rounds(argv: list[str], data_args: DataArguments, training_args: CrossEn
     bi-encoder together with the previous round's model (`--cross_encoder_teacher`) and labels
     ``--distill_silver_pairs`` extra pairs per pair for ``--distill_epochs`` epochs (dropout ``--distill_dropout``). Rounds before the last live
     in OUTPUT_DIR/rounds/round-K (their checkpoints are deleted once the round is done); with ``--resume`` a complete round is reused."""
-    import shutil
-
     from accelerate import PartialState
 
     check_output_dir(training_args, rounds=True)
@@ -1086,12 +1083,19 @@ def run_rounds(argv: list[str], data_args: DataArguments, training_args: CrossEn
         state.wait_for_everyone()
         if not last:
             if state.is_main_process:
-                for checkpoint in folder.glob("checkpoint-*"):
-                    shutil.rmtree(checkpoint)
+                delete_checkpoints(folder)
             history.append({"round": k, **_split_scores(results)})
             teacher = str(folder)
         state.wait_for_everyone()
     return results
+
+
+def delete_checkpoints(folder: Path) -> None:
+    """Remove the checkpoint-* folders of a finished earlier round or soup member (its model stays)."""
+    import shutil
+
+    for checkpoint in folder.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint)
 
 
 def split_list(value: str | None) -> list[str]:
@@ -1115,8 +1119,6 @@ def run_soup(argv: list[str], data_args: DataArguments, training_args: CrossEnco
     checkpoints deleted once done), the last in OUTPUT_DIR with ``--average_with`` the others, so the saved model is
     the uniform average of the n models (each as its own recipe finishes it: best checkpoint, or the average of its
     epochs with --average_checkpoints). With ``--resume`` a finished member is reused."""
-    import shutil
-
     from accelerate import PartialState
 
     try:
@@ -1155,8 +1157,7 @@ def run_soup(argv: list[str], data_args: DataArguments, training_args: CrossEnco
         state.wait_for_everyone()
         if not last:
             if state.is_main_process:
-                for checkpoint in folder.glob("checkpoint-*"):
-                    shutil.rmtree(checkpoint)
+                delete_checkpoints(folder)
             members.append(str(folder))
         state.wait_for_everyone()
     return results
