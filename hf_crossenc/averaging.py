@@ -33,23 +33,31 @@ logger = logging.getLogger(__name__)
 AVERAGE_FILE = "weight_average.safetensors"
 
 
-def load_members(folders: list[str], model: torch.nn.Module) -> list[dict[str, torch.Tensor]]:
-    """The trainable weights of each soup member, checked against `model` (names, shapes)."""
-    wanted = {name: param.shape for name, param in model.named_parameters() if param.requires_grad}
-    members = []
+def check_members(folders: list[str], model: torch.nn.Module) -> None:
+    """Raise `ConfigError` unless every folder's model.safetensors holds each trainable tensor of `model` with its shape
+    (read from the file headers only: cheap enough to call before anything is written)."""
+    wanted = {name: tuple(param.shape) for name, param in model.named_parameters() if param.requires_grad}
     for folder in folders:
         path = Path(folder) / "model.safetensors"
         if not path.is_file():
             raise ConfigError(f"--average_with: {folder} has no model.safetensors (pass folders written by training).")
-        weights = load_file(path)
-        for name, shape in wanted.items():
-            if name not in weights:
-                raise ConfigError(f"--average_with: {path} has no tensor {name!r}: it is not the architecture being trained.")
-            if weights[name].shape != shape:
-                raise ConfigError(
-                    f"--average_with: {path}: tensor {name!r} has shape {tuple(weights[name].shape)}, the model being trained "
-                    f"has {tuple(shape)}."
-                )
+        with safe_open(str(path), framework="pt") as f:
+            names = set(f.keys())
+            for name, shape in wanted.items():
+                if name not in names:
+                    raise ConfigError(f"--average_with: {path} has no tensor {name!r}: it is not the architecture being trained.")
+                found = tuple(f.get_slice(name).get_shape())
+                if found != shape:
+                    raise ConfigError(f"--average_with: {path}: tensor {name!r} has shape {found}, the model being trained has {shape}.")
+
+
+def load_members(folders: list[str], model: torch.nn.Module) -> list[dict[str, torch.Tensor]]:
+    """The trainable weights of each soup member (fp32), checked against `model` (names, shapes)."""
+    check_members(folders, model)
+    wanted = [name for name, param in model.named_parameters() if param.requires_grad]
+    members = []
+    for folder in folders:
+        weights = load_file(Path(folder) / "model.safetensors")
         members.append({name: weights[name].float() for name in wanted})
     return members
 
@@ -59,26 +67,29 @@ class WeightAverageCallback(TrainerCallback):
     into the model (or keeps the weights training ended with), averaged with the weights of `members`."""
 
     def __init__(
-        self,
-        resume_from: str | None = None,
-        epochs: bool = True,
-        members: list[dict[str, torch.Tensor]] | None = None,
-        member_names: list[str] | None = None,
+        self, epochs: bool = True, members: list[dict[str, torch.Tensor]] | None = None, member_names: list[str] | None = None
     ) -> None:
-        self.resume_from = resume_from if epochs else None
         self.epochs = epochs
         self.members = list(members or [])  # from load_members, checked before training starts
         self.member_folders = list(member_names or [])
         self.total: dict[str, torch.Tensor] = {}
         self.steps: list[int] = []
+        self._started = False
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.total, self.steps = {}, []
-        if self.resume_from:
-            path = Path(self.resume_from) / AVERAGE_FILE
+        self.total, self.steps, self._started = {}, [], False
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # A resumed run's first step starts at its checkpoint's step (Trainer loads the state after on_train_begin).
+        if self._started:
+            return
+        self._started = True
+        if self.epochs and state.global_step > 0:
+            checkpoint = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            path = checkpoint / AVERAGE_FILE
             if not path.is_file():
                 raise ConfigError(
-                    f"--average_checkpoints: {self.resume_from} has no {AVERAGE_FILE} (it was written without "
+                    f"--average_checkpoints: {checkpoint} has no {AVERAGE_FILE} (it was written without "
                     "--average_checkpoints, or cut off before it), so the epochs before it cannot be averaged."
                 )
             self.total = load_file(path)

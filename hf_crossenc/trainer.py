@@ -16,11 +16,12 @@ from torch import nn
 from transformers import Trainer
 from transformers.trainer_utils import HubStrategy
 
+from .averaging import WeightAverageCallback, load_members
 from .first_token import first_token_only
 from .metrics import is_collapsed, scores_from_logits
 from .model_card import CrossEncoderModelCardCallback, CrossEncoderModelCardData, write_card
 from .modeling import config_as_loaded
-from .training_args import CrossEncoderTrainingArguments
+from .training_args import CrossEncoderTrainingArguments, split_list
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +154,14 @@ class CrossEncoderTrainer(Trainer):
         self.collapsed_evaluations: list[int] = []
         if model_card is not None:
             self.add_callback(CrossEncoderModelCardCallback(model_card, model_card.extra_hyperparameters))
+        # --average_checkpoints / --average_with: the members are checked against the model now, before training.
+        self.weight_average: WeightAverageCallback | None = None
+        folders = split_list(getattr(self.args, "average_with", None))
+        if getattr(self.args, "average_checkpoints", False) or folders:
+            self.weight_average = WeightAverageCallback(
+                epochs=self.args.average_checkpoints, members=load_members(folders, self.model), member_names=folders
+            )
+            self.add_callback(self.weight_average)
         if self.compute_metrics is not None:
             self.compute_metrics = self._keep_predictions(self.compute_metrics)
 

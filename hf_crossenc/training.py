@@ -24,7 +24,7 @@ import yaml
 from transformers import HfArgumentParser, TrainerCallback, set_seed
 
 from . import __version__
-from .averaging import WeightAverageCallback, load_members
+from .averaging import check_members
 from .checkpoints import latest_complete_checkpoint
 from .data import (
     TEXT_A,
@@ -68,7 +68,7 @@ from .modeling import (
 )
 from .ranking import GROUP, INDEX, ListwiseSampler, build_ranking_split, listwise_dataset
 from .trainer import CrossEncoderTrainer
-from .training_args import CrossEncoderTrainingArguments, configure_cpu_threads
+from .training_args import CrossEncoderTrainingArguments, configure_cpu_threads, split_list
 
 logger = logging.getLogger("hf_crossenc")
 
@@ -877,8 +877,7 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
     )
     if model_args.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
-    soup = split_list(training_args.average_with)
-    soup_weights = load_members(soup, model)  # checked now: a wrong folder fails before any training
+    check_members(split_list(training_args.average_with), model)  # before anything is written
     semantics = ScoreSemantics(
         task=task,
         activation="softmax" if vocab and not vocab.binary else "sigmoid",
@@ -980,10 +979,8 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
     if training_args.resume and resume_from is None:
         resume_from = str(latest_complete_checkpoint(training_args.output_dir))
         logger.info("resuming from %s", resume_from)
-    averaging = None
-    if training_args.average_checkpoints or soup:
-        averaging = WeightAverageCallback(resume_from, epochs=training_args.average_checkpoints, members=soup_weights, member_names=soup)
-        trainer.add_callback(averaging)
+    averaging = trainer.weight_average
+    soup = averaging.member_folders if averaging is not None else []
     train_output = trainer.train(resume_from_checkpoint=resume_from)
     train_seconds = time.perf_counter() - started
     if averaging is not None and averaging.steps:
@@ -1096,11 +1093,6 @@ def delete_checkpoints(folder: Path) -> None:
 
     for checkpoint in folder.glob("checkpoint-*"):
         shutil.rmtree(checkpoint)
-
-
-def split_list(value: str | None) -> list[str]:
-    """'a, b,,c' -> ['a', 'b', 'c'] (None or '' -> [])."""
-    return [item.strip() for item in (value or "").split(",") if item.strip()]
 
 
 def soup_member_summary(folder: str) -> dict[str, Any]:

@@ -46,6 +46,11 @@ def configure_cpu_threads(requested: int | None) -> int:
     return torch.get_num_threads()
 
 
+def split_list(value: str | None) -> list[str]:
+    """A comma-separated flag value as a list: 'a, b,,c' -> ['a', 'b', 'c'] (None or '' -> [])."""
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
 def has_accelerator() -> bool:
     """A CUDA, MPS or XPU device is available."""
     mps = getattr(torch.backends, "mps", None)

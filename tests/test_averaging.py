@@ -141,3 +141,32 @@ def test_soup_resume_reuses_finished_members(tmp_path, tiny_model_dir, stsb_slic
     got = load_file(out / "model.safetensors")
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-6)
+
+
+def test_python_api_trainer_averages_the_epochs(tmp_path, tiny_model_dir) -> None:
+    """CrossEncoderTrainer with CrossEncoderTrainingArguments(average_checkpoints=True), no scripts/train.py."""
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from hf_crossenc import CrossEncoderDataCollator, CrossEncoderTrainer, CrossEncoderTrainingArguments
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1)
+    pairs = Dataset.from_dict(
+        {
+            "text_a": [f"a man plays {i}" for i in range(24)],
+            "text_b": [f"someone plays {i}" for i in range(24)],
+            "label": [i / 23 for i in range(24)],
+        }
+    )
+    args = CrossEncoderTrainingArguments(
+        output_dir=str(tmp_path / "api"), num_train_epochs=2, per_device_train_batch_size=8, learning_rate=5e-3,
+        eval_strategy="no", save_strategy="epoch", save_total_limit=None, average_checkpoints=True, report_to="none",
+        train_sampling_strategy="random", seed=3,
+    )  # fmt: skip
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=pairs, data_collator=CrossEncoderDataCollator(tokenizer))
+    trainer.train()
+    assert trainer.weight_average is not None and trainer.weight_average.steps == [3, 6]
+    epochs = [load_file(tmp_path / "api" / f"checkpoint-{step}" / "model.safetensors") for step in (3, 6)]
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(param.detach(), (epochs[0][name] + epochs[1][name]) / 2, rtol=0, atol=1e-6)
