@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from accelerate.utils import DistributedType
+from torch import nn
 from transformers import Trainer
 from transformers.trainer_utils import HubStrategy
 
