@@ -26,11 +26,10 @@ from safetensors.torch import load_file, save_file
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from .checkpoints import AVERAGE_FILE
 from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
-
-AVERAGE_FILE = "weight_average.safetensors"
 
 
 def check_members(folders: list[str], model: torch.nn.Module) -> None:
@@ -74,27 +73,24 @@ class WeightAverageCallback(TrainerCallback):
         self.member_folders = list(member_names or [])
         self.total: dict[str, torch.Tensor] = {}
         self.steps: list[int] = []
-        self._started = False
+        self.resume_from: str | None = None  # set by CrossEncoderTrainer.train from its resume_from_checkpoint
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.total, self.steps, self._started = {}, [], False
-
-    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        # A resumed run's first step starts at its checkpoint's step (Trainer loads the state after on_train_begin).
-        if self._started:
+        # Trainer has restored a resumed run's state by now (global_step is the checkpoint's), so the
+        # running sum comes from the checkpoint resumed from — even the last one, after which no step runs.
+        self.total, self.steps = {}, []
+        if not (self.epochs and state.global_step > 0):
             return
-        self._started = True
-        if self.epochs and state.global_step > 0:
-            checkpoint = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
-            path = checkpoint / AVERAGE_FILE
-            if not path.is_file():
-                raise ConfigError(
-                    f"--average_checkpoints: {checkpoint} has no {AVERAGE_FILE} (it was written without "
-                    "--average_checkpoints, or cut off before it), so the epochs before it cannot be averaged."
-                )
-            self.total = load_file(path)
-            with safe_open(str(path), framework="pt") as f:
-                self.steps = json.loads((f.metadata() or {}).get("steps", "[]"))
+        checkpoint = Path(self.resume_from or Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+        path = checkpoint / AVERAGE_FILE
+        if not path.is_file():
+            raise ConfigError(
+                f"--average_checkpoints: {checkpoint} has no {AVERAGE_FILE} (it was written without "
+                "--average_checkpoints, or cut off before it), so the epochs before it cannot be averaged."
+            )
+        self.total = load_file(path)
+        with safe_open(str(path), framework="pt") as f:
+            self.steps = json.loads((f.metadata() or {}).get("steps", "[]"))
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         if not self.epochs or state.global_step in self.steps:
@@ -108,11 +104,22 @@ class WeightAverageCallback(TrainerCallback):
                 else:
                     self.total[name] = param.detach().float().clone()
         self.steps.append(state.global_step)
+        # With --save_strategy steps, the checkpoint of an epoch's last step was saved just before this:
+        # write the sum again so that resuming from it counts this epoch.
+        self._write(args, state)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._write(args, state)
+
+    def _write(self, args: Any, state: Any) -> None:
+        """The running sum (empty before the first epoch ends) into checkpoint-{step}, if that checkpoint exists;
+        written to a temporary name first, so a checkpoint never holds a truncated one."""
         folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
-        if state.is_world_process_zero and folder.is_dir() and self.total:
-            save_file(self.total, str(folder / AVERAGE_FILE), metadata={"steps": json.dumps(self.steps)})
+        if not (self.epochs and state.is_world_process_zero and folder.is_dir()):
+            return
+        partial = folder / (AVERAGE_FILE + ".partial")
+        save_file(self.total, str(partial), metadata={"steps": json.dumps(self.steps)})
+        partial.replace(folder / AVERAGE_FILE)
 
     def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         params = {name: param for name, param in model.named_parameters() if param.requires_grad}

@@ -13,6 +13,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 TORCH_STATE_FILES = ("optimizer.pt", "scheduler.pt", "rng_state.pth")
+AVERAGE_FILE = "weight_average.safetensors"  # the running sum of --average_checkpoints (hf_crossenc.averaging)
 
 
 def _safetensors_ok(path: Path) -> bool:
@@ -27,11 +28,12 @@ def _safetensors_ok(path: Path) -> bool:
         return False
 
 
-def checkpoint_problem(folder: Path) -> str | None:
+def checkpoint_problem(folder: Path, averaged: bool = False) -> str | None:
     """Why `folder` cannot be resumed from, or None if it is complete.
 
     Trainer writes `trainer_state.json` last, so a checkpoint without a readable one was cut off;
-    the weights and the (zip-format) torch states are checked for truncation too.
+    the weights and the (zip-format) torch states are checked for truncation too. A run that averages
+    its epochs (``averaged``) also needs the running sum, which is written after the rest.
     """
     state = folder / "trainer_state.json"
     try:
@@ -47,18 +49,22 @@ def checkpoint_problem(folder: Path) -> str | None:
             return f"{name} is truncated"
     if not (folder / "optimizer.pt").exists():
         return "optimizer.pt is missing"
+    average = folder / AVERAGE_FILE
+    if averaged and not (average.is_file() and _safetensors_ok(average)):
+        return f"{AVERAGE_FILE} is missing or truncated (cut off, or written without --average_checkpoints)"
     return None
 
 
-def latest_complete_checkpoint(output_dir: str | Path) -> Path | None:
-    """Newest `checkpoint-N` in `output_dir` that is complete; incomplete ones are logged and skipped."""
+def latest_complete_checkpoint(output_dir: str | Path, averaged: bool = False) -> Path | None:
+    """Newest `checkpoint-N` in `output_dir` that is complete (for a run with ``--average_checkpoints``:
+    ``averaged=True``); incomplete ones are logged and skipped."""
     folders = []
     for path in Path(output_dir).glob("checkpoint-*"):
         match = CHECKPOINT_RE.match(path.name)
         if match and path.is_dir():
             folders.append((int(match.group(1)), path))
     for _, folder in sorted(folders, reverse=True):
-        problem = checkpoint_problem(folder)
+        problem = checkpoint_problem(folder, averaged)
         if problem is None:
             return folder
         logger.warning("skipping incomplete checkpoint %s: %s", folder, problem)

@@ -15,7 +15,7 @@ import torch
 from accelerate.utils import DistributedType
 from torch import nn
 from transformers import Trainer
-from transformers.trainer_utils import HubStrategy
+from transformers.trainer_utils import HubStrategy, get_last_checkpoint
 
 from .averaging import WeightAverageCallback, load_members
 from .first_token import first_token_only
@@ -182,6 +182,14 @@ class CrossEncoderTrainer(Trainer):
             self.add_callback(self.weight_average)
         if self.compute_metrics is not None:
             self.compute_metrics = self._keep_predictions(self.compute_metrics)
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
+        if self.weight_average is not None:  # the running sum of a resumed run lives in the checkpoint resumed from
+            if resume_from_checkpoint is True:
+                self.weight_average.resume_from = get_last_checkpoint(self.args.output_dir)
+            else:
+                self.weight_average.resume_from = str(resume_from_checkpoint) if resume_from_checkpoint else None
+        return super().train(resume_from_checkpoint, *args, **kwargs)
 
     def _keep_predictions(self, compute_metrics: Any) -> Any:
         """Remember the last scores and labels of each evaluated split (for the card's scatter plot)."""

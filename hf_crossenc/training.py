@@ -25,7 +25,7 @@ from transformers import HfArgumentParser, TrainerCallback, set_seed
 
 from . import __version__
 from .averaging import check_members
-from .checkpoints import latest_complete_checkpoint
+from .checkpoints import AVERAGE_FILE, latest_complete_checkpoint
 from .data import (
     TEXT_A,
     TEXT_B,
@@ -804,12 +804,14 @@ def check_output_dir(training_args: CrossEncoderTrainingArguments, rounds: bool 
         raise ConfigError(f"--output_dir {out} exists and is not a directory.")
     if training_args.resume:
         earlier = [*out.glob("rounds/round-*"), *out.glob("soup/seed-*")] if rounds else ()
-        resumable = latest_complete_checkpoint(out) is not None or any(
-            (f / "results.json").is_file() or latest_complete_checkpoint(f) is not None for f in earlier
+        averaged = training_args.average_checkpoints
+        resumable = latest_complete_checkpoint(out, averaged) is not None or any(
+            (f / "results.json").is_file() or latest_complete_checkpoint(f, averaged) is not None for f in earlier
         )
         if training_args.resume_from_checkpoint is None and not resumable:
             where = "or finished round or soup member " if rounds else ""
-            raise ConfigError(f"--resume: no complete checkpoint-* folder {where}in --output_dir {out} to resume from.")
+            need = f" (with --average_checkpoints a checkpoint also needs its {AVERAGE_FILE})" if averaged else ""
+            raise ConfigError(f"--resume: no complete checkpoint-* folder {where}in --output_dir {out} to resume from{need}.")
         return
     if out.is_dir() and any(out.iterdir()) and not training_args.overwrite_output_dir:
         raise ConfigError(
@@ -977,7 +979,7 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
     started = time.perf_counter()
     resume_from = training_args.resume_from_checkpoint
     if training_args.resume and resume_from is None:
-        resume_from = str(latest_complete_checkpoint(training_args.output_dir))
+        resume_from = str(latest_complete_checkpoint(training_args.output_dir, training_args.average_checkpoints))
         logger.info("resuming from %s", resume_from)
     averaging = trainer.weight_average
     soup = averaging.member_folders if averaging is not None else []
@@ -1073,7 +1075,7 @@ def run_rounds(argv: list[str], data_args: DataArguments, training_args: CrossEn
                 history.append({"round": k, **_split_scores(json.loads((folder / "results.json").read_text()))})
                 teacher = str(folder)
                 continue
-        can_resume = training_args.resume and latest_complete_checkpoint(folder) is not None
+        can_resume = training_args.resume and latest_complete_checkpoint(folder, training_args.average_checkpoints) is not None
         flags += ["--resume", "true" if can_resume else "false"]
         logger.info("round %d/%d -> %s%s", k, data_args.distill_rounds, folder, f" (teacher {teacher})" if teacher else "")
         results = run(flags, earlier_rounds=history if last else None)
@@ -1142,7 +1144,7 @@ def run_soup(argv: list[str], data_args: DataArguments, training_args: CrossEnco
                 logger.info("soup member %d/%d: reusing the finished run in %s", k, len(seeds), folder)
                 members.append(str(folder))
                 continue
-        can_resume = training_args.resume and latest_complete_checkpoint(folder) is not None
+        can_resume = training_args.resume and latest_complete_checkpoint(folder, training_args.average_checkpoints) is not None
         flags += ["--resume", "true" if can_resume else "false"]
         logger.info("soup member %d/%d (seed %d) -> %s", k, len(seeds), seed, folder)
         results = run(flags)

@@ -73,17 +73,81 @@ def test_resume_continues_the_average(averaged_run: Path, tmp_path, tiny_model_d
         int(folder.name.split("-")[1]) for folder in checkpoints(averaged_run)
     ]
 
-    # A checkpoint without the running sum cannot be averaged from: a clear error, nothing written.
+    # A checkpoint without the running sum counts as incomplete (cut off before it was written): resume skips it.
+    fallback = tmp_path / "fallback"
+    shutil.copytree(resumed, fallback)
+    for leftover in fallback.iterdir():
+        if leftover.is_file():
+            leftover.unlink()
+    (checkpoints(fallback)[-1] / AVERAGE_FILE).unlink()
+    assert main([*flags(tiny_model_dir, stsb_slices, fallback), "--resume", "true"]) == 0
+    got = load_file(fallback / "model.safetensors")
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-6)
+
+    # With none left (written without --average_checkpoints): a clear error, nothing written.
     broken = tmp_path / "broken"
     shutil.copytree(resumed, broken, ignore=shutil.ignore_patterns(checkpoints(resumed)[-1].name))
     for leftover in broken.iterdir():
         if leftover.is_file():
             leftover.unlink()
-    (checkpoints(broken)[-1] / AVERAGE_FILE).unlink()
+    for folder in checkpoints(broken):
+        (folder / AVERAGE_FILE).unlink()
     capsys.readouterr()
     assert main([*flags(tiny_model_dir, stsb_slices, broken), "--resume", "true"]) == 2
-    assert f"has no {AVERAGE_FILE}" in capsys.readouterr().err
+    assert f"a checkpoint also needs its {AVERAGE_FILE}" in capsys.readouterr().err
     assert not (broken / "model.safetensors").exists()
+
+
+def test_resume_from_the_last_checkpoint_still_averages(averaged_run: Path, tmp_path, tiny_model_dir, stsb_slices) -> None:
+    """The run died after its last checkpoint (while evaluating or pushing): resuming runs no step, and still averages."""
+    resumed = tmp_path / "resumed"
+    shutil.copytree(averaged_run, resumed)
+    for leftover in resumed.iterdir():
+        if leftover.is_file():
+            leftover.unlink()
+    assert main([*flags(tiny_model_dir, stsb_slices, resumed), "--resume", "true"]) == 0
+    expected, got = load_file(averaged_run / "model.safetensors"), load_file(resumed / "model.safetensors")
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-6)
+    steps = [int(folder.name.split("-")[1]) for folder in checkpoints(averaged_run)]
+    assert json.loads((resumed / "results.json").read_text())["run"]["averaged_steps"] == steps
+
+
+def test_step_checkpoints_resume_with_every_epoch(tmp_path, tiny_model_dir, stsb_slices) -> None:
+    """--save_strategy steps, twice an epoch: resuming from a checkpoint before the first epoch ends (empty sum) gives
+    the uninterrupted run's average; resuming from one at an epoch's last step (saved before the epoch ends) counts
+    that epoch."""
+    per_epoch = 96 // 16
+    step_flags = ["--save_strategy", "steps", "--save_steps", str(per_epoch // 2)]
+    full = tmp_path / "full"
+    assert main([*flags(tiny_model_dir, stsb_slices, full), *step_flags]) == 0
+    steps = json.loads((full / "results.json").read_text())["run"]["averaged_steps"]
+    assert steps == [per_epoch * (k + 1) for k in range(EPOCHS)]
+
+    def resume_from(cut: int) -> Path:
+        resumed = tmp_path / f"cut-{cut}"
+        later = [f"checkpoint-{step}" for step in range(cut + 1, EPOCHS * per_epoch + 1)]
+        shutil.copytree(full, resumed, ignore=shutil.ignore_patterns(*later))
+        for leftover in resumed.iterdir():
+            if leftover.is_file():
+                leftover.unlink()
+        assert main([*flags(tiny_model_dir, stsb_slices, resumed), *step_flags, "--resume", "true"]) == 0
+        assert json.loads((resumed / "results.json").read_text())["run"]["averaged_steps"] == steps
+        return resumed
+
+    expected, got = load_file(full / "model.safetensors"), load_file(resume_from(per_epoch // 2) / "model.safetensors")
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-6)
+    # From the end of epoch 2, the rest of the run is not the uninterrupted one (its epoch-end evaluation drew a
+    # DataLoader seed from the global RNG after the checkpoint's RNG state was saved), so check the arithmetic:
+    # the final model is (epochs 1 + 2, from the checkpoint's sum) + its own epoch 3, over 3.
+    resumed = resume_from(2 * per_epoch)
+    carried = load_file(resumed / f"checkpoint-{2 * per_epoch}" / AVERAGE_FILE)
+    last = load_file(resumed / f"checkpoint-{EPOCHS * per_epoch}" / "model.safetensors")
+    got = load_file(resumed / "model.safetensors")
+    for name, total in carried.items():
+        torch.testing.assert_close(got[name], (total + last[name]) / EPOCHS, rtol=0, atol=1e-6)
 
 
 def test_soup_seeds_average_the_runs_of_each_seed(tmp_path, tiny_model_dir, stsb_slices) -> None:
