@@ -222,7 +222,7 @@ def main() -> None:
     parser.add_argument("--skip_peer", action="store_true", help="only run hf_crossenc")
     parser.add_argument("--ours_flags", default="", help="extra scripts/train.py flags for our side, e.g. '--freeze_embeddings true'")
     parser.add_argument("--output", type=Path, default=Path("bench_results.json"))
-    parser.add_argument("--plot", type=Path, default=Path("bench.png"))
+    parser.add_argument("--plot", type=Path, default=None, help="the bar plot (default: beside --output, as .png)")
     parser.add_argument("--side", choices=["peer", "ours"], default=None, help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()
     if args.quick:
@@ -239,7 +239,7 @@ def main() -> None:
         results["sentence-transformers"] = launch_side("peer", argv)
     results["hf_crossenc"] = launch_side("ours", argv)
     results["matmul_peak_gflops"] = {name: matmul_peak(args.threads, name) for name in ("float32", "bfloat16")}
-    report(results, args.output, args.plot)
+    report(results, args.output, args.plot or args.output.with_suffix(".png"))
 
 
 if __name__ == "__main__":
