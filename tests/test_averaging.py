@@ -215,7 +215,6 @@ def test_python_api_trainer_averages_the_epochs(tmp_path, tiny_model_dir) -> Non
     from hf_crossenc import CrossEncoderDataCollator, CrossEncoderTrainer, CrossEncoderTrainingArguments
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1)
     pairs = Dataset.from_dict(
         {
             "text_a": [f"a man plays {i}" for i in range(24)],
@@ -223,14 +222,25 @@ def test_python_api_trainer_averages_the_epochs(tmp_path, tiny_model_dir) -> Non
             "label": [i / 23 for i in range(24)],
         }
     )
-    args = CrossEncoderTrainingArguments(
-        output_dir=str(tmp_path / "api"), num_train_epochs=2, per_device_train_batch_size=8, learning_rate=5e-3,
-        eval_strategy="no", save_strategy="epoch", save_total_limit=None, average_checkpoints=True, report_to="none",
-        train_sampling_strategy="random", seed=3,
-    )  # fmt: skip
-    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=pairs, data_collator=CrossEncoderDataCollator(tokenizer))
-    trainer.train()
-    assert trainer.weight_average is not None and trainer.weight_average.steps == [3, 6]
+
+    def train(output_dir: Path, resume_from_checkpoint: str | None = None) -> torch.nn.Module:
+        model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1)
+        args = CrossEncoderTrainingArguments(
+            output_dir=str(output_dir), num_train_epochs=2, per_device_train_batch_size=8, learning_rate=5e-3,
+            eval_strategy="no", save_strategy="epoch", save_total_limit=None, average_checkpoints=True, report_to="none",
+            train_sampling_strategy="random", seed=3,
+        )  # fmt: skip
+        trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=pairs, data_collator=CrossEncoderDataCollator(tokenizer))
+        trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+        assert trainer.weight_average is not None and trainer.weight_average.steps == [3, 6]
+        return model
+
+    model = train(tmp_path / "api")
     epochs = [load_file(tmp_path / "api" / f"checkpoint-{step}" / "model.safetensors") for step in (3, 6)]
     for name, param in model.named_parameters():
+        torch.testing.assert_close(param.detach(), (epochs[0][name] + epochs[1][name]) / 2, rtol=0, atol=1e-6)
+    # Resuming from a checkpoint outside output_dir takes the running sum from that checkpoint.
+    shutil.copytree(tmp_path / "api" / "checkpoint-3", tmp_path / "elsewhere" / "checkpoint-3")
+    resumed = train(tmp_path / "api-resumed", resume_from_checkpoint=str(tmp_path / "elsewhere" / "checkpoint-3"))
+    for name, param in resumed.named_parameters():
         torch.testing.assert_close(param.detach(), (epochs[0][name] + epochs[1][name]) / 2, rtol=0, atol=1e-6)
