@@ -150,6 +150,8 @@ class CrossEncoderTrainer(Trainer):
       evaluation also checks for collapse: near-constant scores are logged as a loud warning;
     * `_clip_grad_norm` — on CPU, gradients are multiplied only when the norm exceeds
       ``max_grad_norm`` (same result; see `clip_grad_norm_cpu`).
+    * `train` — only to tell the averaging callback (``average_checkpoints``) which checkpoint a
+      resumed run starts from, since its running sum lives there.
 
     Pass ``model_card=CrossEncoderModelCardData(...)`` to get a card in every saved folder; a
     `CrossEncoderModelCardCallback` keeps it up to date during training.
