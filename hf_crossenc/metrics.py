@@ -61,9 +61,11 @@ def compute_multiclass_metrics(eval_pred: EvalPrediction) -> dict[str, float]:
 
 
 def compute_ranking_metrics(eval_pred: EvalPrediction) -> dict[str, float]:
-    """`compute_metrics` for rerankers: label_ids hold (relevance, group id) per pair; MAP, MRR@10, NDCG@10 by query."""
+    """`compute_metrics` for rerankers: label_ids hold (relevance, group id) per pair; MAP, MRR@10, NDCG@10 by query.
+
+    Ranked on the logits: the sigmoid is monotone but rounds large logits to the same 1.0 (more ties)."""
     labels = np.asarray(eval_pred.label_ids).reshape(-1, 2)
-    return ranking_metrics(labels[:, 1].astype(np.int64).tolist(), sigmoid(_logits(eval_pred).reshape(-1)), labels[:, 0])
+    return ranking_metrics(labels[:, 1].astype(np.int64).tolist(), _logits(eval_pred).reshape(-1), labels[:, 0])
 
 
 def metrics_for_task(task: str, num_labels: int = 1) -> Callable[[EvalPrediction], dict[str, float]]:
@@ -125,9 +127,20 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
+def rank_order(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Indices from the highest score to the lowest; equal scores put the less relevant first.
+
+    Breaking ties against the model keeps the input order out of the metrics: data files often list
+    the relevant candidate first, and a stable sort would then hand a constant (collapsed) scorer a
+    perfect ranking.
+    """
+    return np.lexsort((np.asarray(labels), -np.asarray(scores, dtype=np.float64)))
+
+
 def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Mean of the precision at the rank of each positive, scores sorted high to low (NaN without positives)."""
-    order = np.argsort(-np.asarray(scores), kind="stable")
+    """Mean of the precision at the rank of each positive, scores sorted high to low, ties broken against the
+    positives (NaN without positives)."""
+    order = rank_order(scores, labels)
     hits = np.asarray(labels)[order] == 1
     if not hits.any():
         return math.nan
@@ -164,7 +177,7 @@ def multiclass_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict[st
 
 
 def ranking_metrics(queries: list[str], scores: np.ndarray, labels: np.ndarray, k: int = 10) -> dict[str, float]:
-    """MAP, MRR@k and NDCG@k (binary relevance) grouped by query.
+    """MAP, MRR@k and NDCG@k (binary relevance) grouped by query; tied scores rank irrelevant candidates first.
 
     Queries with no relevant or no irrelevant candidate cannot rank anything and are skipped; how
     many is reported (`skipped_queries`), along with the number evaluated (`queries`).
@@ -180,8 +193,7 @@ def ranking_metrics(queries: list[str], scores: np.ndarray, labels: np.ndarray, 
         if rel.sum() == 0 or rel.sum() == len(rel):
             skipped += 1
             continue
-        order = np.argsort(-scores[idx], kind="stable")
-        ranked = rel[order]
+        ranked = rel[rank_order(scores[idx], rel)]
         aps.append(average_precision(scores[idx], rel))
         first = int(np.argmax(ranked == 1))
         rrs.append(1.0 / (first + 1) if first < k else 0.0)

@@ -66,6 +66,22 @@ def test_ranking_metrics_by_hand():
     assert ranking_metrics(queries, scores, labels, k=1)["mrr@1"] == 0.0
 
 
+def test_ties_rank_irrelevant_candidates_first():
+    """A constant (collapsed) scorer gets no credit from files that list the relevant candidate first."""
+    queries = ["q1"] * 3 + ["q2"] * 4
+    labels = np.array([1, 0, 0, 1, 0, 1, 0])
+    got = ranking_metrics(queries, np.zeros(7), labels, k=10)
+    # q1 ranked -, -, +: AP 1/3, RR 1/3, NDCG 1/log2(4) = 0.5.
+    # q2 ranked -, -, +, +: AP (1/3 + 2/4)/2, RR 1/3, NDCG (1/log2(4) + 1/log2(5)) / (1 + 1/log2(3)).
+    assert got["map"] == pytest.approx((1 / 3 + (1 / 3 + 2 / 4) / 2) / 2)
+    assert got["mrr@10"] == pytest.approx(1 / 3)
+    ndcg_q2 = (1 / math.log2(4) + 1 / math.log2(5)) / (1 + 1 / math.log2(3))
+    assert got["ndcg@10"] == pytest.approx((0.5 + ndcg_q2) / 2)
+    # Ties among candidates of the same relevance change nothing: q1's positive alone on top is a perfect ranking.
+    assert ranking_metrics(["q1"] * 3, np.array([1.0, 0.0, 0.0]), labels[:3])["map"] == 1.0
+    assert average_precision(np.array([0.5, 0.5]), np.array([1, 0])) == pytest.approx(0.5)
+
+
 def test_compute_metrics_per_task_from_logits():
     from transformers import EvalPrediction
 
