@@ -136,27 +136,40 @@ def _decode_utf8(raw: bytes, source: str, kind: str) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         bad = raw[err.start : err.start + 1].hex()
-        line = raw[: err.start].count(b"\n") + 1
+        row = raw[: err.start].count(b"\n") + 1  # the line; for CSV/TSV the record (a quoted field may span lines)
         column = None
         if kind in ("csv", "tsv"):
-            # Find the field holding the bad byte, so the error names a column too.
-            lines = raw.decode("utf-8", errors="replace").splitlines()
-            header = next(csv.reader([lines[0]], delimiter="\t" if kind == "tsv" else ","), [])
-            fields = next(csv.reader([lines[line - 1]], delimiter="\t" if kind == "tsv" else ","), [])
-            for name, value in zip(header, fields):
-                if "\ufffd" in value:
-                    column = name
-                    break
+            row, column = _locate_replacement(raw.decode("utf-8", errors="replace"), "\t" if kind == "tsv" else ",", row)
         raise DataError(
             f"is not valid UTF-8 (byte 0x{bad} at offset {err.start}).",
             source=source,
-            row=line,
+            row=row,
             column=column,
             hint="Re-save the file as UTF-8 (for example `iconv -f latin1 -t utf-8`).",
         ) from None
 
 
+def _locate_replacement(text: str, delimiter: str, line: int) -> tuple[int, str | None]:
+    """Row (header = 1) and column of the first field holding U+FFFD; the line number if the file does not parse."""
+    try:
+        records = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        header = next(records, [])
+        if any("\ufffd" in name for name in header):
+            return 1, None
+        for index, fields in enumerate(records):
+            for name, value in zip(header, fields):
+                if "\ufffd" in value:
+                    return index + 2, name
+    except csv.Error:  # malformed as well: the line number of the bad byte is the best pointer left
+        return line, None
+    return line, None
+
+
+FIELD_LIMIT = 2**31 - 1  # csv's default cap (131072 characters) would reject long passages
+
+
 def _read_delimited(text: str, source: str, delimiter: str) -> Table:
+    csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
@@ -178,6 +191,7 @@ def _read_delimited(text: str, source: str, delimiter: str) -> Table:
     _check_duplicate_columns(header, source)
     rows: list[dict[str, Any]] = []
     numbers: list[int] = []
+    row_number = 1
     try:
         for index, fields in enumerate(reader):
             row_number = index + 2
@@ -193,7 +207,8 @@ def _read_delimited(text: str, source: str, delimiter: str) -> Table:
             rows.append(dict(zip(header, fields)))
             numbers.append(row_number)
     except csv.Error as err:
-        raise DataError(f"cannot be parsed: {err}.", source=source, row=reader.line_num) from None
+        # The record after the last one read (rows count records, header = 1, as everywhere else).
+        raise DataError(f"cannot be parsed: {err}.", source=source, row=row_number + 1) from None
     return Table(source=source, columns=header, rows=rows, row_numbers=numbers)
 
 
@@ -213,7 +228,8 @@ def _check_duplicate_columns(columns: list[str], source: str) -> None:
 
 def _read_jsonl(text: str, source: str) -> Table:
     rows, numbers, columns = [], [], []
-    for line_number, line in enumerate(text.splitlines(), start=1):
+    # Split on newlines only: str.splitlines() also breaks at U+2028/U+2029/U+0085, which JSON strings may hold.
+    for line_number, line in enumerate((line.removesuffix("\r") for line in text.split("\n")), start=1):
         if not line.strip():
             continue
         try:
@@ -386,6 +402,8 @@ def infer_label_scale(labels: list[float]) -> LabelScale:
     low, high = min(labels), max(labels)
     if low >= 0.0 and high <= 1.0:
         return LabelScale(0.0, 1.0)
+    if math.floor(low) == math.ceil(high):
+        raise ValueError(f"every training label is {low:g}: no range to infer; pass --label_scale LOW,HIGH")
     scale = LabelScale(float(math.floor(low)), float(math.ceil(high)))
     logger.warning("label scale detected from the training labels: %s..%s (normalised to 0..1)", scale.low, scale.high)
     return scale

@@ -44,7 +44,7 @@ from .data import (
     resolve_columns,
 )
 from .data_collator import CrossEncoderDataCollator
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .inference import CrossEncoderPredictor
 from .labels import LabelVocab, build_vocab
 from .metrics import (
@@ -337,6 +337,9 @@ def apply_defaults(data_args: DataArguments, task: str = "regression", loss: str
         raise ConfigError("--silver_pairs and --silver_file need a --teacher: the extra pairs are labelled by it.")
     if data_args.teacher_weight > 0 and not data_args.teacher:
         raise ConfigError("--teacher_weight needs a --teacher (e.g. --teacher bundled:all-MiniLM-L6-v2).")
+    for flag in ("max_train_samples", "max_eval_samples"):
+        if getattr(data_args, flag) is not None and getattr(data_args, flag) < 1:
+            raise ConfigError(f"--{flag} must be at least 1, got {getattr(data_args, flag)}.")
     if data_args.distill_rounds < 1:
         raise ConfigError(f"--distill_rounds must be at least 1, got {data_args.distill_rounds}.")
     if data_args.distill_silver_pairs < 0:
@@ -400,7 +403,10 @@ def load_splits(data_args: DataArguments) -> tuple[dict[str, PairSplit], LabelSc
     columns = resolve_columns(train, data_args.text_a_column, data_args.text_b_column, data_args.label_column)
     scale = parse_label_scale(data_args.label_scale)
     if scale == "auto":
-        scale = infer_label_scale(raw_labels(train, columns)) if train.rows else LabelScale()
+        try:
+            scale = infer_label_scale(raw_labels(train, columns)) if train.rows else LabelScale()
+        except ValueError as err:
+            raise DataError(f"{err}.", source=train.source, column=columns.label) from None
     scale = scale or LabelScale()
     splits: dict[str, PairSplit] = {}
     for name, table in tables.items():

@@ -94,6 +94,9 @@ BAD_INPUTS = [
     ("t.csv", "sentence1,sentence2,sentence2,score\na,b,c,1\n", "0,5", "appears more than once", 1, "sentence2"),
     ("t.csv", "sentence1,sentence2,score\na,b,1,extra\n", "0,5", "has 4 fields", 2, None),
     ("t.csv", b"sentence1,sentence2,score\na,b,1\ncaf\xe9,b,1\n", "0,5", "not valid UTF-8", 3, "sentence1"),
+    # Rows count records (header = 1), also when a quoted field above spans several lines.
+    ("t.csv", b'sentence1,sentence2,score\n"a\nb\nc",b,1\ncaf\xe9,b,1\n', "0,5", "not valid UTF-8", 3, "sentence1"),
+    ("t.csv", 'sentence1,sentence2,score\n"a\nb\nc",b,1\n"bad"x,b,1\n', "0,5", "cannot be parsed", 3, None),
     (
         "t.jsonl",
         '{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": "a", "sentence2": 7, "score": 1}\n',
@@ -153,3 +156,35 @@ def test_dataset_loaded_through_datasets_library(tmp_path):
     assert split.dataset["label"] == pytest.approx([0.9, 0.1])
     with pytest.raises(DataError, match="cannot be loaded"):
         load_hub_table(str(folder), "validation")
+
+
+def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):
+    rows = [{"sentence1": "a\u2028b", "sentence2": "c\u0085d", "score": 1}, {"sentence1": "e", "sentence2": "f\u2029", "score": 2}]
+    path = write(tmp_path, "t.jsonl", "\r\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\r\n")
+    table = read_table(path)
+    assert [r["sentence1"] for r in table.rows] == ["a\u2028b", "e"] and table.row_numbers == [1, 2]
+
+
+def test_csv_fields_longer_than_csvs_default_limit(tmp_path):
+    long = "word " * 40_000  # 200k characters: csv's default field limit is 131072
+    table = read_table(write(tmp_path, "t.csv", f'sentence1,sentence2,score\nshort,"{long}",1\n'))
+    assert table.rows[0]["sentence2"] == long
+
+
+def test_auto_label_scale_with_constant_labels_names_the_file(tmp_path):
+    from hf_crossenc.training import DataArguments, load_splits
+
+    path = write(tmp_path, "t.csv", "sentence1,sentence2,score\na,b,3\nc,d,3\n")
+    with pytest.raises(DataError, match="every training label is 3") as info:
+        load_splits(DataArguments(train_file=str(path), label_scale="auto"))
+    assert info.value.source == str(path) and info.value.column == "score"
+
+
+@pytest.mark.parametrize("flag", ["--max_train_samples", "--max_eval_samples"])
+def test_sample_limits_below_one_are_refused(tmp_path, flag, capsys):
+    from hf_crossenc.training import main
+
+    path = write(tmp_path, "t.csv", GOOD_CSV)
+    assert main(["--train_file", str(path), "--label_scale", "0,5", "--output_dir", str(tmp_path / "out"), flag, "0"]) == 2
+    assert f"{flag} must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
