@@ -46,7 +46,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .data import TEXT_A_CANDIDATES, TEXT_B_CANDIDATES, Table, _check_text, read_table
+from .data import TEXT_A_CANDIDATES, TEXT_B_CANDIDATES, Table, _check_text, _parse_label, read_table
 from .errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ QUERY_CANDIDATES = tuple(dict.fromkeys(("query", "question", "anchor", *TEXT_A_C
 """Query column names tried (case-insensitively) when ``--query_column`` is not given."""
 POSITIVE_CANDIDATES = tuple(dict.fromkeys(("positive", "pos", "passage", "answer", "document", *TEXT_B_CANDIDATES)))
 """Positive column names tried (case-insensitively) when ``--positive_column`` is not given."""
+RELEVANCE_COLUMNS = ("label", "labels", "relevance", "is_relevant")
+"""A column of these names marks relevance: rows with a label > 0 are the (query, positive) pairs."""
 CORPUS_CANDIDATES = ("passage", "text", "document", "content", "positive", "answer", "body", "sentence")
 """Passage column names tried in a ``--corpus`` file with several columns (a one-column file needs none)."""
 OUTPUT_SUFFIXES = (".csv", ".jsonl")
@@ -401,7 +403,8 @@ def _texts(table: Table, column: str) -> list[str]:
 
 
 def read_pairs(path: str | Path, query_column: str | None = None, positive_column: str | None = None) -> tuple[list[str], list[str]]:
-    """Validated (queries, positives) of a pairs file; `DataError` names the file, row and column of a bad cell."""
+    """Validated (queries, positives) of a pairs file; `DataError` names the file, row and column of a bad cell.
+    With a relevance column (`RELEVANCE_COLUMNS`), only the rows labelled > 0 are pairs."""
     table = read_table(path)
     query = _pick_column(table, query_column, QUERY_CANDIDATES, "query", "--query_column")
     positive = _pick_column(table, positive_column, POSITIVE_CANDIDATES, "positive", "--positive_column")
@@ -411,7 +414,18 @@ def read_pairs(path: str | Path, query_column: str | None = None, positive_colum
         )
     if not table.rows:
         raise DataError("has no data rows.", source=table.source, hint="Provide at least one (query, positive) row.")
-    return _texts(table, query), _texts(table, positive)
+    queries, positives = _texts(table, query), _texts(table, positive)
+    label = next((name for name in RELEVANCE_COLUMNS if name in table.columns), None)
+    if label is None:
+        return queries, positives
+    # A labelled file (question, answer, label as in TREC QA): only the relevant rows are (query, positive) pairs.
+    keep = [i for i, row in enumerate(table.rows) if _parse_label(row.get(label), table, i, label) > 0]
+    if not keep:
+        raise DataError(f"no row has a positive {label!r}: nothing to mine negatives for.", source=table.source, column=label)
+    logger.info(
+        "%s: %d of %d rows have a positive %r and are used as (query, positive) pairs", table.source, len(keep), len(table.rows), label
+    )
+    return [queries[i] for i in keep], [positives[i] for i in keep]
 
 
 def read_corpus(path: str | Path, column: str | None = None) -> list[str]:

@@ -300,3 +300,14 @@ def test_columns_are_detected_or_named(tmp_path):
     assert "--positive_column" in str(info.value)
     write_csv(tmp_path / "corpus.csv", [["body_text"], ["x"], ["y"]])
     assert mining.read_corpus("corpus.csv") == ["x", "y"]
+
+
+def test_a_labelled_file_mines_for_its_relevant_rows_only(tmp_path):
+    write_csv(tmp_path / "qa.csv", [["question", "answer", "label"], ["q1", "right", "1"], ["q1", "wrong", "0"], ["q2", "yes", "1"]])
+    assert mining.read_pairs("qa.csv") == (["q1", "q2"], ["right", "yes"])
+    write_csv(tmp_path / "bad.csv", [["question", "answer", "label"], ["q1", "right", "1"], ["q1", "wrong", "maybe"]])
+    with pytest.raises(DataError, match="row 3, column 'label'"):
+        mining.read_pairs("bad.csv")
+    write_csv(tmp_path / "none.csv", [["question", "answer", "label"], ["q1", "wrong", "0"]])
+    with pytest.raises(DataError, match="no row has a positive 'label'"):
+        mining.read_pairs("none.csv")
