@@ -30,6 +30,15 @@ def checkpoints(out: Path) -> list[Path]:
     return sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
 
 
+def crashed_copy(run: Path, to: Path, drop: list[str] = ()) -> Path:
+    """`run` as a crash would leave it: its checkpoint folders (minus `drop`), none of the final files."""
+    shutil.copytree(run, to, ignore=shutil.ignore_patterns(*drop))
+    for leftover in to.iterdir():
+        if leftover.is_file():
+            leftover.unlink()
+    return to
+
+
 @pytest.fixture
 def averaged_run(tmp_path, tiny_model_dir, stsb_slices) -> Path:
     out = tmp_path / "run"
@@ -61,10 +70,7 @@ def test_saved_model_is_the_mean_of_the_epoch_end_weights(averaged_run: Path) ->
 def test_resume_continues_the_average(averaged_run: Path, tmp_path, tiny_model_dir, stsb_slices, capsys) -> None:
     """Cut the finished run back to its second checkpoint and resume: the same averaged weights come out."""
     resumed = tmp_path / "resumed"
-    shutil.copytree(averaged_run, resumed, ignore=shutil.ignore_patterns(checkpoints(averaged_run)[-1].name))
-    for leftover in resumed.iterdir():
-        if leftover.is_file():
-            leftover.unlink()
+    crashed_copy(averaged_run, resumed, [checkpoints(averaged_run)[-1].name])
     assert main([*flags(tiny_model_dir, stsb_slices, resumed), "--resume", "true"]) == 0
     expected, got = load_file(averaged_run / "model.safetensors"), load_file(resumed / "model.safetensors")
     for name in expected:
@@ -75,10 +81,7 @@ def test_resume_continues_the_average(averaged_run: Path, tmp_path, tiny_model_d
 
     # A checkpoint without the running sum counts as incomplete (cut off before it was written): resume skips it.
     fallback = tmp_path / "fallback"
-    shutil.copytree(resumed, fallback)
-    for leftover in fallback.iterdir():
-        if leftover.is_file():
-            leftover.unlink()
+    crashed_copy(resumed, fallback)
     (checkpoints(fallback)[-1] / AVERAGE_FILE).unlink()
     assert main([*flags(tiny_model_dir, stsb_slices, fallback), "--resume", "true"]) == 0
     got = load_file(fallback / "model.safetensors")
@@ -87,10 +90,7 @@ def test_resume_continues_the_average(averaged_run: Path, tmp_path, tiny_model_d
 
     # With none left (written without --average_checkpoints): a clear error, nothing written.
     broken = tmp_path / "broken"
-    shutil.copytree(resumed, broken, ignore=shutil.ignore_patterns(checkpoints(resumed)[-1].name))
-    for leftover in broken.iterdir():
-        if leftover.is_file():
-            leftover.unlink()
+    crashed_copy(resumed, broken, [checkpoints(resumed)[-1].name])
     for folder in checkpoints(broken):
         (folder / AVERAGE_FILE).unlink()
     capsys.readouterr()
@@ -102,10 +102,7 @@ def test_resume_continues_the_average(averaged_run: Path, tmp_path, tiny_model_d
 def test_resume_from_the_last_checkpoint_still_averages(averaged_run: Path, tmp_path, tiny_model_dir, stsb_slices) -> None:
     """The run died after its last checkpoint (while evaluating or pushing): resuming runs no step, and still averages."""
     resumed = tmp_path / "resumed"
-    shutil.copytree(averaged_run, resumed)
-    for leftover in resumed.iterdir():
-        if leftover.is_file():
-            leftover.unlink()
+    crashed_copy(averaged_run, resumed)
     assert main([*flags(tiny_model_dir, stsb_slices, resumed), "--resume", "true"]) == 0
     expected, got = load_file(averaged_run / "model.safetensors"), load_file(resumed / "model.safetensors")
     for name in expected:
@@ -128,10 +125,7 @@ def test_step_checkpoints_resume_with_every_epoch(tmp_path, tiny_model_dir, stsb
     def resume_from(cut: int) -> Path:
         resumed = tmp_path / f"cut-{cut}"
         later = [f"checkpoint-{step}" for step in range(cut + 1, EPOCHS * per_epoch + 1)]
-        shutil.copytree(full, resumed, ignore=shutil.ignore_patterns(*later))
-        for leftover in resumed.iterdir():
-            if leftover.is_file():
-                leftover.unlink()
+        crashed_copy(full, resumed, later)
         assert main([*flags(tiny_model_dir, stsb_slices, resumed), *step_flags, "--resume", "true"]) == 0
         assert json.loads((resumed / "results.json").read_text())["run"]["averaged_steps"] == steps
         return resumed
