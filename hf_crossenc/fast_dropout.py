@@ -87,6 +87,10 @@ def attention_with_fast_dropout(
         repeat = query.shape[1] // key.shape[1]
         key, value = key.repeat_interleave(repeat, dim=1), value.repeat_interleave(repeat, dim=1)
     weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is None and getattr(module, "is_causal", False) and query.shape[2] > 1:
+        # Decoder models without padding pass no mask and rely on is_causal (as SDPA does).
+        q_len, k_len = query.shape[2], key.shape[2]
+        attention_mask = torch.ones(q_len, k_len, dtype=torch.bool, device=query.device).tril(k_len - q_len)
     if attention_mask is not None:
         if attention_mask.dtype == torch.bool:
             weights = weights.masked_fill(~attention_mask, torch.finfo(weights.dtype).min)

@@ -80,3 +80,23 @@ def test_use_fast_dropout_keeps_eval_scores_and_the_saved_config(tiny_model_dir,
     assert ATTENTION_NAME not in json.dumps(config)
     reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "saved").eval()
     assert reloaded.config._attn_implementation != ATTENTION_NAME
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_decoder_classifiers_stay_causal(padded):
+    """A decoder without padding gets no mask from transformers (SDPA's is_causal does the masking): ours must too."""
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, num_labels=2, pad_token_id=0, attn_implementation="sdpa",
+    )  # fmt: skip
+    model = LlamaForSequenceClassification(config).eval()
+    ids = torch.tensor([[5, 6, 7, 8, 9], [0, 0, 3, 4, 5]] if padded else [[5, 6, 7, 8, 9], [4, 3, 2, 1, 7]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        before = model(input_ids=ids, attention_mask=mask).logits
+        use_fast_dropout(model)
+        assert model.config._attn_implementation == ATTENTION_NAME
+        torch.testing.assert_close(model(input_ids=ids, attention_mask=mask).logits, before, atol=1e-5, rtol=0)
