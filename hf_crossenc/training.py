@@ -265,10 +265,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArgum
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
     known, rest = pre.parse_known_args(argv)
-    data_flags = argparse.ArgumentParser(add_help=False)
-    data_flags.add_argument("--train_file", default=None)
-    data_flags.add_argument("--dataset_name", default=None)
-    data, _ = data_flags.parse_known_args(rest)
+    # Training data on the command line means no default job; the real parser reads it, so that every
+    # spelling it accepts (--train-file, abbreviations) counts.
+    data, _ = build_parser().parse_known_args(rest)
     parser = build_parser()
     parser.add_argument("--config", default=None, help="YAML file of arguments; command-line flags override it.")
     if known.config:

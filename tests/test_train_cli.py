@@ -369,3 +369,11 @@ def test_own_data_keeps_the_generic_defaults(tmp_path):
     _, data_args, args = parse_args(["--train_file", str(tmp_path / "t.csv")])
     assert (data_args.teacher, data_args.distill_rounds, args.per_device_train_batch_size) == (None, 1, 16)
     assert args.learning_rate == pytest.approx(5e-5) and args.num_train_epochs == 3
+
+
+@pytest.mark.parametrize("flag", ["--train_file", "--train-file", "--dataset_name", "--dataset-name"])
+def test_own_data_in_any_spelling_skips_the_default_job(flag):
+    from hf_crossenc.training import parse_args
+
+    _, data_args, training_args = parse_args([flag, "pairs.csv", "--output_dir", "out"])
+    assert data_args.distill_rounds == 1 and training_args.learning_rate == 5e-5  # not the STS-B job's 2 / 8e-5
