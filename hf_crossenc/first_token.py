@@ -30,9 +30,13 @@ from torch import nn
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.bert.modeling_bert import eager_attention_forward
 
+from .fast_dropout import ATTENTION_NAME as FAST_DROPOUT_ATTENTION
+
 # Sequence classifiers whose head reads only hidden_states[:, 0] and whose layers have BERT's
 # module layout (attention.self.{query,key,value}, attention.output, feed_forward_chunk).
 SUPPORTED_MODEL_TYPES = frozenset({"bert"})
+# Attention functions whose mask is a plain tensor (or None) that can be cut to the first query row.
+ATTENTION_IMPLEMENTATIONS = frozenset({"eager", "sdpa", FAST_DROPOUT_ATTENTION})
 
 
 def _last_layer(model: nn.Module) -> nn.Module | None:
@@ -41,6 +45,10 @@ def _last_layer(model: nn.Module) -> nn.Module | None:
         return None
     if getattr(config, "is_decoder", False) or not type(model).__name__.endswith("ForSequenceClassification"):
         return None
+    if getattr(config, "output_hidden_states", False) or getattr(config, "output_attentions", False):
+        return None  # those outputs include the last layer's every position
+    if getattr(config, "_attn_implementation", None) not in ATTENTION_IMPLEMENTATIONS:
+        return None  # e.g. flex attention, whose block masks cannot be cut to the first query
     base = getattr(model, getattr(model, "base_model_prefix", "bert"), None)
     layers = getattr(getattr(base, "encoder", None), "layer", None)
     if not layers:

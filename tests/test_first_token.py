@@ -64,3 +64,16 @@ def test_leaves_other_models_alone(tiny_model_dir):
     with first_token_only(encoder) as applied:
         assert applied is False
     assert "forward" not in vars(encoder.encoder.layer[-1])
+
+
+@pytest.mark.parametrize(
+    "settings", [{"output_hidden_states": True}, {"output_attentions": True}, {"attn_implementation": "flex_attention"}]
+)
+def test_left_off_when_every_position_or_another_mask_is_needed(tiny_model_dir, settings):
+    """Hidden states / attentions of every position, or flex attention's block masks: the full layer runs."""
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, **settings)
+    with first_token_only(model) as applied:
+        assert applied is False
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
+    with first_token_only(model) as applied:
+        assert applied is True
