@@ -69,3 +69,13 @@ def latest_complete_checkpoint(output_dir: str | Path, averaged: bool = False) -
             return folder
         logger.warning("skipping incomplete checkpoint %s: %s", folder, problem)
     return None
+
+
+def resumable(output_dir: str | Path, averaged: bool = False, earlier: bool = True) -> bool:
+    """Whether ``--resume`` has something to start from in `output_dir`: a complete checkpoint, or (``earlier``)
+    a finished or checkpointed earlier distillation round or soup member under ``rounds/`` or ``soup/``."""
+    out = Path(output_dir)
+    if latest_complete_checkpoint(out, averaged) is not None:
+        return True
+    parts = [*out.glob("rounds/round-*"), *out.glob("soup/seed-*")] if earlier else []
+    return any((f / "results.json").is_file() or latest_complete_checkpoint(f, averaged) is not None for f in parts)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import latest_complete_checkpoint
+from .checkpoints import resumable
 from .errors import ConfigError
 
 ABBREVIATIONS = {
@@ -209,7 +209,7 @@ class PlannedRun:
     train_args: list[str]
     """The `hf-crossenc train` arguments that define the run."""
     extra: list[str] = field(default_factory=list)
-    """`--resume` (a complete checkpoint is there) or `--overwrite_output_dir` (a partial folder is there)."""
+    """`--resume` (a complete checkpoint, or a finished earlier round, is there) or `--overwrite_output_dir` (a partial folder)."""
     action: str = "train"
     """train, reuse (results.json exists), resume or overwrite."""
 
@@ -265,11 +265,18 @@ def plan_runs(
             raise ConfigError(f"run folder {run.output_dir} exists and is not a directory.")
         if (run.output_dir / "results.json").is_file():
             run.action = "reuse"
-        elif latest_complete_checkpoint(run.output_dir) is not None:
+        elif resumable(run.output_dir, averaged=_averages(run.train_args)):
             run.action, run.extra = "resume", ["--resume"]
         elif run.output_dir.is_dir() and any(run.output_dir.iterdir()):
             run.action, run.extra = "overwrite", ["--overwrite_output_dir"]
     return runs
+
+
+def _averages(args: list[str]) -> bool:
+    """Whether a run with these scripts/train.py arguments averages its epochs (its checkpoints then need the sum)."""
+    from .training import parse_args  # here, not at the top: it imports transformers
+
+    return bool(parse_args(args)[2].average_checkpoints)
 
 
 def _child_env() -> dict[str, str]:

@@ -25,7 +25,7 @@ from transformers import HfArgumentParser, TrainerCallback, set_seed
 
 from . import __version__
 from .averaging import check_members
-from .checkpoints import AVERAGE_FILE, latest_complete_checkpoint
+from .checkpoints import AVERAGE_FILE, latest_complete_checkpoint, resumable
 from .data import (
     TEXT_A,
     TEXT_B,
@@ -808,12 +808,8 @@ def check_output_dir(training_args: CrossEncoderTrainingArguments, rounds: bool 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--output_dir {out} exists and is not a directory.")
     if training_args.resume:
-        earlier = [*out.glob("rounds/round-*"), *out.glob("soup/seed-*")] if rounds else ()
         averaged = training_args.average_checkpoints
-        resumable = latest_complete_checkpoint(out, averaged) is not None or any(
-            (f / "results.json").is_file() or latest_complete_checkpoint(f, averaged) is not None for f in earlier
-        )
-        if training_args.resume_from_checkpoint is None and not resumable:
+        if training_args.resume_from_checkpoint is None and not resumable(out, averaged, earlier=rounds):
             where = "or finished round or soup member " if rounds else ""
             need = f" (with --average_checkpoints a checkpoint also needs its {AVERAGE_FILE})" if averaged else ""
             raise ConfigError(f"--resume: no complete checkpoint-* folder {where}in --output_dir {out} to resume from{need}.")

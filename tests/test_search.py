@@ -257,3 +257,12 @@ def test_search_end_to_end_on_the_tiny_model(tmp_path, capsys, monkeypatch, stsb
     assert err2.count(": reused (results.json exists") == 2
     assert json.loads((root / "search.json").read_text())["best"]["runs"] == [best]
     assert [line for line in out2.splitlines() if line.startswith("|")] == [line for line in out.splitlines() if line.startswith("|")]
+
+
+def test_a_run_with_only_a_finished_first_round_is_resumed(tmp_path):
+    """A multi-round run cut off in round 2 keeps rounds/round-1: resume it (retraining would redo round 1)."""
+    round_one = tmp_path / "runs" / "lr3e-5" / "rounds" / "round-1"
+    round_one.mkdir(parents=True)
+    (round_one / "results.json").write_text("{}")
+    (run,) = search.plan_runs([{"learning_rate": "3e-5"}], [], tmp_path / "runs", None, [])
+    assert run.action == "resume" and run.extra == ["--resume"]
