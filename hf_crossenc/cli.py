@@ -178,12 +178,15 @@ def _rank(args: argparse.Namespace) -> int:
         path = Path(args.passages)
         if not path.is_file():
             raise UserInputError(f"file {path}: not found.")
-        passages = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        # One passage per line (split on newlines only: str.splitlines() also breaks at U+2028, form feeds...).
+        passages = [line.strip() for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
     else:
         passages = list(args.passage)
     if not passages:
         raise UserInputError("no passages to rank.")
     predictor = CrossEncoderPredictor.from_pretrained(args.model, trust_pickle_weights=args.trust_pickle_weights, precision=args.precision)
+    if predictor.semantics.activation == "softmax":
+        raise UserInputError(f"{args.model} is a multi-class classifier: rank needs a one-score model (a reranker or similarity model).")
     ranked = predictor.rank(args.query, passages, top_k=args.top_k, batch_size=args.batch_size)
     sys.stdout.write("".join(json.dumps({"index": r.index, "score": round(r.score, 6), "passage": r.passage}) + "\n" for r in ranked))
     return 0
