@@ -123,7 +123,8 @@ def clip_grad_norm_cpu(parameters: list[nn.Parameter], max_norm: float) -> torch
     torch always multiplies every gradient by ``min(1, max_norm / (norm + 1e-6))`` so that no GPU has to
     sync to decide; on CPU the check is free, and fine-tuning steps rarely reach the norm (the default
     STS-B job never did at its logged steps), so most steps skip a read and write of every gradient
-    (90 MB for MiniLM-L6). Returns the total norm; the gradients are the same as torch's, bit for bit.
+    (90 MB for MiniLM-L6). Returns the total norm; the gradients are the same as torch's, bit for bit, whenever
+    the norm is finite (a NaN/inf norm leaves them as they are, where torch would make every gradient NaN).
     """
     grads = [p.grad for p in parameters if p.grad is not None]
     total = torch.nn.utils.get_total_norm(grads, 2.0)
