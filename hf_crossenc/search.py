@@ -425,6 +425,31 @@ def _previous_runs(path: Path) -> dict[str, dict[str, Any]]:
         return {}
 
 
+RUN_RECORD = "search_run.json"
+"""Written into each run folder a search trains: the flags and config file (sha256) that made it."""
+
+
+def check_reused_runs(runs: list[PlannedRun], previous: dict[str, dict[str, Any]], config_sha: str | None) -> None:
+    """Refuse to reuse a finished run that was made with other flags or another config file (its own
+    `search_run.json`, else the earlier search.json), so a table never mixes runs of different recipes."""
+    for run in runs:
+        if run.action != "reuse":
+            continue
+        own = run.output_dir / RUN_RECORD
+        try:
+            made = json.loads(own.read_text(encoding="utf-8")) if own.is_file() else previous.get(run.name)
+        except ValueError as err:
+            raise ConfigError(f"{own} is not valid JSON ({err}): delete {run.output_dir} to retrain that run.") from None
+        if made is None:
+            continue  # made outside a search (or before runs recorded their flags): nothing to compare with
+        if (made.get("train_args"), made.get("config_sha256")) != (run.train_args, config_sha):
+            raise ConfigError(
+                f"run {run.name} in {run.output_dir} was trained with other flags or another config file "
+                f"(then: {shlex.join(made.get('train_args') or [])!r}; now: {shlex.join(run.train_args)!r}). "
+                "Delete its folder to retrain it, or choose another --output_root."
+            )
+
+
 def _file_sha256(path: str | None) -> str | None:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
 
@@ -506,6 +531,8 @@ def run_search(args: argparse.Namespace) -> int:
     if root.exists() and not root.is_dir():
         raise ConfigError(f"--output_root {root} exists and is not a directory.")
     runs = plan_runs(points, seeds, root, args.config, train_args)
+    config_sha = _file_sha256(args.config)
+    check_reused_runs(runs, _previous_runs(root / "search.json"), config_sha)
 
     if args.dry_run:
         for run in runs:
@@ -519,13 +546,11 @@ def run_search(args: argparse.Namespace) -> int:
         return 0
 
     root.mkdir(parents=True, exist_ok=True)
-    previous = _previous_runs(root / "search.json")
-    config_sha = _file_sha256(args.config)
     notes: list[str] = []
     records: list[dict[str, Any]] = []
     explicit = metric is not None
     for i, run in enumerate(runs, 1):
-        record = _do_run(run, i, len(runs), previous.get(run.name), config_sha, notes)
+        record = _do_run(run, i, len(runs), config_sha, notes)
         if record["status"] != "failed":
             metric = _check_run_metric(record, metric, explicit)
         records.append(record)
@@ -567,9 +592,7 @@ def run_search(args: argparse.Namespace) -> int:
     return 1 if failed or best is None else 0
 
 
-def _do_run(
-    run: PlannedRun, i: int, total: int, previous: dict[str, Any] | None, config_sha: str | None, notes: list[str]
-) -> dict[str, Any]:
+def _do_run(run: PlannedRun, i: int, total: int, config_sha: str | None, notes: list[str]) -> dict[str, Any]:
     """Train (or reuse) one run; its record for search.json."""
     record: dict[str, Any] = {
         "name": run.name,
@@ -584,8 +607,6 @@ def _do_run(
     }
     if run.action == "reuse":
         print(f"[{i}/{total}] {run.name}: reused (results.json exists in {run.output_dir}; not retrained)", file=sys.stderr)
-        if previous is not None and (previous.get("train_args"), previous.get("config_sha256")) != (run.train_args, config_sha):
-            notes.append(f"reused run {run.name} was trained with other flags or another config file; delete its folder to retrain it.")
         status, code, wall = "reused", 0, None
     else:
         verb = {"resume": "resuming from its newest checkpoint", "overwrite": "retraining into its partial folder"}.get(
@@ -616,6 +637,8 @@ def _do_run(
     record["metric_for_best_model"] = (results.get("run") or {}).get("metric_for_best_model")
     if status == "trained":
         print(f"[{i}/{total}] {run.name}: done in {wall:.0f} s", file=sys.stderr)
+        made = {"train_args": run.train_args, "config_sha256": config_sha}
+        (run.output_dir / RUN_RECORD).write_text(json.dumps(made, indent=2) + "\n", encoding="utf-8")
     return record
 
 

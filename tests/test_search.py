@@ -266,3 +266,21 @@ def test_a_run_with_only_a_finished_first_round_is_resumed(tmp_path):
     (round_one / "results.json").write_text("{}")
     (run,) = search.plan_runs([{"learning_rate": "3e-5"}], [], tmp_path / "runs", None, [])
     assert run.action == "resume" and run.extra == ["--resume"]
+
+
+def test_reusing_a_run_made_with_other_flags_is_refused(capsys, monkeypatch):
+    """A finished run remembers its flags (search_run.json): a search with other flags exits 2 before training."""
+    launch, calls = _fake_training(fail=set())
+    monkeypatch.setattr(search, "_launch", launch)
+    argv = ["search", "--grid", "learning_rate=1,2", "--seeds", "1", "--output_root", "runs", "--", "--max_train_samples", "8"]
+    assert cli_main(argv) == 0 and len(calls) == 2
+    assert json.loads(Path("runs/lr1_s1/search_run.json").read_text())["train_args"][-4:] == [
+        "--max_train_samples", "8", "--output_dir", str(Path("runs/lr1_s1")),
+    ]  # fmt: skip
+    Path("runs/search.json").unlink()  # as if that search had been stopped before writing it
+    capsys.readouterr()
+    assert cli_main([*argv[:-1], "16"]) == 2
+    err = capsys.readouterr().err
+    assert "run lr1_s1 in runs/lr1_s1 was trained with other flags" in err and "--max_train_samples 8" in err
+    assert len(calls) == 2  # nothing was trained
+    assert cli_main(argv) == 0 and len(calls) == 2  # the same flags reuse both runs
