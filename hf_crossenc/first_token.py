@@ -21,7 +21,6 @@ are left untouched.
 from __future__ import annotations
 
 import contextlib
-import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,15 +84,33 @@ def _first_token_forward(
     return layer.feed_forward_chunk(attention_output)
 
 
+_FIRST_TOKEN_CLASSES: dict[type, type] = {}
+
+
+def _first_token_class(cls: type) -> type:
+    """A subclass of the layer's class whose forward is `_first_token_forward` (one per class)."""
+    if getattr(cls, "_first_token_only", False):
+        return cls
+    if cls not in _FIRST_TOKEN_CLASSES:
+        _FIRST_TOKEN_CLASSES[cls] = type(f"FirstToken{cls.__name__}", (cls,), {"forward": _first_token_forward, "_first_token_only": True})
+    return _FIRST_TOKEN_CLASSES[cls]
+
+
 @contextlib.contextmanager
 def first_token_only(model: nn.Module, enabled: bool = True) -> Iterator[bool]:
-    """Within the block, the model's last layer computes only the first position; yields whether it applied."""
+    """Within the block, the model's last layer computes only the first position; yields whether it applied.
+
+    The layer's class is swapped for a subclass for the duration (rather than binding a forward to the
+    instance): `nn.DataParallel` replicas copy the class and would keep calling a bound method of the
+    original layer, on the original device.
+    """
     layer = _last_layer(model) if enabled else None
-    if layer is None or "forward" in vars(layer):
+    if layer is None or getattr(type(layer), "_first_token_only", False):
         yield False
         return
-    layer.forward = types.MethodType(_first_token_forward, layer)
+    original = type(layer)
+    layer.__class__ = _first_token_class(original)
     try:
         yield True
     finally:
-        del layer.forward
+        layer.__class__ = original

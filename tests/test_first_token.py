@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+from transformers.models.bert.modeling_bert import BertLayer
 
 from hf_crossenc.first_token import first_token_only
 
@@ -42,7 +43,7 @@ def test_same_logits_and_gradients(tiny_model_dir, attn):
     assert fast_grads.keys() == full_grads.keys() and len(full_grads) > 0
     for name in full_grads:
         torch.testing.assert_close(fast_grads[name], full_grads[name], rtol=1e-4, atol=1e-6, msg=name)
-    assert "forward" not in vars(layer), "the original forward is restored after the block"
+    assert "forward" not in vars(layer) and type(layer) is BertLayer, "the original layer is restored after the block"
 
 
 def test_really_computes_less(tiny_model_dir):
@@ -57,6 +58,30 @@ def test_really_computes_less(tiny_model_dir):
     hook.remove()
     length = enc["input_ids"].shape[1]
     assert seen[0][:2] == (3, length) and seen[1][:2] == (3, 1)
+
+
+def test_data_parallel_replicas_run_their_own_layer(tiny_model_dir):
+    """nn.DataParallel (Trainer on several GPUs without a distributed launch) replicates the model inside the
+    block: each replica's last layer must take the first-token path with its own weights, not call back into the
+    original layer (which lives on the first device). Replicated here the way `replicate()` does it."""
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1).eval()
+    enc = _batch(tiny_model_dir)
+    layer = model.bert.encoder.layer[-1]
+    with torch.no_grad():
+        full = model(**enc).logits
+        with first_token_only(model) as applied:
+            assert applied
+            replica = layer._replicate_for_data_parallel()
+            assert replica.forward.__self__ is replica
+            seen = []
+            hook = layer.intermediate.dense.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+            model.bert.encoder.layer[-1] = replica
+            fast = model(**enc).logits
+            model.bert.encoder.layer[-1] = layer
+            hook.remove()
+    assert type(layer) is BertLayer and type(replica) is not BertLayer  # the replica keeps the class it was made with
+    torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-6)
+    assert seen[0][:2] == (3, 1), "the replica's own submodules computed the first position only"
 
 
 def test_leaves_other_models_alone(tiny_model_dir):
