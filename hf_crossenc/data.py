@@ -124,8 +124,10 @@ def read_table(path: str | Path) -> Table:
         return _read_parquet(path)
     raw = path.read_bytes()
     text = _decode_utf8(raw, source, kind)
-    if kind in ("csv", "tsv"):
-        return _read_delimited(text, source, "\t" if kind == "tsv" else ",")
+    if kind == "tsv":
+        return _read_tsv(text, source)
+    if kind == "csv":
+        return _read_delimited(text, source, ",")
     if kind == "jsonl":
         return _read_jsonl(text, source)
     return _read_json(text, source)
@@ -168,9 +170,28 @@ def _locate_replacement(text: str, delimiter: str, line: int) -> tuple[int, str 
 FIELD_LIMIT = 2**31 - 1  # csv's default cap (131072 characters) would reject long passages
 
 
-def _read_delimited(text: str, source: str, delimiter: str) -> Table:
+def _read_tsv(text: str, source: str) -> Table:
+    """Tab-separated values: CSV-style quoting first (what pandas and spreadsheets write); if that fails,
+    plain tab-separated values without quoting (the IANA format, and GLUE's files, whose texts hold stray
+    quote characters such as `"Hello," he said.`)."""
+    try:
+        return _read_delimited(text, source, "\t")
+    except DataError as quoted_error:
+        try:
+            table = _read_delimited(text, source, "\t", quoting=csv.QUOTE_NONE)
+        except DataError:
+            raise quoted_error from None
+        logger.warning(
+            "%s: quote characters do not pair up as CSV quoting (%s); read as plain tab-separated values, quotes kept as text.",
+            source,
+            quoted_error,
+        )
+        return table
+
+
+def _read_delimited(text: str, source: str, delimiter: str, quoting: int = csv.QUOTE_MINIMAL) -> Table:
     csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True, quoting=quoting)
     try:
         header = next(reader)
     except StopIteration:

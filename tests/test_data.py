@@ -63,6 +63,35 @@ def test_other_formats(tmp_path, suffix):
     assert split.dataset["label"] == [1.0, 0.0]
 
 
+def test_tsv_with_stray_quotes_reads_as_plain_tab_separated_values(tmp_path, caplog):
+    """GLUE's TSVs are tab-separated without quoting: texts start with or hold unpaired quote characters."""
+    path = write(
+        tmp_path,
+        "glue.tsv",
+        'sentence1\tsentence2\tscore\n"Hello," he said.\tHe said hello.\t4.5\n"Unclosed quote\tplain\t1.0\nx\ty\t0\n',
+    )
+    with caplog.at_level("WARNING", logger="hf_crossenc.data"):
+        split = load(path, scale="0,5")
+    assert split.dataset["text_a"] == ['"Hello," he said.', '"Unclosed quote', "x"]
+    assert split.dataset["label"] == pytest.approx([0.9, 0.2, 0.0])
+    assert "read as plain tab-separated values" in caplog.text and str(path) in caplog.text
+
+
+def test_tsv_with_csv_quoting_is_unquoted(tmp_path, caplog):
+    """What pandas' to_csv(sep="\\t") writes: fields holding quotes are quoted, inner quotes doubled."""
+    path = write(tmp_path, "pandas.tsv", 'sentence1\tsentence2\tlabel\n"He said ""hi"""\tb\t1\nc\t"tab\there"\t0\n')
+    with caplog.at_level("WARNING", logger="hf_crossenc.data"):
+        split = load(path, scale=None)
+    assert split.dataset["text_a"] == ['He said "hi"', "c"] and split.dataset["text_b"] == ["b", "tab\there"]
+    assert caplog.text == ""
+
+
+def test_tsv_broken_either_way_reports_the_quoted_reading(tmp_path):
+    path = write(tmp_path, "bad.tsv", "sentence1\tsentence2\tlabel\na\tb\t1\nc\td\n")
+    with pytest.raises(DataError, match=r"row 3: has 2 fields but the header has 3"):
+        load(path, scale=None)
+
+
 def test_explicit_columns(tmp_path):
     path = write(tmp_path, "t.csv", "a,b,y\nx1,y1,0.2\n")
     split = load(path, scale=None, text_a="a", text_b="b", label="y")
