@@ -21,9 +21,19 @@ logger = logging.getLogger(__name__)
 class BiEncoder:
     """Sentence embeddings by attention-masked mean pooling, L2-normalised (sentence-transformers' recipe)."""
 
-    def __init__(self, name_or_path: str, max_length: int = 128, batch_size: int = 128) -> None:
+    def __init__(self, name_or_path: str, max_length: int = 128, batch_size: int = 128, precision: str = "auto") -> None:
+        """``precision``: 'fp32', 'bf16' (weights and forward in bf16, pooling in fp32) or 'auto' (bf16 where the
+        hardware computes it natively). On the bundled MiniLM, bf16 encodes STS-B's sentences ~2.3x faster on an
+        AMX CPU; the cosines move by at most 0.007 and their Spearman with the gold labels by 1e-4."""
+        from .inference import PRECISIONS
+        from .training_args import bf16_is_fast
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.precision = ("bf16" if bf16_is_fast(use_cpu=True) else "fp32") if precision == "auto" else precision  # runs on the CPU
+        extra = {"dtype": torch.bfloat16, "attn_implementation": "eager"} if self.precision == "bf16" else {}
         self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        self.model = AutoModel.from_pretrained(name_or_path, use_safetensors=True).eval()
+        self.model = AutoModel.from_pretrained(name_or_path, use_safetensors=True, **extra).eval()
         self.max_length, self.batch_size = max_length, batch_size
         self._cache: dict[str, np.ndarray] = {}
 
@@ -35,7 +45,7 @@ class BiEncoder:
         for start in range(0, len(order), self.batch_size):
             batch = [missing[i] for i in order[start : start + self.batch_size]]
             enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-            hidden = self.model(**enc).last_hidden_state
+            hidden = self.model(**enc).last_hidden_state.float()
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
             self._cache.update(zip(batch, pooled.float().numpy()))
@@ -130,6 +140,7 @@ def silver_pairs(
     """
     if per_pair <= 0:
         return [], [], np.zeros(0, dtype=np.float32)
+    texts_a, texts_b = list(texts_a), list(texts_b)  # a datasets Column reads from Arrow on every index
     rng = np.random.default_rng(seed)
     unique_b = list(dict.fromkeys(texts_b))
     emb_b = encoder.encode(unique_b)

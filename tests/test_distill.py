@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from hf_crossenc.distill import BiEncoder, calibrate, mix_labels, teacher_targets
 
@@ -20,22 +21,36 @@ def test_calibration_and_mixing_by_hand():
 
 
 def test_bi_encoder_embeddings_are_normalised_and_order_independent(tiny_model_dir):
-    encoder = BiEncoder(str(tiny_model_dir), batch_size=2)
+    encoder = BiEncoder(str(tiny_model_dir), batch_size=2, precision="fp32")
     texts = ["a short one", "a much longer sentence about cats and dogs", "a short one", "x"]
     vectors = encoder.encode(texts)
     assert vectors.shape == (4, 32)
     assert np.linalg.norm(vectors, axis=1) == pytest.approx(np.ones(4), abs=1e-5)
     np.testing.assert_allclose(vectors[0], vectors[2])
-    fresh = BiEncoder(str(tiny_model_dir), batch_size=3)  # other batches, no cache: same vectors
+    fresh = BiEncoder(str(tiny_model_dir), batch_size=3, precision="fp32")  # other batches, no cache: same vectors
     np.testing.assert_allclose(fresh.encode(texts[::-1])[::-1], vectors, atol=1e-5)
     cos = encoder.cosine(["a short one"], ["a short one"])
     assert cos[0] == pytest.approx(1.0, abs=1e-5)
 
 
+def test_bi_encoder_in_bf16_is_close_to_fp32(tiny_model_dir):
+    texts_a = ["a short one", "a much longer sentence about cats and dogs", "x", "two dogs run in a park"]
+    texts_b = ["a short two", "cats and dogs", "a much longer sentence about x", "a dog runs"]
+    full = BiEncoder(str(tiny_model_dir), precision="fp32")
+    half = BiEncoder(str(tiny_model_dir), precision="bf16")
+    assert half.model.dtype == torch.bfloat16 and full.model.dtype == torch.float32
+    vectors = half.encode(texts_a)
+    assert vectors.dtype == np.float32 and np.linalg.norm(vectors, axis=1) == pytest.approx(np.ones(4), abs=1e-5)
+    np.testing.assert_allclose(half.cosine(texts_a, texts_b), full.cosine(texts_a, texts_b), atol=0.02)
+    assert BiEncoder(str(tiny_model_dir), precision="auto").precision in ("fp32", "bf16")
+    with pytest.raises(ValueError, match="precision"):
+        BiEncoder(str(tiny_model_dir), precision="fp16")
+
+
 def test_silver_pairs_pair_first_texts_with_other_pairs(tiny_model_dir):
     from hf_crossenc.distill import silver_pairs
 
-    encoder = BiEncoder(str(tiny_model_dir))
+    encoder = BiEncoder(str(tiny_model_dir), precision="fp32")
     texts_a = [f"first sentence number {i}" for i in range(12)]
     texts_b = [f"second sentence about topic {i}" for i in range(12)]
     new_a, new_b, cos = silver_pairs(texts_a, texts_b, encoder, per_pair=2, seed=1)
