@@ -46,6 +46,27 @@ def test_same_logits_and_gradients(tiny_model_dir, attn):
     assert "forward" not in vars(layer) and type(layer) is BertLayer, "the original layer is restored after the block"
 
 
+def test_same_gradients_under_activation_checkpointing(tiny_model_dir):
+    """The swapped-in class inherits transformers' checkpointing wrapper of `forward`: the last layer is
+    recomputed in backward like the others, with the same gradients."""
+    enc = _batch(tiny_model_dir)
+    grads = []
+    for patched in (False, True):
+        torch.manual_seed(0)  # the same classifier head both times
+        model = AutoModelForSequenceClassification.from_pretrained(
+            tiny_model_dir, num_labels=1, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+        )
+        model.activation_checkpointing_enable()
+        model.train()
+        with first_token_only(model, enabled=patched) as applied:
+            assert applied is patched
+            model(**enc).logits.sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 0
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-4, atol=1e-6, msg=name)
+
+
 def test_really_computes_less(tiny_model_dir):
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1).eval()
     enc = _batch(tiny_model_dir)
