@@ -105,10 +105,12 @@ def first_token_only(model: nn.Module, enabled: bool = True) -> Iterator[bool]:
     original layer, on the original device.
     """
     layer = _last_layer(model) if enabled else None
-    if layer is None or getattr(type(layer), "_first_token_only", False):
+    original = type(layer)  # read once: the check and the restore must agree
+    # Already first-token (a nested block), or a forward set on the instance (e.g. an accelerate hook), which a
+    # class swap would not reach: leave the layer alone.
+    if layer is None or getattr(original, "_first_token_only", False) or "forward" in vars(layer):
         yield False
         return
-    original = type(layer)
     layer.__class__ = _first_token_class(original)
     try:
         yield True

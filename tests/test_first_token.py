@@ -48,7 +48,8 @@ def test_same_logits_and_gradients(tiny_model_dir, attn):
 
 def test_same_gradients_under_activation_checkpointing(tiny_model_dir):
     """The swapped-in class inherits transformers' checkpointing wrapper of `forward`: the last layer is
-    recomputed in backward like the others, with the same gradients."""
+    recomputed in backward like the others (its feed-forward runs twice, for the first position), with the
+    same gradients."""
     enc = _batch(tiny_model_dir)
     grads = []
     for patched in (False, True):
@@ -58,9 +59,14 @@ def test_same_gradients_under_activation_checkpointing(tiny_model_dir):
         )
         model.activation_checkpointing_enable()
         model.train()
+        seen = []
+        dense = model.bert.encoder.layer[-1].intermediate.dense
+        hook = dense.register_forward_hook(lambda m, i, o, seen=seen: seen.append(o.shape[1]))
         with first_token_only(model, enabled=patched) as applied:
             assert applied is patched
             model(**enc).logits.sum().backward()
+        hook.remove()
+        assert seen == ([1, 1] if patched else [enc["input_ids"].shape[1]] * 2), "forward + checkpoint recompute"
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 0
     for name in grads[0]:
@@ -103,6 +109,15 @@ def test_data_parallel_replicas_run_their_own_layer(tiny_model_dir):
     assert type(layer) is BertLayer and type(replica) is not BertLayer  # the replica keeps the class it was made with
     torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-6)
     assert seen[0][:2] == (3, 1), "the replica's own submodules computed the first position only"
+
+
+def test_leaves_a_layer_with_an_instance_forward_alone(tiny_model_dir):
+    """A forward set on the instance (accelerate's hooks do that) shadows any class: report it as not applied."""
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1).eval()
+    layer = model.bert.encoder.layer[-1]
+    layer.forward = layer.forward  # an instance attribute wrapping the class's forward
+    with first_token_only(model) as applied:
+        assert applied is False and type(layer) is BertLayer
 
 
 def test_leaves_other_models_alone(tiny_model_dir):
