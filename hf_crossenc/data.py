@@ -141,7 +141,7 @@ def _decode_utf8(raw: bytes, source: str, kind: str) -> str:
         row = raw[: err.start].count(b"\n") + 1  # the line; for CSV/TSV the record (a quoted field may span lines)
         column = None
         if kind in ("csv", "tsv"):
-            row, column = _locate_replacement(raw.decode("utf-8", errors="replace"), "\t" if kind == "tsv" else ",", row)
+            row, column = _locate_replacement(raw.decode("utf-8", errors="replace"), source, kind, row)
         raise DataError(
             f"is not valid UTF-8 (byte 0x{bad} at offset {err.start}).",
             source=source,
@@ -151,42 +151,60 @@ def _decode_utf8(raw: bytes, source: str, kind: str) -> str:
         ) from None
 
 
-def _locate_replacement(text: str, delimiter: str, line: int) -> tuple[int, str | None]:
-    """Row (header = 1) and column of the first field holding U+FFFD; the line number if the file does not parse."""
+def _locate_replacement(text: str, source: str, kind: str, line: int) -> tuple[int, str | None]:
+    """Row (header = 1) and column of the first field holding U+FFFD, read the way the file would be read;
+    the line number if the file does not parse."""
     try:
-        records = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-        header = next(records, [])
-        if any("\ufffd" in name for name in header):
-            return 1, None
-        for index, fields in enumerate(records):
-            for name, value in zip(header, fields):
-                if "\ufffd" in value:
-                    return index + 2, name
-    except csv.Error:  # malformed as well: the line number of the bad byte is the best pointer left
+        table = _read_tsv(text, source, warn=False) if kind == "tsv" else _read_delimited(text, source, ",")
+    except DataError:  # malformed as well: the line number of the bad byte is the best pointer left
         return line, None
+    if any("\ufffd" in name for name in table.columns):
+        return 1, None
+    for number, row in zip(table.row_numbers, table.rows):
+        for name, value in row.items():
+            if "\ufffd" in value:
+                return number, name
     return line, None
 
 
 FIELD_LIMIT = 2**31 - 1  # csv's default cap (131072 characters) would reject long passages
 
 
-def _read_tsv(text: str, source: str) -> Table:
-    """Tab-separated values: CSV-style quoting first (what pandas and spreadsheets write); if that fails,
-    plain tab-separated values without quoting (the IANA format, and GLUE's files, whose texts hold stray
-    quote characters such as `"Hello," he said.`)."""
+class _ParseError(DataError):
+    """The delimited text does not split into records of the header's width (as opposed to, say, a duplicate column)."""
+
+
+def _read_tsv(text: str, source: str, warn: bool = True) -> Table:
+    """Tab-separated values: CSV-style quoting first (what pandas and spreadsheets write), or plain tab-separated
+    values without quoting (the IANA format, and GLUE's files, whose texts hold stray quote characters such as
+    `"Hello," he said.`) when the quoted reading fails, or when it only works by swallowing tabs and line breaks
+    into quoted fields while every line has the header's width without quoting (an opening quote in one row
+    closed in a later one would otherwise merge rows silently)."""
     try:
-        return _read_delimited(text, source, "\t")
-    except DataError as quoted_error:
+        table = _read_delimited(text, source, "\t")
+    except _ParseError as quoted:
         try:
-            table = _read_delimited(text, source, "\t", quoting=csv.QUOTE_NONE)
-        except DataError:
-            raise quoted_error from None
-        logger.warning(
-            "%s: quote characters do not pair up as CSV quoting (%s); read as plain tab-separated values, quotes kept as text.",
-            source,
-            quoted_error,
-        )
-        return table
+            plain = _read_delimited(text, source, "\t", quoting=csv.QUOTE_NONE)
+        except _ParseError as unquoted:
+            raise DataError(
+                f"{quoted.message} (read with CSV quoting); read as plain tab-separated values instead, row "
+                f"{unquoted.row}: {unquoted.message}",
+                source=source,
+                row=quoted.row,
+                hint=quoted.hint,
+            ) from None
+        reason = f"at row {quoted.row}: {quoted.message}"
+    else:
+        if not any(("\t" in v or "\n" in v or "\r" in v) for row in table.rows for v in row.values()):
+            return table
+        try:
+            plain = _read_delimited(text, source, "\t", quoting=csv.QUOTE_NONE)
+        except _ParseError:
+            return table  # the quoted tabs and line breaks are real: without quoting the rows do not fit
+        reason = "quoted fields would hold tabs or line breaks, yet every line has the header's fields without quoting"
+    if warn:
+        logger.warning("%s: %s; read as plain tab-separated values, quote characters kept as text.", source, reason)
+    return plain
 
 
 def _read_delimited(text: str, source: str, delimiter: str, quoting: int = csv.QUOTE_MINIMAL) -> Table:
@@ -197,7 +215,7 @@ def _read_delimited(text: str, source: str, delimiter: str, quoting: int = csv.Q
     except StopIteration:
         raise DataError("is empty: expected a header row and at least one data row.", source=source) from None
     except csv.Error as err:
-        raise DataError(f"cannot be parsed as {'TSV' if delimiter == chr(9) else 'CSV'}: {err}.", source=source, row=1) from None
+        raise _ParseError(f"cannot be parsed as {'TSV' if delimiter == chr(9) else 'CSV'}: {err}.", source=source, row=1) from None
     header = [name.strip() for name in header]
     if len(header) == 1:
         for other, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes"), (",", "commas")):
@@ -219,7 +237,7 @@ def _read_delimited(text: str, source: str, delimiter: str, quoting: int = csv.Q
             if not fields:
                 continue  # blank line
             if len(fields) != len(header):
-                raise DataError(
+                raise _ParseError(
                     f"has {len(fields)} fields but the header has {len(header)} ({', '.join(header)}).",
                     source=source,
                     row=row_number,
@@ -229,7 +247,7 @@ def _read_delimited(text: str, source: str, delimiter: str, quoting: int = csv.Q
             numbers.append(row_number)
     except csv.Error as err:
         # The record after the last one read (rows count records, header = 1, as everywhere else).
-        raise DataError(f"cannot be parsed: {err}.", source=source, row=row_number + 1) from None
+        raise _ParseError(f"cannot be parsed: {err}.", source=source, row=row_number + 1) from None
     return Table(source=source, columns=header, rows=rows, row_numbers=numbers)
 
 

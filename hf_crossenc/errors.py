@@ -21,6 +21,7 @@ class DataError(UserInputError):
         column: str | None = None,
         hint: str | None = None,
     ) -> None:
+        self.message = message
         self.source = source
         self.row = row
         self.column = column

@@ -86,9 +86,38 @@ def test_tsv_with_csv_quoting_is_unquoted(tmp_path, caplog):
     assert caplog.text == ""
 
 
-def test_tsv_broken_either_way_reports_the_quoted_reading(tmp_path):
-    path = write(tmp_path, "bad.tsv", "sentence1\tsentence2\tlabel\na\tb\t1\nc\td\n")
-    with pytest.raises(DataError, match=r"row 3: has 2 fields but the header has 3"):
+def test_tsv_broken_either_way_names_both_readings(tmp_path):
+    # With quoting the unclosed quote runs to the end of the file; without it, row 3 is one field short.
+    path = write(tmp_path, "bad.tsv", 'sentence1\tsentence2\tlabel\n"a\tb\t1\nc\td\n')
+    with pytest.raises(DataError, match=r"row 2: .*read with CSV quoting.*plain tab-separated values instead, row 3: has 2 fields"):
+        load(path, scale=None)
+
+
+def test_tsv_quote_opened_in_one_row_and_closed_in_another_does_not_merge_rows(tmp_path, caplog):
+    """A quotation split over two sentences (common in MSRP/GLUE): CSV quoting would read rows 2-3 as one row
+    whose first field swallows tabs and a line break, and still find the header's width."""
+    path = write(
+        tmp_path,
+        "split.tsv",
+        'sentence1\tsentence2\tscore\n"We will not go,\tHe refused.\t4.0\nand we will not leave."\tThey stay.\t3.0\n',
+    )
+    with caplog.at_level("WARNING", logger="hf_crossenc.data"):
+        split = load(path, scale="0,5")
+    assert split.dataset["text_a"] == ['"We will not go,', 'and we will not leave."']
+    assert split.dataset["label"] == pytest.approx([0.8, 0.6])
+    assert "tabs or line breaks" in caplog.text
+
+
+def test_tsv_fallback_only_for_quoting_problems(tmp_path):
+    """A duplicate column under CSV quoting is reported, not worked around by reading the quotes as text."""
+    path = write(tmp_path, "dup.tsv", '"a"\ta\tlabel\nx\ty\t1\n')
+    with pytest.raises(DataError, match="row 1, column .a.: the column name .a. appears more than once"):
+        load(path, scale=None, text_a="a", text_b="a", label="label")
+
+
+def test_tsv_utf8_error_located_as_the_file_is_read(tmp_path):
+    path = write(tmp_path, "enc.tsv", b'sentence1\tsentence2\tlabel\n"Unclosed\tb\t1\nx\tb\t0\ny\t\xff\t0\n')
+    with pytest.raises(DataError, match=r"row 4, column 'sentence2': is not valid UTF-8"):
         load(path, scale=None)
 
 
