@@ -359,6 +359,12 @@ def add_mine_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--max_score", type=_optional_float, default=None, help="drop candidates with cosine above this (default: none)")
     parser.add_argument("--batch_size", type=int, default=128, help="texts per encoder batch (default: 128)")
     parser.add_argument("--max_length", type=int, default=128, help="tokens per text; longer ones are truncated (default: 128)")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="encoder precision (default: auto, bf16 where the CPU computes bf16 natively; fp32 for vectors independent of the CPU)",
+    )
     parser.add_argument("--summary", default=None, metavar="FILE", help="also write the summary (printed on stdout) to this JSON file")
     if not parser.description:
         parser.description = "Mine hard negatives for (query, positive) pairs with a bi-encoder, for reranker training."
@@ -455,7 +461,7 @@ def run_mine(args: argparse.Namespace) -> int:
     queries, positives = read_pairs(args.input, args.query_column, args.positive_column)
     corpus = read_corpus(args.corpus, args.corpus_column) if args.corpus else None
 
-    encoder = BiEncoder(resolve_model_path(args.model), max_length=args.max_length, batch_size=args.batch_size)
+    encoder = BiEncoder(resolve_model_path(args.model), max_length=args.max_length, batch_size=args.batch_size, precision=args.precision)
     result = mine_hard_negatives(
         queries,
         positives,
@@ -468,7 +474,14 @@ def run_mine(args: argparse.Namespace) -> int:
         max_score=args.max_score,
     )
     write_mined(result, output, overwrite=args.overwrite)
-    summary = {"input": str(args.input), "corpus": args.corpus, "model": args.model, "output": str(output), **result.summary}
+    summary = {
+        "input": str(args.input),
+        "corpus": args.corpus,
+        "model": args.model,
+        "precision": encoder.precision,
+        "output": str(output),
+        **result.summary,
+    }
     text = json.dumps(summary, indent=2)
     if summary_path is not None:
         write_atomically(summary_path, text + "\n")

@@ -44,6 +44,7 @@ from .data import (
     resolve_columns,
 )
 from .data_collator import CrossEncoderDataCollator
+from .distill import bi_encoder_precision
 from .errors import ConfigError, DataError
 from .inference import CrossEncoderPredictor
 from .labels import LabelVocab, build_vocab
@@ -210,6 +211,14 @@ class DataArguments:
             "regularise; the default STS-B job uses 0 (dev 0.8869 vs 0.8847 with the base model's 0.1)."
         },
     )
+    teacher_precision: str = field(
+        default="auto",
+        metadata={
+            "help": "Precision of the bi-encoder --teacher (it runs on the CPU): auto (bf16 where the CPU computes bf16 "
+            "natively, ~2.3x faster on STS-B with the same agreement with the gold labels to 1e-4), fp32 or bf16.",
+            "choices": ["auto", "fp32", "bf16"],
+        },
+    )
     teacher_temperature: float = field(
         default=0.05,
         metadata={"help": "Listwise reranking with --teacher: softmax temperature applied to the teacher's cosines in a group."},
@@ -349,6 +358,8 @@ def apply_defaults(data_args: DataArguments, task: str = "regression", loss: str
         raise ConfigError(f"--distill_dropout must lie in [0, 1), got {data_args.distill_dropout}.")
     if not 0.0 <= data_args.cross_encoder_teacher_weight <= 1.0:
         raise ConfigError(f"--cross_encoder_teacher_weight must lie in [0, 1], got {data_args.cross_encoder_teacher_weight}.")
+    if data_args.teacher_precision not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"--teacher_precision must be auto, fp32 or bf16, got {data_args.teacher_precision!r}.")
     if data_args.distill_rounds > 1 and not (task == "regression" and data_args.teacher and data_args.teacher_weight > 0):
         raise ConfigError(
             "--distill_rounds > 1 needs --task regression and a bi-encoder --teacher with "
@@ -496,7 +507,7 @@ def distill_labels(
 
     from .distill import BiEncoder, calibrate, calibrate_logistic, mix_labels, silver_pairs, teacher_probabilities, teacher_targets
 
-    teacher = BiEncoder(resolve_model_path(data_args.teacher), max_length=max_length)
+    teacher = BiEncoder(resolve_model_path(data_args.teacher), max_length=max_length, precision=data_args.teacher_precision)
     cosine = teacher.cosine(dataset[TEXT_A], dataset[TEXT_B])
     gold = np.asarray(dataset["label"], dtype=np.float64)
     if task == "regression":
@@ -656,6 +667,7 @@ def build_card(
     teacher = (
         {
             "teacher": data_args.teacher,
+            "teacher_precision": bi_encoder_precision(data_args.teacher_precision),
             "teacher_weight": data_args.teacher_weight,
             "silver_pairs": data_args.silver_pairs,
             **({"silver_file": data_args.silver_file} if data_args.silver_file else {}),
@@ -906,7 +918,9 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
         if data_args.teacher and data_args.teacher_weight > 0:
             from .distill import BiEncoder
 
-            teacher = BiEncoder(resolve_model_path(data_args.teacher), max_length=model_args.max_length)
+            teacher = BiEncoder(
+                resolve_model_path(data_args.teacher), max_length=model_args.max_length, precision=data_args.teacher_precision
+            )
             logger.info(
                 "listwise targets: %.2f x one-hot + %.2f x softmax(teacher cosine / %g)",
                 1 - data_args.teacher_weight,
@@ -1009,6 +1023,7 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
         **({"label_names": list(vocab.names), "binary": vocab.binary} if vocab else {}),
         "symmetric_train": data_args.symmetric_train,
         "teacher": data_args.teacher if data_args.teacher_weight > 0 else None,
+        "teacher_precision": bi_encoder_precision(data_args.teacher_precision) if data_args.teacher_weight > 0 else None,
         "teacher_weight": data_args.teacher_weight,
         "silver_pairs": data_args.silver_pairs,
         "silver_file": data_args.silver_file,

@@ -135,10 +135,11 @@ def test_two_process_ddp_run(tmp_path, tiny_model_dir, stsb_slices):
     out = tmp_path / "ddp"
     proc = launch(
         tmp_path, tiny_model_dir, stsb_slices, out, "--multi_gpu", "--num_processes", "2",
-        extra=("--teacher", str(tiny_model_dir), "--teacher_weight", "0.5"),
+        extra=("--teacher", str(tiny_model_dir), "--teacher_weight", "0.5", "--teacher_precision", "bf16"),
     )  # fmt: skip
     results = json.loads((out / "results.json").read_text())
     assert results["run"]["teacher_weight"] == 0.5 and "teacher" in proc.stderr
+    assert results["run"]["teacher_precision"] == "bf16"
     assert results["run"]["world_size"] == 2, proc.stderr[-2000:]
     assert results["run"]["cpu_threads_per_process"] == max(1, len(os.sched_getaffinity(0)) // 2)
     assert results["run"]["global_batch_size"] == 2 * BATCH

@@ -252,10 +252,11 @@ def test_run_mine_end_to_end_on_the_tiny_model(tmp_path, tiny_model_dir, capsys)
         )
     )
     argv = ["pairs.csv", "--output", "mined.csv", "--corpus", "corpus.jsonl", "--model", str(tiny_model_dir)]
-    argv += ["--num_negatives", "3", "--margin", "none", "--summary", "summary.json", "--batch_size", "4"]
+    argv += ["--num_negatives", "3", "--margin", "none", "--summary", "summary.json", "--batch_size", "4", "--precision", "fp32"]
     assert run_mine(build_parser().parse_args(argv)) == 0
     printed = json.loads(capsys.readouterr().out)
     assert json.loads((tmp_path / "summary.json").read_text()) == printed
+    assert printed["precision"] == "fp32"
     assert printed["rows"] == 5 and printed["queries"] == 4 and printed["corpus_size"] == 9
     assert printed["negatives_per_query"] == {"mean": 3.0, "min": 3, "max": 3}  # nothing filtered: 3 of 7 or 8 candidates
     rows = read_table(tmp_path / "mined.csv").rows
