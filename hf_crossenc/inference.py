@@ -21,14 +21,14 @@ logger = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "bf16", "auto")
 
 
-def resolve_precision(precision: str) -> str:
-    """'fp32' or 'bf16' ('auto': bf16 where the hardware computes it natively)."""
+def resolve_precision(precision: str, use_cpu: bool = False) -> str:
+    """'fp32' or 'bf16' ('auto': bf16 where the hardware computes it natively; the CPU's with ``use_cpu``)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "auto":
         from .training_args import bf16_is_fast
 
-        return "bf16" if bf16_is_fast() else "fp32"
+        return "bf16" if bf16_is_fast(use_cpu=use_cpu) else "fp32"
     return precision
 
 

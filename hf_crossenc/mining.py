@@ -361,7 +361,7 @@ def add_mine_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--max_length", type=int, default=128, help="tokens per text; longer ones are truncated (default: 128)")
     parser.add_argument(
         "--precision",
-        choices=["auto", "fp32", "bf16"],
+        choices=["fp32", "bf16", "auto"],  # the values of hf_crossenc.inference.PRECISIONS, without importing torch here
         default="auto",
         help="encoder precision (default: auto, bf16 where the CPU computes bf16 natively; fp32 for vectors independent of the CPU)",
     )
