@@ -847,6 +847,7 @@ def build_train_dataset(
         if data.vocab is not None and not data.vocab.binary:
             raise ConfigError("--teacher works with binary classification (one logit), not with several classes.")
         dataset = distill_labels(dataset, data_args, max_length, data.task, data.silver)
+        release_memory()  # the teachers and their activations are gone: training starts from a smaller resident set
     return dataset
 
 
@@ -1005,6 +1006,12 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
     card.averaged_with = soup_members
     # _internal_call: no push yet; the final push below carries results.json and the final card.
     trainer.save_model(training_args.output_dir, _internal_call=True)
+    # Training is over: free the optimizer's moments and the gradients before the saved model is loaded a second
+    # time to be scored below.
+    if trainer.optimizer is not None:
+        trainer.optimizer.state.clear()
+    trainer.model.zero_grad(set_to_none=True)
+    release_memory()
 
     # Final numbers come from the saved folder, scored exactly as users will score it (fp32,
     # CrossEncoderPredictor), so `hf-crossenc evaluate` reproduces results.json.
@@ -1095,6 +1102,7 @@ def run_rounds(argv: list[str], data_args: DataArguments, training_args: CrossEn
         logger.info("round %d/%d -> %s%s", k, data_args.distill_rounds, folder, f" (teacher {teacher})" if teacher else "")
         results = run(flags, earlier_rounds=history if last else None)
         state.wait_for_everyone()
+        release_memory()
         if not last:
             if state.is_main_process:
                 delete_checkpoints(folder)
@@ -1102,6 +1110,20 @@ def run_rounds(argv: list[str], data_args: DataArguments, training_args: CrossEn
             teacher = str(folder)
         state.wait_for_everyone()
     return results
+
+
+def release_memory() -> None:
+    """Between trainings in one process: collect the finished one's objects and hand freed heap pages back to
+    the OS (glibc's malloc_trim), so that the next training starts from a smaller resident set."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    libc_name = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(libc_name), "malloc_trim", None) if libc_name else None
+    if trim is not None:  # glibc only
+        trim(0)
 
 
 def delete_checkpoints(folder: Path) -> None:
