@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from torch import nn
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -176,3 +177,37 @@ def config_as_loaded(model: PreTrainedModel) -> Iterator[None]:
     finally:
         for name, value in current.items():
             setattr(model.config, name, value)
+
+
+def encoder_layers(model: PreTrainedModel) -> nn.ModuleList:
+    """The transformer layers of ``model``'s encoder, bottom first (BERT's ``encoder.layer``, DistilBERT's
+    ``transformer.layer``, ...): the first module list under the base model with one entry per hidden layer."""
+    count = getattr(model.config, "num_hidden_layers", None)
+    for module in model.base_model.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == count:
+            return module
+    raise ConfigError(f"cannot find the {count} transformer layers of {type(model).__name__} to freeze.")
+
+
+def freeze(model: PreTrainedModel, embeddings: bool = False, layers: int = 0) -> None:
+    """Keep parts of the encoder fixed during training (``requires_grad`` off).
+
+    ``embeddings``: the word-embedding matrix only (half of MiniLM's parameters: no dense gradient or
+    optimizer state for it; the gradient still flows down to the position embeddings and the embedding norm).
+    ``layers`` > 0: the whole embedding block (word, position and type embeddings, their norm) and the
+    bottom ``layers`` transformer layers, so backpropagation stops above them — no gradient with respect to
+    their inputs or weights is computed at all, and their activations are not kept for it.
+    """
+    if embeddings or layers:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    if not layers:
+        return
+    stack = encoder_layers(model)
+    if not 0 < layers <= len(stack):
+        raise ConfigError(f"--freeze_layers {layers}: the model has {len(stack)} transformer layers.")
+    block = getattr(model.base_model, "embeddings", None)
+    if not isinstance(block, nn.Module):
+        raise ConfigError(f"--freeze_layers needs an encoder with an `embeddings` block; {type(model).__name__} has none.")
+    block.requires_grad_(False)
+    for layer in stack[:layers]:
+        layer.requires_grad_(False)

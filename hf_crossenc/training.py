@@ -61,6 +61,7 @@ from .modeling import (
     BUNDLED_MODEL,
     CONFIG_KEY,
     ScoreSemantics,
+    freeze,
     load_model_for_training,
     load_tokenizer,
     record_score_semantics,
@@ -101,6 +102,14 @@ class ModelArguments:
         metadata={
             "help": "Keep the word-embedding matrix fixed (it is half of MiniLM's parameters): no dense gradient or "
             "optimizer state for it, faster steps and less memory."
+        },
+    )
+    freeze_layers: int = field(
+        default=0,
+        metadata={
+            "help": "Keep the whole embedding block (word, position and type embeddings, their norm) and the bottom N "
+            "transformer layers fixed: backpropagation stops above them (N=2 of MiniLM's 6: ~1.4x faster training steps "
+            "and less memory). The default STS-B job freezes 2 in its second round (--distill_freeze_layers)."
         },
     )
     trust_pickle_weights: bool = field(
@@ -210,6 +219,14 @@ class DataArguments:
             "regularise; the default STS-B job uses 0 (dev 0.8869 vs 0.8847 with the base model's 0.1)."
         },
     )
+    distill_freeze_layers: int | None = field(
+        default=None,
+        metadata={
+            "help": "--freeze_layers of the rounds after the first (default: --freeze_layers). They go on from a model "
+            "already trained on the task; the default STS-B job freezes 2 there (dev 0.8861 vs 0.8866 with none, ~1.4x "
+            "faster steps), while round 1 keeps every layer (dev 0.868 vs 0.875 with 2 frozen)."
+        },
+    )
     teacher_precision: str = field(
         default="auto",
         metadata={
@@ -251,6 +268,7 @@ DEFAULT_JOB: dict[str, Any] = {
     "distill_epochs": 3.0,
     "distill_init": "previous",
     "distill_dropout": 0.0,
+    "distill_freeze_layers": 2,
     "cross_encoder_teacher_weight": 0.6,
     "num_train_epochs": 2.0,
     "per_device_train_batch_size": 32,
@@ -353,6 +371,8 @@ def apply_defaults(data_args: DataArguments, task: str = "regression", loss: str
         raise ConfigError(f"--distill_silver_pairs must be at least 0, got {data_args.distill_silver_pairs}.")
     if data_args.distill_epochs is not None and data_args.distill_epochs <= 0:
         raise ConfigError(f"--distill_epochs must be positive, got {data_args.distill_epochs}.")
+    if data_args.distill_freeze_layers is not None and data_args.distill_freeze_layers < 0:
+        raise ConfigError(f"--distill_freeze_layers must be 0 or more, got {data_args.distill_freeze_layers}.")
     if data_args.distill_dropout is not None and not 0.0 <= data_args.distill_dropout < 1.0:
         raise ConfigError(f"--distill_dropout must lie in [0, 1), got {data_args.distill_dropout}.")
     if not 0.0 <= data_args.cross_encoder_teacher_weight <= 1.0:
@@ -718,6 +738,8 @@ def build_card(
         extra_hyperparameters={
             "max_length": model_args.max_length,
             **({"dropout": model_args.dropout} if model_args.dropout is not None else {}),  # the saved config keeps the base's
+            **({"freeze_embeddings": True} if model_args.freeze_embeddings else {}),
+            **({"freeze_layers": model_args.freeze_layers} if model_args.freeze_layers else {}),
             **task_extra,
             **teacher,
         },
@@ -867,6 +889,8 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
     check_output_dir(training_args)
     if model_args.symmetric_inference and task == "reranking":
         raise ConfigError("--symmetric_inference does not apply to reranking: a query and a passage are not interchangeable.")
+    if model_args.freeze_layers < 0:
+        raise ConfigError(f"--freeze_layers must be 0 or more, got {model_args.freeze_layers}.")
     data = load_task_data(data_args, task)
     splits = data.splits
     vocab = data.vocab
@@ -890,8 +914,7 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
         dropout=model_args.dropout,
         trust_pickle_weights=model_args.trust_pickle_weights,
     )
-    if model_args.freeze_embeddings:
-        model.get_input_embeddings().weight.requires_grad_(False)
+    freeze(model, embeddings=model_args.freeze_embeddings, layers=model_args.freeze_layers)
     check_members(split_list(training_args.average_with), model)  # before anything is written
     semantics = ScoreSemantics(
         task=task,
@@ -1036,6 +1059,8 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
         "cross_encoder_teacher": data_args.cross_encoder_teacher,
         "cross_encoder_teacher_weight": data_args.cross_encoder_teacher_weight if data_args.cross_encoder_teacher else None,
         "epochs": training_args.num_train_epochs,
+        "freeze_embeddings": model_args.freeze_embeddings,
+        "freeze_layers": model_args.freeze_layers,
         "global_steps": trainer.state.global_step,
         "world_size": world,
         "cpu_threads_per_process": threads,
@@ -1088,6 +1113,8 @@ def run_rounds(argv: list[str], data_args: DataArguments, training_args: CrossEn
                 flags += ["--num_train_epochs", str(data_args.distill_epochs)]
             if data_args.distill_dropout is not None:
                 flags += ["--dropout", str(data_args.distill_dropout)]
+            if data_args.distill_freeze_layers is not None:
+                flags += ["--freeze_layers", str(data_args.distill_freeze_layers)]
         if k > 1 and data_args.distill_init == "previous":
             flags += ["--model_name_or_path", teacher]
         if not last:

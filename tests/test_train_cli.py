@@ -241,6 +241,66 @@ def test_dropout_override_trains_with_it_but_saves_the_base_models_dropout(tmp_p
     assert "| `dropout` | `0.0` |" in (out / "README.md").read_text()  # the card records the training setting
 
 
+def test_freeze_layers_stops_backpropagation_above_them(tiny_model_dir):
+    import torch
+
+    from hf_crossenc.errors import ConfigError
+    from hf_crossenc.modeling import encoder_layers, freeze, load_model_for_training
+
+    model = load_model_for_training(str(tiny_model_dir))
+    freeze(model, embeddings=True)  # the word-embedding matrix only: the gradient still reaches the positions
+    assert not model.get_input_embeddings().weight.requires_grad
+    assert model.base_model.embeddings.position_embeddings.weight.requires_grad
+    assert all(p.requires_grad for p in encoder_layers(model).parameters())
+
+    model = load_model_for_training(str(tiny_model_dir))
+    stack = encoder_layers(model)
+    assert len(stack) == 2 and stack is model.bert.encoder.layer
+    freeze(model, layers=1)
+    outputs = {}
+    stack[0].register_forward_hook(lambda module, args, out: outputs.setdefault(0, out[0] if isinstance(out, tuple) else out))
+    batch = {"input_ids": torch.tensor([[2, 5, 6, 3, 7, 8, 3]]), "labels": torch.tensor([0.5])}
+    logits = model(input_ids=batch["input_ids"]).logits
+    torch.nn.functional.mse_loss(logits.squeeze(-1), batch["labels"]).backward()
+    assert not outputs[0].requires_grad  # nothing below layer 2 is on the backward graph
+    frozen = [*model.base_model.embeddings.parameters(), *stack[0].parameters()]
+    assert all(not p.requires_grad and p.grad is None for p in frozen)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in stack[1].parameters() if p.dim() > 1)
+    assert model.classifier.weight.grad is not None
+    for bad in (3, -1):
+        with pytest.raises(ConfigError, match="transformer layers"):
+            freeze(load_model_for_training(str(tiny_model_dir)), layers=bad)
+
+
+def test_freeze_layers_keeps_their_weights_and_is_recorded(tmp_path, stsb_slices, tiny_model_dir):
+    import json
+
+    from safetensors.torch import load_file
+
+    out = tmp_path / "out"
+    argv = ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(stsb_slices["train"]), "--label_scale", "0,5"]
+    argv += ["--num_train_epochs", "1", "--max_train_samples", "16", "--per_device_train_batch_size", "4", "--bf16", "false"]
+    argv += ["--max_length", "32", "--learning_rate", "1e-3", "--eval_strategy", "no", "--load_best_model_at_end", "false"]
+    argv += ["--freeze_layers", "1", "--output_dir", str(out)]
+    assert main([*argv[:-2], "--freeze_layers", "-1", "--output_dir", str(out)]) == 2 and not out.exists()
+    assert main(argv) == 0
+    base, trained = load_file(str(tiny_model_dir / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    fixed = [name for name in trained if ".embeddings." in name or ".layer.0." in name]
+    moved = [name for name in trained if ".layer.1." in name and name.endswith("weight")]
+    assert fixed and moved
+    assert all(torch_equal(trained[name], base[name.removeprefix("bert.")]) for name in fixed)
+    assert not any(torch_equal(trained[name], base[name.removeprefix("bert.")]) for name in moved)
+    run = json.loads((out / "results.json").read_text())["run"]
+    assert (run["freeze_layers"], run["freeze_embeddings"]) == (1, False)
+    assert "| `freeze_layers` | `1` |" in (out / "README.md").read_text()
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
 def test_distill_rounds_teach_the_last_round_with_the_previous_model(tmp_path, caplog, stsb_slices, tiny_model_dir):
     import json
     import logging
@@ -316,7 +376,9 @@ def test_distill_init_chooses_where_round_2_starts(tmp_path, monkeypatch, init):
     monkeypatch.setattr(training, "run", fake_run)
     out = tmp_path / "out"
     argv = ["--model_name_or_path", "base-model", "--train_file", "t.csv", "--teacher", "bi", "--output_dir", str(out)]
-    data_args = training.DataArguments(train_file="t.csv", teacher="bi", distill_rounds=3, distill_init=init, distill_dropout=0.0)
+    data_args = training.DataArguments(
+        train_file="t.csv", teacher="bi", distill_rounds=3, distill_init=init, distill_dropout=0.0, distill_freeze_layers=2
+    )
     training.run_rounds([*argv, "--dropout", "0.2"], data_args, training.CrossEncoderTrainingArguments(output_dir=str(out)))
     starts = [last(flags, "--model_name_or_path") for flags in calls]
     teachers = [last(flags, "--cross_encoder_teacher") if "--cross_encoder_teacher" in flags else None for flags in calls]
@@ -324,6 +386,8 @@ def test_distill_init_chooses_where_round_2_starts(tmp_path, monkeypatch, init):
     assert teachers == [None, *rounds]
     assert starts == (["base-model"] * 3 if init == "base" else ["base-model", *rounds])
     assert [last(flags, "--dropout") for flags in calls] == ["0.2", "0.0", "0.0"]  # --distill_dropout: rounds 2 and 3 only
+    frozen = [last(flags, "--freeze_layers") if "--freeze_layers" in flags else None for flags in calls]
+    assert frozen == [None, "2", "2"]  # --distill_freeze_layers: rounds 2 and 3 only
 
 
 def test_distill_rounds_need_a_bi_encoder_teacher():
