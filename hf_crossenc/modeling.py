@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch.utils.checkpoint
 from torch import nn
 from transformers import (
     AutoConfig,
@@ -211,3 +213,50 @@ def freeze(model: PreTrainedModel, embeddings: bool = False, layers: int = 0) ->
     block.requires_grad_(False)
     for layer in stack[:layers]:
         layer.requires_grad_(False)
+
+
+def layers_to_recompute(tokens: int, limit: int, layers: int) -> int:
+    """How many of ``layers`` a batch of ``tokens`` recomputes so that it keeps the activations of no more
+    token-layers than a batch of ``limit`` tokens keeps (all ``layers``): none up to ``limit`` tokens, then
+    ``layers - floor(layers * limit / tokens)``; ``limit`` 0 means never."""
+    if limit <= 0 or tokens <= limit or layers <= 0:
+        return 0
+    return layers - (layers * limit) // tokens
+
+
+@contextmanager
+def recompute_layers(model: PreTrainedModel, tokens: int, limit: int) -> Iterator[int]:
+    """Within the block, a batch of more than ``limit`` tokens (padding included) keeps no more activations
+    for the backward pass than a batch of ``limit`` tokens: the bottom layers (of those that are trained,
+    the last layer excepted) keep only their input and the backward pass recomputes the rest (activation
+    checkpointing), as many as `layers_to_recompute` says; yields how many.
+
+    The gradients are the same — the recomputation replays the same arithmetic with the random state
+    restored (dropout masks included) and autocast as it was — at the cost of one more forward of those
+    layers. Used by `CrossEncoderTrainer` (``--recompute_above_tokens``) so that the few longest batches of a
+    run, several times the tokens of a typical one, do not set the peak memory of the whole training. The
+    last layer is left alone (its outputs are needed for the first token only; see `first_token`); fixed
+    layers keep nothing anyway. The checkpoint is bound at forward time, so the backward may run after the
+    block has closed. Layers that are not transformers' `GradientCheckpointingLayer`, or a model already
+    checkpointing (``--gradient_checkpointing``), are left as they are (yields 0).
+    """
+    stack = list(encoder_layers(model))[:-1] if limit > 0 and tokens > limit else []
+    trained = [layer for layer in stack if any(p.requires_grad for p in layer.parameters())]
+    if not all(hasattr(type(layer), "gradient_checkpointing") and not layer.gradient_checkpointing for layer in trained):
+        trained = []  # not a checkpointing layer, or checkpointing already: keep this model's own behaviour
+    layers = trained[: layers_to_recompute(tokens, limit, len(trained))]
+    checkpoint = functools.partial(torch.utils.checkpoint.checkpoint, use_reentrant=False)
+    names = ("gradient_checkpointing", "_gradient_checkpointing_func")
+    saved = [{name: vars(layer)[name] for name in names if name in vars(layer)} for layer in layers]
+    for layer in layers:
+        layer.gradient_checkpointing = True
+        layer._gradient_checkpointing_func = checkpoint
+    try:
+        yield len(layers)
+    finally:
+        for layer, before in zip(layers, saved, strict=True):
+            for name in names:  # back to exactly what the layer had (instance attributes or the class default)
+                if name in before:
+                    setattr(layer, name, before[name])
+                else:
+                    delattr(layer, name)

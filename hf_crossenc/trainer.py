@@ -21,7 +21,7 @@ from .averaging import WeightAverageCallback, load_members
 from .first_token import first_token_only
 from .metrics import is_collapsed, scores_from_logits
 from .model_card import CrossEncoderModelCardCallback, CrossEncoderModelCardData, write_card
-from .modeling import config_as_loaded
+from .modeling import config_as_loaded, recompute_layers
 from .training_args import CrossEncoderTrainingArguments, split_list
 
 logger = logging.getLogger(__name__)
@@ -140,7 +140,10 @@ class CrossEncoderTrainer(Trainer):
 
     * `compute_loss` — the task's loss on the logits (`cross_encoder_loss`: BCE or MSE for 0–1
       targets, cross-entropy for classes, listwise softmax cross-entropy for reranking groups), as a
-      per-batch mean that the Trainer scales for gradient accumulation (and DDP averages);
+      per-batch mean that the Trainer scales for gradient accumulation (and DDP averages); the forward runs
+      the last layer for the first token only (`first_token_only`) and, for batches of more than
+      ``recompute_above_tokens`` tokens, recomputes bottom layers' activations in the backward pass
+      (`recompute_layers`; same gradients, bounded memory);
     * `_save` — safetensors weights, config, tokenizer, a JSON dump of the (token-free) training
       arguments and, on the main process, the model card (README.md + plots); never a pickle file;
     * `_push_from_checkpoint` / `push_to_hub` — Hub pushes through `hf_crossenc.publish` (one
@@ -173,6 +176,7 @@ class CrossEncoderTrainer(Trainer):
         self.eval_predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._metric_prefix = "eval"
         self.collapsed_evaluations: list[int] = []
+        self.recomputed_batches = 0  # training batches that recomputed their activations (recompute_above_tokens)
         if model_card is not None:
             self.add_callback(CrossEncoderModelCardCallback(model_card, model_card.extra_hyperparameters))
         # --average_checkpoints / --average_with: the members are checked against the model now, before training.
@@ -237,10 +241,23 @@ class CrossEncoderTrainer(Trainer):
         # The head reads the first token only: the last layer skips the other positions (same loss).
         # Not under torch.compile, which would trace the swapped forward as a graph change.
         unwrapped = self.accelerator.unwrap_model(model, keep_torch_compile=False)
-        with first_token_only(unwrapped, enabled=not self.args.torch_compile):
+        # The longest batches recompute some layers' activations in the backward pass (same gradients).
+        with (
+            first_token_only(unwrapped, enabled=not self.args.torch_compile),
+            recompute_layers(unwrapped, *self._recompute_limit(model, inputs)) as recomputed,
+        ):
             outputs = model(**inputs)
+        self.recomputed_batches += bool(recomputed)
         loss = cross_encoder_loss(outputs.logits, labels, self.args.loss)
         return (loss, outputs) if return_outputs else loss
+
+    def _recompute_limit(self, model: nn.Module, inputs: dict[str, torch.Tensor]) -> tuple[int, int]:
+        """(tokens of this batch, ``recompute_above_tokens``) for `recompute_layers`; limit 0 outside training."""
+        limit = getattr(self.args, "recompute_above_tokens", 0)
+        ids = inputs.get("input_ids")
+        if not (model.training and torch.is_grad_enabled() and ids is not None) or self.args.torch_compile:
+            return 0, 0
+        return ids.numel(), limit
 
     def _clip_grad_norm(self, model: nn.Module) -> torch.Tensor:
         parameters = [p for p in model.parameters() if p.grad is not None]

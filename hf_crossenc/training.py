@@ -1061,6 +1061,9 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
         "epochs": training_args.num_train_epochs,
         "freeze_embeddings": model_args.freeze_embeddings,
         "freeze_layers": model_args.freeze_layers,
+        "recompute_above_tokens": training_args.recompute_above_tokens,
+        # training batches of this process (since its start, if resumed) that recomputed activations
+        "recomputed_batches": trainer.recomputed_batches,
         "global_steps": trainer.state.global_step,
         "world_size": world,
         "cpu_threads_per_process": threads,

@@ -99,6 +99,15 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             "Default: on when training on CPU. See hf_crossenc.fast_dropout."
         },
     )
+    recompute_above_tokens: int = field(
+        default=0,
+        metadata={
+            "help": "Memory: a training batch of more tokens than this (per device, padding included) keeps no more "
+            "activations for the backward pass than a batch of this many tokens; its bottom layers recompute theirs "
+            "in the backward pass instead (activation checkpointing for the longest batches only). The same "
+            "gradients; one more forward of those layers. 0 (default): off. See hf_crossenc.modeling.recompute_layers."
+        },
+    )
     train_group_size: int = field(
         default=8,
         metadata={"help": "Reranking with --loss listwise: passages per training group (1 positive + N-1 negatives)."},
@@ -196,6 +205,8 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             # Without a GPU, transformers needs use_cpu for bf16 autocast, and for DDP across CPU processes
             # (`accelerate launch --multi_gpu --num_processes 2`): otherwise each rank trains alone.
             self.use_cpu = True
+        if self.recompute_above_tokens < 0:
+            raise ValueError(f"--recompute_above_tokens must be 0 (off) or a number of tokens, got {self.recompute_above_tokens}")
         if self.fast_dropout is None:
             self.fast_dropout = bool(self.use_cpu)
         super().__post_init__()

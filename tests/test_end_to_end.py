@@ -131,13 +131,16 @@ def test_predict_cli_keeps_input_order(trained, tmp_path, capsys):
 
 
 def test_two_process_ddp_run(tmp_path, tiny_model_dir, stsb_slices):
-    """`--multi_gpu --num_processes 2` on CPU really runs 2 ranks with a global batch of 2 x per-device."""
+    """`--multi_gpu --num_processes 2` on CPU really runs 2 ranks with a global batch of 2 x per-device (and
+    activation recomputation works under DDP)."""
     out = tmp_path / "ddp"
     proc = launch(
         tmp_path, tiny_model_dir, stsb_slices, out, "--multi_gpu", "--num_processes", "2",
-        extra=("--teacher", str(tiny_model_dir), "--teacher_weight", "0.5", "--teacher_precision", "bf16"),
+        extra=("--teacher", str(tiny_model_dir), "--teacher_weight", "0.5", "--teacher_precision", "bf16",
+               "--recompute_above_tokens", "1"),  # every batch recomputes its bottom layer under DDP
     )  # fmt: skip
     results = json.loads((out / "results.json").read_text())
+    assert results["run"]["recomputed_batches"] == results["run"]["global_steps"] > 0
     assert results["run"]["teacher_weight"] == 0.5 and "teacher" in proc.stderr
     assert results["run"]["teacher_precision"] == "bf16"
     assert results["run"]["world_size"] == 2, proc.stderr[-2000:]

@@ -1,0 +1,124 @@
+"""The longest training batches recompute activations in the backward pass, with the same gradients."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers.models.bert.modeling_bert import BertLayer
+
+from hf_crossenc.fast_dropout import use_fast_dropout
+from hf_crossenc.first_token import first_token_only
+from hf_crossenc.modeling import freeze, layers_to_recompute, recompute_layers
+from hf_crossenc.training import main
+
+PAIRS = [
+    ("A man is playing a guitar.", "A man plays the guitar loudly on a stage."),
+    ("Short.", "A much longer second sentence with many more tokens in it than the first."),
+    ("Two dogs run.", "Dogs."),
+]
+
+
+@pytest.mark.parametrize(
+    ("tokens", "limit", "layers", "expected"),
+    [
+        (2048, 2048, 5, 0),  # up to the limit: nothing
+        (4096, 0, 5, 0),  # limit 0: off
+        (4096, 2048, 5, 3),  # keeps floor(5 * 2048 / 4096) = 2 layers' activations
+        (3072, 2048, 5, 2),  # keeps floor(10240 / 3072) = 3
+        (2049, 2048, 5, 1),  # keeps floor(10240 / 2049) = 4
+        (10**6, 2048, 5, 5),  # keeps none
+        (4096, 2048, 0, 0),  # nothing to recompute
+    ],
+)
+def test_layers_to_recompute(tokens, limit, layers, expected):
+    assert layers_to_recompute(tokens, limit, layers) == expected
+
+
+def _model_and_batch(tiny_model_dir, layers: int = 3):
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1, num_hidden_layers=layers)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    batch = tokenizer([a for a, _ in PAIRS], [b for _, b in PAIRS], padding=True, return_tensors="pt")
+    return model.train(), batch
+
+
+def _step(model, batch, limit: int) -> tuple[int, list[int], dict[str, torch.Tensor]]:
+    """One training forward/backward as CrossEncoderTrainer runs it (bf16 autocast, first-token last layer),
+    with dropout on; returns (layers recomputed, forward calls per layer, gradients)."""
+    model.zero_grad(set_to_none=True)
+    calls = [0] * len(model.bert.encoder.layer)
+    hooks = [
+        layer.intermediate.register_forward_hook(lambda *_, i=i: calls.__setitem__(i, calls[i] + 1))
+        for i, layer in enumerate(model.bert.encoder.layer)
+    ]
+    torch.manual_seed(1)  # the same dropout masks in every call
+    with (
+        torch.autocast("cpu", dtype=torch.bfloat16),
+        first_token_only(model),
+        recompute_layers(model, batch["input_ids"].numel(), limit) as recomputed,
+    ):
+        logits = model(**batch).logits
+    torch.nn.functional.binary_cross_entropy_with_logits(logits.float().squeeze(-1), torch.tensor([0.9, 0.1, 0.5])).backward()
+    for hook in hooks:
+        hook.remove()
+    return recomputed, calls, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_same_gradients_bit_for_bit_with_dropout(tiny_model_dir):
+    model, batch = _model_and_batch(tiny_model_dir)
+    use_fast_dropout(model)  # dropout masks drawn from the global generator: the recomputation must replay them
+    tokens = batch["input_ids"].numel()
+    none, calls_none, grads_none = _step(model, batch, limit=0)
+    one, calls_one, grads_one = _step(model, batch, limit=tokens - 1)  # keeps floor(2 * (T-1) / T) = 1 of 2 layers
+    both, calls_both, grads_both = _step(model, batch, limit=1)
+    assert (none, one, both) == (0, 1, 2)
+    assert calls_none == [1, 1, 1] and calls_one == [2, 1, 1] and calls_both == [2, 2, 1], "the bottom layers run again"
+    assert grads_none.keys() == grads_one.keys() == grads_both.keys() and len(grads_none) > 10
+    for name, grad in grads_none.items():
+        assert torch.equal(grads_one[name], grad) and torch.equal(grads_both[name], grad), name
+    # Dropout was really on (another seed gives other gradients), so the equality above covers the masks.
+    torch.manual_seed(2)
+    model.zero_grad(set_to_none=True)
+    model(**batch).logits.sum().backward()
+    assert not all(torch.equal(p.grad, grads_none[n]) for n, p in model.named_parameters() if p.grad is not None)
+
+
+def test_restores_the_layers_and_skips_fixed_ones(tiny_model_dir):
+    model, batch = _model_and_batch(tiny_model_dir)
+    for layer in model.bert.encoder.layer:
+        assert type(layer) is BertLayer and not layer.gradient_checkpointing
+        assert not {"gradient_checkpointing", "_gradient_checkpointing_func"} & set(vars(layer))
+    freeze(model, layers=1)  # layer 0 keeps nothing for the backward pass anyway
+    recomputed, calls, _ = _step(model, batch, limit=1)
+    assert recomputed == 1 and calls == [1, 2, 1]
+    # A model checkpointing on its own (--gradient_checkpointing) is left to it, and restored as it was.
+    model, batch = _model_and_batch(tiny_model_dir)
+    model.activation_checkpointing_enable()
+    before = [dict(vars(layer)) for layer in model.bert.encoder.layer]
+    with recompute_layers(model, 10**6, 1) as recomputed:
+        assert recomputed == 0
+    assert [dict(vars(layer)) for layer in model.bert.encoder.layer] == before
+
+
+def test_training_run_gives_the_same_weights_and_records_it(tmp_path, stsb_slices, tiny_model_dir):
+    """Through main(): every batch recomputing (limit 1 token) trains to the same weights as none, bit for bit."""
+    from safetensors.torch import load_file
+
+    argv = ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(stsb_slices["train"]), "--label_scale", "0,5"]
+    argv += ["--num_train_epochs", "1", "--max_train_samples", "16", "--per_device_train_batch_size", "4"]
+    argv += ["--max_length", "32", "--learning_rate", "1e-3", "--eval_strategy", "no", "--load_best_model_at_end", "false"]
+    bad = tmp_path / "bad"
+    assert main([*argv, "--recompute_above_tokens", "-1", "--output_dir", str(bad)]) == 2 and not bad.exists()
+    runs = {}
+    for limit in (0, 1):
+        out = tmp_path / f"limit-{limit}"
+        assert main([*argv, "--recompute_above_tokens", str(limit), "--output_dir", str(out)]) == 0
+        runs[limit] = (load_file(str(out / "model.safetensors")), json.loads((out / "results.json").read_text())["run"])
+    (off, run_off), (on, run_on) = runs[0], runs[1]
+    assert (run_off["recompute_above_tokens"], run_off["recomputed_batches"]) == (0, 0)
+    assert (run_on["recompute_above_tokens"], run_on["recomputed_batches"]) == (1, run_on["global_steps"]) and run_on["global_steps"] == 4
+    assert off.keys() == on.keys()
+    assert all(torch.equal(off[name], on[name]) for name in off)
