@@ -130,7 +130,9 @@ class CrossEncoderPredictor:
         ``symmetric=True`` averages the scores of (a, b) and (b, a): the result no longer depends on
         the order, at twice the compute (plain transformers gives the one-order score). The default
         (None) is what the model recorded at training time (``hf_crossenc.symmetric`` in config.json).
-        Pairs are tokenized once and batched by token length, so little compute goes to padding.
+        Pairs are tokenized once and batched by token length, so little compute goes to padding. A batch that
+        runs out of memory (``torch.OutOfMemoryError``, e.g. on a GPU) is retried at half the size, and the rest
+        of the call keeps that size; the scores do not depend on the batch size beyond float rounding.
         """
         if len(pairs) == 0:
             return np.zeros((0,), dtype=np.float32)
@@ -161,15 +163,30 @@ class CrossEncoderPredictor:
         # model handed to the constructor with precision="bf16" is left as it is and autocast.
         autocast = self.precision == "bf16" and self.model.dtype != torch.bfloat16
         out = np.empty(0, dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = {k: v.to(device) for k, v in pad_rows(encoded, idx, self.tokenizer).items()}
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast), first_token_only(self.model):
-                logits = self.model(**batch).logits
+        start, size = 0, max(1, batch_size)
+        while start < len(order):
+            idx = order[start : start + size]
+            try:
+                batch = {k: v.to(device) for k, v in pad_rows(encoded, idx, self.tokenizer).items()}
+                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast), first_token_only(self.model):
+                    logits = self.model(**batch).logits
+            except torch.OutOfMemoryError:
+                # Out of memory (typically a GPU on the longest batches, which come last): halve the batch and
+                # retry this one; the later, longer batches keep the smaller size. One pair that does not fit fails.
+                if size == 1:
+                    raise
+                batch = logits = None
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                logger.warning("out of memory scoring %d pairs of up to %d tokens at once: retrying with batches of %d",
+                               len(idx), max(len(encoded["input_ids"][i]) for i in idx), size // 2)  # fmt: skip
+                size //= 2
+                continue
             scores = (self.activate(logits) if activate else logits.float().squeeze(-1)).cpu().numpy()
             if start == 0:
                 out = np.empty((len(pairs), *scores.shape[1:]), dtype=scores.dtype)
             out[idx] = scores
+            start += len(idx)
         return out
 
     def rank(self, query: str, passages: Sequence[str], top_k: int | None = None, batch_size: int = 64) -> list[Ranked]:

@@ -230,3 +230,38 @@ def test_rank_cli_reads_one_passage_per_line_and_refuses_classifiers(tiny_model_
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(classifier)
     assert cli_main(["rank", str(classifier), "--query", "a query", "--passages", str(passages)]) == 2
     assert "multi-class classifier" in capsys.readouterr().err
+
+
+def test_predictor_halves_the_batch_when_out_of_memory(tiny_model_dir, caplog):
+    """A batch that raises torch.OutOfMemoryError (a GPU's longest batches) is retried at half the size; the later
+    batches keep it; the scores and their order are those of an unconstrained run. A single pair that fails raises."""
+    from hf_crossenc import CrossEncoderPredictor
+
+    predictor = CrossEncoderPredictor.from_pretrained(tiny_model_dir)
+    words = ["a", "man", "eats", "food", "while", "the", "dog", "runs", "across", "the", "wide", "green", "field", "today"]
+    pairs = [(" ".join(words[: 1 + i % 7]), " ".join(words[i % 5 :])) for i in range(23)]
+    expected = predictor.predict(pairs, batch_size=8)
+    seen = []
+
+    def limit(max_tokens: int):
+        def hook(module, args, kwargs):
+            ids = kwargs["input_ids"]
+            seen.append(tuple(ids.shape))
+            if ids.numel() > max_tokens:
+                raise torch.OutOfMemoryError("simulated: out of memory")
+
+        return predictor.model.register_forward_pre_hook(hook, with_kwargs=True)
+
+    handle = limit(3 * 12)  # 8 pairs of the shortest lengths fit in no batch above 3 x 12 tokens
+    with caplog.at_level("WARNING", logger="hf_crossenc.inference"):
+        scores = predictor.predict(pairs, batch_size=8)
+    handle.remove()
+    np.testing.assert_allclose(scores, expected, atol=1e-6)
+    sizes = [rows for rows, _ in seen]
+    assert sizes[0] == 8 and min(sizes) < 8 and sum(r for r, t in seen if r * t <= 36) == len(pairs)
+    assert sizes == sorted(sizes, reverse=True), "once halved, later batches keep the smaller size"
+    assert "out of memory scoring 8 pairs" in caplog.text
+    handle = limit(0)  # nothing fits, not even one pair
+    with pytest.raises(torch.OutOfMemoryError):
+        predictor.predict(pairs[:3], batch_size=2)
+    handle.remove()
