@@ -139,11 +139,11 @@ class CrossEncoderPredictor:
         for i, pair in enumerate(pairs):
             if len(pair) != 2 or not all(isinstance(t, str) for t in pair):
                 raise ValueError(f"pair {i} must be two strings, got {pair!r}")
-        out = self._scores(pairs, batch_size)
+        out, batch_size = self._scores(pairs, batch_size)
         if symmetric is None:
             symmetric = bool(self.semantics.symmetric)
-        if symmetric:
-            out = (out + self._scores([(b, a) for a, b in pairs], batch_size)) / 2
+        if symmetric:  # at the batch size the first pass ended with (smaller if it ran out of memory)
+            out = (out + self._scores([(b, a) for a, b in pairs], batch_size)[0]) / 2
         if rescale and self.semantics.activation == "sigmoid":
             out = self.label_scale.denormalise(out)
         return out
@@ -153,9 +153,10 @@ class CrossEncoderPredictor:
         """Raw logits of a one-score model, in input order (one order per pair): what a teacher's softmax needs."""
         if len(pairs) == 0:
             return np.zeros((0,), dtype=np.float32)
-        return self._scores(pairs, batch_size, activate=False)
+        return self._scores(pairs, batch_size, activate=False)[0]
 
-    def _scores(self, pairs: Sequence[Sequence[str]], batch_size: int, activate: bool = True) -> np.ndarray:
+    def _scores(self, pairs: Sequence[Sequence[str]], batch_size: int, activate: bool = True) -> tuple[np.ndarray, int]:
+        """Scores in input order, and the batch size the call ended with (halved on each out-of-memory error)."""
         encoded = self.tokenizer([p[0] for p in pairs], [p[1] for p in pairs], truncation="longest_first", max_length=self.max_length)
         order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
         device = self.model.device
@@ -171,23 +172,25 @@ class CrossEncoderPredictor:
                 with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast), first_token_only(self.model):
                     logits = self.model(**batch).logits
             except torch.OutOfMemoryError:
-                # Out of memory (typically a GPU on the longest batches, which come last): halve the batch and
-                # retry this one; the later, longer batches keep the smaller size. One pair that does not fit fails.
+                # A GPU out of memory, typically on the longest batches, which come last (a CPU allocation failure
+                # is a plain RuntimeError and is raised). One pair that does not fit fails too.
                 if size == 1:
                     raise
-                batch = logits = None
+                logits = None
+            if logits is None:  # outside the except block, so that the failed batch's tensors are freed first
+                batch = None
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
                 logger.warning("out of memory scoring %d pairs of up to %d tokens at once: retrying with batches of %d",
                                len(idx), max(len(encoded["input_ids"][i]) for i in idx), size // 2)  # fmt: skip
-                size //= 2
+                size //= 2  # this batch again, and the later, longer ones, at half the size
                 continue
             scores = (self.activate(logits) if activate else logits.float().squeeze(-1)).cpu().numpy()
             if start == 0:
                 out = np.empty((len(pairs), *scores.shape[1:]), dtype=scores.dtype)
             out[idx] = scores
             start += len(idx)
-        return out
+        return out, size
 
     def rank(self, query: str, passages: Sequence[str], top_k: int | None = None, batch_size: int = 64) -> list[Ranked]:
         """Score every (query, passage) pair and return the passages sorted best first (ties keep input order)."""

@@ -20,6 +20,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from .errors import ConfigError
 
@@ -224,10 +225,24 @@ def layers_to_recompute(tokens: int, limit: int, layers: int) -> int:
     return layers - (layers * limit) // tokens
 
 
+def recomputable_layers(model: PreTrainedModel) -> list[nn.Module]:
+    """The layers `recompute_layers` may recompute: the trained transformer layers below the last, bottom first;
+    none when the layers are not transformers' `GradientCheckpointingLayer`s (or cannot be found), or when the
+    model already checkpoints (``--gradient_checkpointing``), which is then left to it."""
+    try:
+        stack = list(encoder_layers(model))
+    except ConfigError:
+        return []
+    if not all(isinstance(layer, GradientCheckpointingLayer) and not layer.gradient_checkpointing for layer in stack):
+        return []
+    return [layer for layer in stack[:-1] if any(p.requires_grad for p in layer.parameters())]
+
+
 @contextmanager
 def recompute_layers(model: PreTrainedModel, tokens: int, limit: int) -> Iterator[int]:
-    """Within the block, a batch of more than ``limit`` tokens (padding included) keeps no more activations
-    for the backward pass than a batch of ``limit`` tokens: the bottom layers (of those that are trained,
+    """Within the block, a batch of more than ``limit`` tokens (padding included) keeps about as many activations
+    for the backward pass as a batch of ``limit`` tokens (in token-layers; recomputed layers still keep their
+    input, and one layer is rebuilt at a time in the backward pass): the bottom layers (of those that are trained,
     the last layer excepted) keep only their input and the backward pass recomputes the rest (activation
     checkpointing), as many as `layers_to_recompute` says; yields how many.
 
@@ -237,13 +252,9 @@ def recompute_layers(model: PreTrainedModel, tokens: int, limit: int) -> Iterato
     run, several times the tokens of a typical one, do not set the peak memory of the whole training. The
     last layer is left alone (its outputs are needed for the first token only; see `first_token`); fixed
     layers keep nothing anyway. The checkpoint is bound at forward time, so the backward may run after the
-    block has closed. Layers that are not transformers' `GradientCheckpointingLayer`, or a model already
-    checkpointing (``--gradient_checkpointing``), are left as they are (yields 0).
+    block has closed. Models without such layers are left as they are (yields 0; see `recomputable_layers`).
     """
-    stack = list(encoder_layers(model))[:-1] if limit > 0 and tokens > limit else []
-    trained = [layer for layer in stack if any(p.requires_grad for p in layer.parameters())]
-    if not all(hasattr(type(layer), "gradient_checkpointing") and not layer.gradient_checkpointing for layer in trained):
-        trained = []  # not a checkpointing layer, or checkpointing already: keep this model's own behaviour
+    trained = recomputable_layers(model) if limit > 0 and tokens > limit else []
     layers = trained[: layers_to_recompute(tokens, limit, len(trained))]
     checkpoint = functools.partial(torch.utils.checkpoint.checkpoint, use_reentrant=False)
     names = ("gradient_checkpointing", "_gradient_checkpointing_func")

@@ -21,7 +21,7 @@ from .averaging import WeightAverageCallback, load_members
 from .first_token import first_token_only
 from .metrics import is_collapsed, scores_from_logits
 from .model_card import CrossEncoderModelCardCallback, CrossEncoderModelCardData, write_card
-from .modeling import config_as_loaded, recompute_layers
+from .modeling import config_as_loaded, recomputable_layers, recompute_layers
 from .training_args import CrossEncoderTrainingArguments, split_list
 
 logger = logging.getLogger(__name__)
@@ -177,6 +177,12 @@ class CrossEncoderTrainer(Trainer):
         self._metric_prefix = "eval"
         self.collapsed_evaluations: list[int] = []
         self.recomputed_batches = 0  # training batches that recomputed their activations (recompute_above_tokens)
+        if getattr(self.args, "recompute_above_tokens", 0) and self.model is not None and not recomputable_layers(self.model):
+            logger.warning(
+                "--recompute_above_tokens: %s has no trained transformers GradientCheckpointingLayer below its last layer "
+                "(or checkpoints every batch already): every batch keeps its activations",
+                type(self.model).__name__,
+            )
         if model_card is not None:
             self.add_callback(CrossEncoderModelCardCallback(model_card, model_card.extra_hyperparameters))
         # --average_checkpoints / --average_with: the members are checked against the model now, before training.

@@ -102,8 +102,8 @@ class CrossEncoderTrainingArguments(TrainingArguments):
     recompute_above_tokens: int = field(
         default=0,
         metadata={
-            "help": "Memory: a training batch of more tokens than this (per device, padding included) keeps no more "
-            "activations for the backward pass than a batch of this many tokens; its bottom layers recompute theirs "
+            "help": "Memory: a training batch of more tokens than this (per device, padding included) keeps about as many "
+            "activations for the backward pass as a batch of this many tokens: its bottom layers recompute theirs "
             "in the backward pass instead (activation checkpointing for the longest batches only). The same "
             "gradients; one more forward of those layers. 0 (default): off. See hf_crossenc.modeling.recompute_layers."
         },

@@ -86,14 +86,25 @@ def test_same_gradients_bit_for_bit_with_dropout(tiny_model_dir):
     assert not all(torch.equal(p.grad, grads_none[n]) for n, p in model.named_parameters() if p.grad is not None)
 
 
+def _clean(model) -> bool:
+    return all(
+        type(layer) is BertLayer and not layer.gradient_checkpointing
+        and not {"gradient_checkpointing", "_gradient_checkpointing_func"} & set(vars(layer))
+        for layer in model.bert.encoder.layer
+    )  # fmt: skip
+
+
 def test_restores_the_layers_and_skips_fixed_ones(tiny_model_dir):
     model, batch = _model_and_batch(tiny_model_dir)
-    for layer in model.bert.encoder.layer:
-        assert type(layer) is BertLayer and not layer.gradient_checkpointing
-        assert not {"gradient_checkpointing", "_gradient_checkpointing_func"} & set(vars(layer))
+    assert _clean(model)
+    assert _step(model, batch, limit=1)[0] == 2 and _clean(model)
+    with pytest.raises(RuntimeError, match="boom"), recompute_layers(model, 10**6, 1) as recomputed:
+        assert recomputed == 2 and model.bert.encoder.layer[0].gradient_checkpointing
+        raise RuntimeError("boom")
+    assert _clean(model), "restored when the forward fails too"
     freeze(model, layers=1)  # layer 0 keeps nothing for the backward pass anyway
     recomputed, calls, _ = _step(model, batch, limit=1)
-    assert recomputed == 1 and calls == [1, 2, 1]
+    assert recomputed == 1 and calls == [1, 2, 1] and _clean(model)
     # A model checkpointing on its own (--gradient_checkpointing) is left to it, and restored as it was.
     model, batch = _model_and_batch(tiny_model_dir)
     model.activation_checkpointing_enable()
@@ -101,6 +112,27 @@ def test_restores_the_layers_and_skips_fixed_ones(tiny_model_dir):
     with recompute_layers(model, 10**6, 1) as recomputed:
         assert recomputed == 0
     assert [dict(vars(layer)) for layer in model.bert.encoder.layer] == before
+    # ... and switched off again, its instance attributes (off) come back as they were after a recompute.
+    model.activation_checkpointing_disable()
+    before = [dict(vars(layer)) for layer in model.bert.encoder.layer]
+    assert _step(model, batch, limit=1)[0] == 2
+    assert [dict(vars(layer)) for layer in model.bert.encoder.layer] == before
+
+
+def test_models_without_recomputable_layers_train_as_usual():
+    """ALBERT shares one layer across its depth (no list of per-layer modules): nothing is recomputed, no error."""
+    from transformers import AlbertConfig, AlbertForSequenceClassification
+
+    from hf_crossenc.modeling import recomputable_layers
+
+    config = AlbertConfig(vocab_size=50, embedding_size=8, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+                          intermediate_size=32, num_labels=1)  # fmt: skip
+    model = AlbertForSequenceClassification(config).train()
+    assert recomputable_layers(model) == []
+    ids = torch.randint(5, 50, (4, 12))
+    with recompute_layers(model, ids.numel(), 1) as recomputed:
+        model(input_ids=ids).logits.sum().backward()
+    assert recomputed == 0
 
 
 def test_training_run_gives_the_same_weights_and_records_it(tmp_path, stsb_slices, tiny_model_dir):

@@ -261,6 +261,14 @@ def test_predictor_halves_the_batch_when_out_of_memory(tiny_model_dir, caplog):
     assert sizes[0] == 8 and min(sizes) < 8 and sum(r for r, t in seen if r * t <= 36) == len(pairs)
     assert sizes == sorted(sizes, reverse=True), "once halved, later batches keep the smaller size"
     assert "out of memory scoring 8 pairs" in caplog.text
+    # Both orders (symmetric=True): the second pass starts at the size the first one ended with.
+    expected = predictor.predict(pairs, batch_size=8, symmetric=True)
+    seen.clear()
+    handle = limit(3 * 12)
+    np.testing.assert_allclose(predictor.predict(pairs, batch_size=8, symmetric=True), expected, atol=1e-6)
+    handle.remove()
+    sizes = [rows for rows, _ in seen]
+    assert sizes == sorted(sizes, reverse=True) and sizes.count(8) == 1, "one failed batch of 8 in the whole call"
     handle = limit(0)  # nothing fits, not even one pair
     with pytest.raises(torch.OutOfMemoryError):
         predictor.predict(pairs[:3], batch_size=2)
