@@ -19,6 +19,7 @@ from transformers.trainer_utils import HubStrategy, get_last_checkpoint
 
 from .averaging import WeightAverageCallback, load_members
 from .first_token import first_token_only
+from .memory import HeapTrimCallback
 from .metrics import is_collapsed, scores_from_logits
 from .model_card import CrossEncoderModelCardCallback, CrossEncoderModelCardData, write_card
 from .modeling import config_as_loaded, recomputable_layers, recompute_layers
@@ -154,6 +155,8 @@ class CrossEncoderTrainer(Trainer):
       evaluation also checks for collapse: near-constant scores are logged as a loud warning;
     * `_clip_grad_norm` — on CPU, gradients are multiplied only when the norm exceeds
       ``max_grad_norm`` (same result; see `clip_grad_norm_cpu`).
+    * ``--torch_empty_cache_steps`` on CPU (which transformers leaves alone there) trims glibc's heap every N
+      steps (`hf_crossenc.memory.HeapTrimCallback`), so freed activations do not stay resident;
     * `train` — only to tell the averaging callback (``average_checkpoints``) which checkpoint a
       resumed run starts from, since its running sum lives there.
 
@@ -177,6 +180,11 @@ class CrossEncoderTrainer(Trainer):
         self._metric_prefix = "eval"
         self.collapsed_evaluations: list[int] = []
         self.recomputed_batches = 0  # training batches that recomputed their activations (recompute_above_tokens)
+        # --torch_empty_cache_steps on CPU: trim glibc's heap, whose freed activations otherwise stay resident.
+        self.heap_trim: HeapTrimCallback | None = None
+        if self.args.torch_empty_cache_steps and self.args.device.type == "cpu":
+            self.heap_trim = HeapTrimCallback(self.args.torch_empty_cache_steps)
+            self.add_callback(self.heap_trim)
         if getattr(self.args, "recompute_above_tokens", 0) and self.model is not None and not recomputable_layers(self.model):
             logger.warning(
                 "--recompute_above_tokens: %s has no trained transformers GradientCheckpointingLayer below its last layer "

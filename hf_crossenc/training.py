@@ -47,6 +47,7 @@ from .data_collator import CrossEncoderDataCollator
 from .errors import ConfigError, DataError
 from .inference import PRECISIONS, CrossEncoderPredictor, resolve_precision
 from .labels import LabelVocab, build_vocab
+from .memory import release_memory
 from .metrics import (
     best_threshold,
     binary_classification_metrics,
@@ -1064,6 +1065,7 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
         "recompute_above_tokens": training_args.recompute_above_tokens,
         # training batches of this process (since its start, if resumed) that recomputed activations
         "recomputed_batches": trainer.recomputed_batches,
+        "heap_trims": trainer.heap_trim.trims if trainer.heap_trim is not None else None,  # --torch_empty_cache_steps on CPU
         "global_steps": trainer.state.global_step,
         "world_size": world,
         "cpu_threads_per_process": threads,
@@ -1140,20 +1142,6 @@ def run_rounds(argv: list[str], data_args: DataArguments, training_args: CrossEn
             teacher = str(folder)
         state.wait_for_everyone()
     return results
-
-
-def release_memory() -> None:
-    """Between trainings in one process: collect the finished one's objects and hand freed heap pages back to
-    the OS (glibc's malloc_trim), so that the next training starts from a smaller resident set."""
-    import ctypes
-    import ctypes.util
-    import gc
-
-    gc.collect()
-    libc_name = ctypes.util.find_library("c")
-    trim = getattr(ctypes.CDLL(libc_name), "malloc_trim", None) if libc_name else None
-    if trim is not None:  # glibc only
-        trim(0)
 
 
 def delete_checkpoints(folder: Path) -> None:

@@ -1,4 +1,5 @@
-"""The longest training batches recompute activations in the backward pass, with the same gradients."""
+"""Memory: the longest training batches recompute activations in the backward pass, with the same gradients;
+the heap is trimmed every N steps on CPU."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from transformers.models.bert.modeling_bert import BertLayer
 
 from hf_crossenc.fast_dropout import use_fast_dropout
 from hf_crossenc.first_token import first_token_only
+from hf_crossenc.memory import trim_heap
 from hf_crossenc.modeling import freeze, layers_to_recompute, recompute_layers
 from hf_crossenc.training import main
 
@@ -147,10 +149,32 @@ def test_training_run_gives_the_same_weights_and_records_it(tmp_path, stsb_slice
     runs = {}
     for limit in (0, 1):
         out = tmp_path / f"limit-{limit}"
-        assert main([*argv, "--recompute_above_tokens", str(limit), "--output_dir", str(out)]) == 0
+        trim = ["--torch_empty_cache_steps", "2"] if limit else []  # and the heap trimmed every 2 steps
+        assert main([*argv, "--recompute_above_tokens", str(limit), *trim, "--output_dir", str(out)]) == 0
         runs[limit] = (load_file(str(out / "model.safetensors")), json.loads((out / "results.json").read_text())["run"])
     (off, run_off), (on, run_on) = runs[0], runs[1]
     assert (run_off["recompute_above_tokens"], run_off["recomputed_batches"]) == (0, 0)
     assert (run_on["recompute_above_tokens"], run_on["recomputed_batches"]) == (1, run_on["global_steps"]) and run_on["global_steps"] == 4
     assert off.keys() == on.keys()
     assert all(torch.equal(off[name], on[name]) for name in off)
+    assert run_off["heap_trims"] is None and run_on["heap_trims"] == (2 if trim_heap() else 0)
+
+
+def _rss_mb() -> float:
+    return int(next(line for line in open("/proc/self/status") if line.startswith("VmRSS")).split()[1]) / 1024
+
+
+@pytest.mark.skipif(not trim_heap(), reason="needs glibc's malloc_trim")
+def test_trim_heap_returns_freed_pages_to_the_os():
+    """Freed small blocks below a live one stay resident (glibc only gives back the top of its heap by itself)
+    until the heap is trimmed."""
+    import numpy as np
+
+    trim_heap()
+    blocks = [np.ones(8192) for _ in range(4096)]  # 4096 x 64 KB from the heap (below the mmap threshold)
+    keep = np.ones(8192)  # allocated last: pins the top of the heap
+    del blocks
+    before = _rss_mb()
+    assert trim_heap()
+    assert before - _rss_mb() > 150, "the 256 MB freed below `keep` went back to the OS"
+    assert keep.sum() == 8192
