@@ -6,12 +6,9 @@ import ctypes
 import ctypes.util
 import functools
 import gc
-import logging
 from typing import Any
 
 from transformers import TrainerCallback
-
-logger = logging.getLogger(__name__)
 
 
 @functools.cache
