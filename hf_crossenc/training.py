@@ -275,6 +275,8 @@ DEFAULT_JOB: dict[str, Any] = {
     "per_device_train_batch_size": 32,
     "learning_rate": 8e-5,
     "freeze_embeddings": True,
+    "recompute_above_tokens": 2048,
+    "torch_empty_cache_steps": 20,
 }
 """The tuned STS-B recipe (configs/stsb.yaml without its paths): the defaults when neither `--config`
 nor training data (`--train_file`, `--dataset_name`) is given, so a run with no flags is the default job.
