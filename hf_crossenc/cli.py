@@ -31,7 +31,7 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
         "--precision",
         choices=["fp32", "bf16", "auto"],
         default="fp32",
-        help="fp32 (default: the exact scores of plain transformers), bf16 autocast (faster on AVX512-BF16/AMX CPUs and GPUs), "
+        help="fp32 (default: the exact scores of plain transformers), bf16 (weights and forward in bf16: faster on AVX512-BF16/AMX CPUs and GPUs), "
         "or auto (bf16 where native)",
     )
 

@@ -225,7 +225,7 @@ class DataArguments:
         metadata={
             "help": "--freeze_layers of the rounds after the first (default: --freeze_layers). They go on from a model "
             "already trained on the task; the default STS-B job freezes 2 there (dev 0.8861 vs 0.8866 with none, ~1.4x "
-            "faster steps), while round 1 keeps every layer (dev 0.868 vs 0.875 with its word embeddings and 2 layers frozen, README run F2)."
+            "faster steps), while round 1 keeps every layer (dev 0.868 with its word embeddings and 2 layers frozen against 0.875 with none, run F2 in docs/experiments.md)."
         },
     )
     teacher_precision: str = field(
@@ -285,7 +285,9 @@ The teacher part (bundled MiniLM, weight 0.5, one silver pair) comes from `apply
 
 
 def build_parser() -> HfArgumentParser:
-    return HfArgumentParser((ModelArguments, DataArguments, CrossEncoderTrainingArguments))
+    parser = HfArgumentParser((ModelArguments, DataArguments, CrossEncoderTrainingArguments))
+    parser.add_argument("--config", default=None, help="YAML file of arguments; command-line flags override it.")
+    return parser
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, CrossEncoderTrainingArguments]:
@@ -298,7 +300,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArgum
     # spelling it accepts (--train-file, abbreviations) counts.
     data, _ = build_parser().parse_known_args(rest)
     parser = build_parser()
-    parser.add_argument("--config", default=None, help="YAML file of arguments; command-line flags override it.")
     if known.config:
         parser.set_defaults(**load_config_file(known.config, parser))
     elif not (data.train_file or data.dataset_name):
@@ -321,7 +322,7 @@ def load_config_file(path: str, parser: argparse.ArgumentParser) -> dict[str, An
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must be a mapping of argument names to values.")
-    valid = {action.dest for action in parser._actions if action.dest != "help"}
+    valid = {action.dest for action in parser._actions if action.dest not in ("help", "config")}  # no nested configs
     for key in values:
         if key not in valid:
             close = difflib.get_close_matches(str(key), sorted(valid), n=1)

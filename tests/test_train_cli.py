@@ -28,6 +28,17 @@ def test_config_typo_names_closest_key(tmp_path):
         parse_args(["--config", str(config)])
 
 
+def test_help_lists_config_and_a_config_cannot_name_another(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--help"])
+    assert exit_info.value.code == 0
+    assert "--config CONFIG" in capsys.readouterr().out
+    config = tmp_path / "c.yaml"
+    config.write_text(f"config: {tmp_path / 'other.yaml'}\n")
+    with pytest.raises(ConfigError, match="unknown key 'config'"):
+        parse_args(["--config", str(config)])
+
+
 def run_main(capsys, *argv: str) -> tuple[int, str]:
     code = main(list(argv))
     return code, capsys.readouterr().err
