@@ -203,7 +203,7 @@ def report(results: dict[str, dict], output: Path, plot: Path | None) -> None:
         print(f"written {plot}")
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", type=Path, default=Path("../shared/data/stsb"))
     parser.add_argument("--epochs", type=float, default=1.0)
@@ -224,7 +224,11 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("bench_results.json"))
     parser.add_argument("--plot", type=Path, default=None, help="the bar plot (default: beside --output, as .png)")
     parser.add_argument("--side", choices=["peer", "ours"], default=None, help=argparse.SUPPRESS)
-    args, _ = parser.parse_known_args()
+    return parser
+
+
+def main() -> None:
+    args, _ = build_parser().parse_known_args()
     if args.quick:
         args.max_train_samples = args.max_train_samples or 256
         args.max_eval_samples = args.max_eval_samples or 256
