@@ -38,9 +38,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-IGNORE_PATTERNS = ("checkpoint-*", "checkpoint-*/**", "runs/**", "rounds/**", "soup/**", ".*")
+IGNORE_PATTERNS = ("checkpoint-*", "checkpoint-*/**", "runs/**", "rounds/**", "soup/**", "teacher/**", ".*")
 """Never uploaded: Trainer checkpoints, tensorboard logs, earlier distillation rounds, the other members of a
-seed soup, hidden files (`.git`, ...)."""
+seed soup, the fine-tuned bi-encoder teacher, hidden files (`.git`, ...)."""
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle")
 RETRY_STATUS = (408, 429)  # plus every 5xx
@@ -68,7 +68,7 @@ class PublishResult:
 
 
 def _is_checkpoint_path(rel: Path) -> bool:
-    return fnmatch.fnmatch(rel.parts[0], "checkpoint-*") or rel.parts[0] in ("rounds", "soup")
+    return fnmatch.fnmatch(rel.parts[0], "checkpoint-*") or rel.parts[0] in ("rounds", "soup", "teacher")
 
 
 def validate_folder(folder: str | Path) -> Path:

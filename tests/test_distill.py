@@ -60,3 +60,20 @@ def test_silver_pairs_pair_first_texts_with_other_pairs(tiny_model_dir):
     assert all(b != own[a] for a, b in zip(new_a, new_b))
     np.testing.assert_allclose(cos, encoder.cosine(new_a, new_b), atol=1e-5)
     assert silver_pairs(texts_a, texts_b, encoder, per_pair=0)[0] == []
+
+
+def test_finetune_bi_encoder_moves_cosines_towards_the_labels_and_is_seeded(tiny_model_dir, tmp_path):
+    from hf_crossenc.distill import finetune_bi_encoder
+
+    texts_a = [f"the cat number {i} sits on a mat" for i in range(16)]
+    texts_b = [f"a cat {i} is sitting" if i % 2 else f"stocks fell {i} points today" for i in range(16)]
+    labels = np.array([0.9 if i % 2 else 0.1 for i in range(16)])
+    before = BiEncoder(str(tiny_model_dir), precision="fp32").cosine(texts_a, texts_b)
+    kwargs = {"epochs": 6, "batch_size": 4, "learning_rate": 1e-3, "max_length": 32, "seed": 3, "precision": "fp32"}
+    first = finetune_bi_encoder(str(tiny_model_dir), texts_a, texts_b, labels, tmp_path / "one", **kwargs)
+    after = BiEncoder(first, precision="fp32").cosine(texts_a, texts_b)
+    assert np.mean((after - labels) ** 2) < 0.5 * np.mean((before - labels) ** 2)
+    again = BiEncoder(finetune_bi_encoder(str(tiny_model_dir), texts_a, texts_b, labels, tmp_path / "two", **kwargs), precision="fp32")
+    np.testing.assert_array_equal(again.cosine(texts_a, texts_b), after)  # same seed, same weights
+    with pytest.raises(ValueError, match="as many"):
+        finetune_bi_encoder(str(tiny_model_dir), texts_a, texts_b[:3], labels, tmp_path / "bad", epochs=1)

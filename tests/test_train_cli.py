@@ -366,6 +366,42 @@ def test_distill_rounds_teach_the_last_round_with_the_previous_model(tmp_path, c
     assert [r["round"] for r in json.loads((out / "results.json").read_text())["run"]["distill_rounds"]] == [1, 2]
 
 
+def test_finetuned_teacher_labels_every_round_and_is_never_published(tmp_path, stsb_slices, tiny_model_dir):
+    import json
+
+    from hf_crossenc.publish import IGNORE_PATTERNS
+
+    out = tmp_path / "out"
+    flags = ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(stsb_slices["train"]), "--label_scale", "0,5"]
+    flags += ["--validation_file", str(stsb_slices["validation"]), "--teacher", str(tiny_model_dir), "--num_train_epochs", "1"]
+    flags += ["--max_train_samples", "24", "--bf16", "false", "--max_length", "32", "--teacher_finetune_epochs", "1"]
+    flags += ["--distill_rounds", "2", "--output_dir", str(out)]
+    assert main(flags) == 0
+    teacher = out / "rounds" / "round-1" / "teacher"
+    assert (teacher / "model.safetensors").is_file() and not (out / "teacher").exists()
+    assert not list(out.glob("**/teacher.partial"))
+    first = json.loads((out / "rounds" / "round-1" / "results.json").read_text())["run"]
+    last = json.loads((out / "results.json").read_text())["run"]
+    assert (first["teacher"], first["teacher_finetune_epochs"]) == (str(tiny_model_dir), 1)
+    assert (last["teacher"], last["teacher_finetune_epochs"]) == (str(teacher), 0)  # round 2 reuses round 1's
+    assert "teacher/**" in IGNORE_PATTERNS
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--teacher_finetune_epochs", "-1"], "must be 0 or more"),
+        (["--teacher_finetune_epochs", "1", "--teacher_weight", "0", "--silver_pairs", "0"], "needs --task regression"),
+    ],
+)
+def test_teacher_finetune_epochs_is_checked(extra, message):
+    from hf_crossenc.training import apply_defaults
+
+    _, data_args, _ = parse_args(["--train_file", "t.csv", "--teacher", "bundled:all-MiniLM-L6-v2", *extra])
+    with pytest.raises(ConfigError, match=message):
+        apply_defaults(data_args)
+
+
 @pytest.mark.parametrize("init", ["base", "previous"])
 def test_distill_init_chooses_where_round_2_starts(tmp_path, monkeypatch, init):
     import json
