@@ -508,4 +508,4 @@ def test_create_pr_retry_resumes_into_the_same_pull_request(model_folder: Path, 
     first, second = api.uploads
     assert (first["create_pr"], first["revision"], first["parent_commit"]) == (True, None, "a" * 40)
     assert (second["create_pr"], second["revision"], second["parent_commit"]) == (False, "refs/pr/1", "b" * 40)
-    assert first["ignore_patterns"] == ["checkpoint-*", "checkpoint-*/**", "runs/**", "rounds/**", "soup/**", ".*"]
+    assert first["ignore_patterns"] == ["checkpoint-*", "checkpoint-*/**", "runs/**", "rounds/**", "soup/**", "teacher/**", ".*"]
