@@ -612,7 +612,10 @@ def finetuned_teacher(
     training_args: CrossEncoderTrainingArguments | None,
 ) -> str:
     """``--teacher_finetune_epochs``: the bi-encoder teacher fine-tuned on the training pairs, in OUTPUT_DIR/teacher (reused
-    when a complete one is there, e.g. with --resume)."""
+    when a complete one made from the same base, data and settings is there, e.g. with --resume; replaced otherwise)."""
+    import hashlib
+    import shutil
+
     from accelerate import PartialState
 
     from .distill import finetune_bi_encoder
@@ -620,13 +623,25 @@ def finetuned_teacher(
     if training_args is None:
         raise ValueError("--teacher_finetune_epochs needs the training arguments (where to save the fine-tuned teacher)")
     folder = Path(training_args.output_dir, TEACHER_DIR)
+    digest = hashlib.sha256(json.dumps([list(dataset[TEXT_A]), list(dataset[TEXT_B]), gold.tolist()]).encode()).hexdigest()
+    made_from = {
+        "base": base,
+        "epochs": data_args.teacher_finetune_epochs,
+        "seed": training_args.seed,
+        "max_length": max_length,
+        "data": digest,
+    }
+    record = folder / "finetune.json"
     state = PartialState()
-    complete = (folder / "model.safetensors").is_file()
+    complete = (folder / "model.safetensors").is_file() and record.is_file() and json.loads(record.read_text()) == made_from
     state.wait_for_everyone()  # every process has looked before the main one writes
     if complete:
         logger.info("reusing the fine-tuned bi-encoder teacher in %s", folder)
     else:
         if state.is_main_process:
+            if folder.exists():
+                logger.info("replacing %s: it was fine-tuned from another base, data or settings", folder)
+                shutil.rmtree(folder)
             logger.info(
                 "fine-tuning the bi-encoder teacher %s for %s epoch(s) on %d training pairs",
                 data_args.teacher,
@@ -645,6 +660,7 @@ def finetuned_teacher(
                 seed=training_args.seed,
                 precision=data_args.teacher_precision,
             )
+            (tmp / "finetune.json").write_text(json.dumps(made_from, indent=2) + "\n")
             tmp.rename(folder)  # complete or absent: an interrupted fine-tune is never reused
         state.wait_for_everyone()
     return str(folder)

@@ -366,8 +366,11 @@ def test_distill_rounds_teach_the_last_round_with_the_previous_model(tmp_path, c
     assert [r["round"] for r in json.loads((out / "results.json").read_text())["run"]["distill_rounds"]] == [1, 2]
 
 
-def test_finetuned_teacher_labels_every_round_and_is_never_published(tmp_path, stsb_slices, tiny_model_dir):
+def test_finetuned_teacher_labels_every_round_and_is_never_published(tmp_path, caplog, stsb_slices, tiny_model_dir):
     import json
+    import logging
+
+    caplog.set_level(logging.INFO, logger="hf_crossenc")
 
     from hf_crossenc.publish import IGNORE_PATTERNS
 
@@ -385,6 +388,14 @@ def test_finetuned_teacher_labels_every_round_and_is_never_published(tmp_path, s
     assert (first["teacher"], first["teacher_finetune_epochs"]) == (str(tiny_model_dir), 1)
     assert (last["teacher"], last["teacher_finetune_epochs"]) == (str(teacher), 0)  # round 2 reuses round 1's
     assert "teacher/**" in IGNORE_PATTERNS
+    # One round into the same folder: the same settings reuse the teacher, other ones replace it.
+    single = [*flags[: flags.index("--distill_rounds")], "--output_dir", str(tmp_path / "one"), "--overwrite_output_dir", "true"]
+    assert main(single) == 0
+    made = json.loads((tmp_path / "one" / "teacher" / "finetune.json").read_text())
+    caplog.clear()
+    assert main(single) == 0 and "reusing the fine-tuned bi-encoder teacher" in caplog.text
+    assert main([*single, "--seed", "7"]) == 0 and "replacing" in caplog.text
+    assert json.loads((tmp_path / "one" / "teacher" / "finetune.json").read_text()) == {**made, "seed": 7}
 
 
 @pytest.mark.parametrize(
