@@ -312,6 +312,13 @@ def torch_equal(a, b) -> bool:
     return bool(torch.equal(a, b))
 
 
+def tiny_teacher_run(stsb_slices, tiny_model_dir) -> list[str]:
+    """Flags of a one-epoch run on 24 STS-B pairs, the tiny model as both base and bi-encoder teacher."""
+    flags = ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(stsb_slices["train"]), "--label_scale", "0,5"]
+    flags += ["--validation_file", str(stsb_slices["validation"]), "--teacher", str(tiny_model_dir), "--num_train_epochs", "1"]
+    return flags + ["--max_train_samples", "24", "--bf16", "false", "--max_length", "32"]
+
+
 def test_distill_rounds_teach_the_last_round_with_the_previous_model(tmp_path, caplog, stsb_slices, tiny_model_dir):
     import json
     import logging
@@ -322,9 +329,7 @@ def test_distill_rounds_teach_the_last_round_with_the_previous_model(tmp_path, c
 
     caplog.set_level(logging.INFO, logger="hf_crossenc")
     out = tmp_path / "out"
-    flags = ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(stsb_slices["train"]), "--label_scale", "0,5"]
-    flags += ["--validation_file", str(stsb_slices["validation"]), "--teacher", str(tiny_model_dir), "--num_train_epochs", "1"]
-    flags += ["--max_train_samples", "24", "--bf16", "false", "--max_length", "32", "--silver_pairs", "1"]
+    flags = tiny_teacher_run(stsb_slices, tiny_model_dir) + ["--silver_pairs", "1"]
     flags += ["--distill_rounds", "2", "--distill_silver_pairs", "2", "--cross_encoder_teacher_weight", "0.7", "--distill_epochs", "2"]
     flags += ["--output_dir", str(out)]
     assert main([*flags, "--resume", "true"]) == 2 and not out.exists()  # nothing to resume yet
@@ -375,9 +380,7 @@ def test_finetuned_teacher_labels_every_round_and_is_never_published(tmp_path, c
     from hf_crossenc.publish import IGNORE_PATTERNS
 
     out = tmp_path / "out"
-    flags = ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(stsb_slices["train"]), "--label_scale", "0,5"]
-    flags += ["--validation_file", str(stsb_slices["validation"]), "--teacher", str(tiny_model_dir), "--num_train_epochs", "1"]
-    flags += ["--max_train_samples", "24", "--bf16", "false", "--max_length", "32", "--teacher_finetune_epochs", "1"]
+    flags = tiny_teacher_run(stsb_slices, tiny_model_dir) + ["--teacher_finetune_epochs", "1"]
     flags += ["--distill_rounds", "2", "--output_dir", str(out)]
     assert main(flags) == 0
     teacher = out / "rounds" / "round-1" / "teacher"
