@@ -55,6 +55,19 @@ class BiEncoder:
         return (a * b).sum(-1)
 
 
+def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, window: int = 50) -> list[np.ndarray]:
+    """One epoch of batches of similar token length: shuffle, sort windows of ``window`` batches by length, cut them
+    into batches, shuffle the batches. Every row appears exactly once; padding per batch falls to near the real tokens."""
+    order = rng.permutation(len(lengths))
+    batches = []
+    span = batch_size * window
+    for start in range(0, len(order), span):
+        chunk = order[start : start + span]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def finetune_bi_encoder(
     name_or_path: str,
     texts_a: Sequence[str],
@@ -67,15 +80,21 @@ def finetune_bi_encoder(
     max_length: int = 128,
     seed: int = 42,
     precision: str = "auto",
+    freeze_embeddings: bool = False,
 ) -> str:
     """Fine-tune a bi-encoder on pairs scored 0–1 and save it (safetensors + tokenizer) to ``output_dir``.
 
     sentence-transformers' CosineSimilarityLoss recipe in plain transformers: squared error between the cosine of
-    the two texts' mean-pooled embeddings and the label; shuffled batches, AdamW (weight decay 0.01), linear warm-up
-    over 10% of the steps then linear decay, gradients clipped at norm 1. Weights stay fp32; the forward runs under
-    bf16 autocast where the CPU computes bf16 natively (``precision``). Returns ``output_dir``.
+    the two texts' mean-pooled embeddings and the label; AdamW (weight decay 0.01), linear warm-up over 10% of the
+    steps then linear decay, gradients clipped at norm 1. Faster on CPU than that recipe at the same arithmetic per
+    pair: texts are tokenized once, batches hold pairs of similar token length (``length_grouped_batches``), dropout
+    uses `use_fast_dropout`, and the forward runs under bf16 autocast where the CPU computes bf16 natively
+    (``precision``; weights stay fp32). ``freeze_embeddings`` keeps the word-embedding matrix fixed (half of MiniLM's
+    parameters: a cheaper optimizer step). Seeded. Returns ``output_dir``.
     """
+    from .fast_dropout import use_fast_dropout
     from .inference import resolve_precision
+    from .memory import trim_heap
 
     texts_a, texts_b = list(texts_a), list(texts_b)
     targets = torch.tensor(np.asarray(labels, dtype=np.float32))
@@ -85,25 +104,29 @@ def finetune_bi_encoder(
     rng = np.random.default_rng(seed)
     tokenizer = AutoTokenizer.from_pretrained(name_or_path)
     model = AutoModel.from_pretrained(name_or_path, use_safetensors=True).train()
+    use_fast_dropout(model)
+    if freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    ids_a = tokenizer(texts_a, truncation=True, max_length=max_length)["input_ids"]
+    ids_b = tokenizer(texts_b, truncation=True, max_length=max_length)["input_ids"]
+    lengths = np.maximum([len(x) for x in ids_a], [len(x) for x in ids_b])
     autocast = resolve_precision(precision, use_cpu=True) == "bf16"
     total = max(1, math.ceil(math.ceil(len(texts_a) / batch_size) * epochs))
     warmup = int(0.1 * total)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=0.01)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: (step + 1) / (warmup + 1) if step < warmup else max(0.0, (total - step) / max(1, total - warmup))
     )
     step, losses = 0, []
     while step < total:
-        order = rng.permutation(len(texts_a))
-        for start in range(0, len(order), batch_size):
+        for rows in length_grouped_batches(lengths, batch_size, rng):
             if step == total:
                 break
-            rows = order[start : start + batch_size]
-            enc = tokenizer(
-                [texts_a[i] for i in rows] + [texts_b[i] for i in rows],
+            enc = tokenizer.pad(
+                {"input_ids": [ids_a[i] for i in rows] + [ids_b[i] for i in rows]},
                 padding=True,
-                truncation=True,
-                max_length=max_length,
+                pad_to_multiple_of=8,  # few distinct shapes: less heap fragmentation
                 return_tensors="pt",
             )
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
@@ -112,12 +135,14 @@ def finetune_bi_encoder(
             first, second = pooled[: len(rows)], pooled[len(rows) :]
             loss = torch.nn.functional.mse_loss(torch.nn.functional.cosine_similarity(first, second), targets[rows])
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(loss.item())
             step += 1
+            if step % 20 == 0:
+                trim_heap()  # varied batch shapes fragment glibc's heap (STS-B: peak 1.26 instead of 1.43 GB)
     logger.info(
         "bi-encoder teacher fine-tuned for %d steps: loss %.4f (first 10 steps) -> %.4f (last 10)",
         step,
@@ -127,6 +152,8 @@ def finetune_bi_encoder(
     model.eval()
     model.save_pretrained(output_dir, safe_serialization=True)
     tokenizer.save_pretrained(output_dir)
+    del model, optimizer, scheduler, trainable
+    trim_heap()  # the optimizer state and activations go back to the OS before the cross-encoder trains
     return str(output_dir)
 
 
