@@ -150,10 +150,16 @@ def test_default_job_and_teacher_defaults():
     apply_defaults(default_job)
     assert default_job.label_scale == "0,5" and default_job.train_file.endswith("train.csv")
     assert (default_job.teacher, default_job.teacher_weight, default_job.silver_pairs) == (BUNDLED_MODEL, 0.5, 1)
+    assert default_job.teacher_finetune_epochs == 2.0
+
+    no_teacher = DataArguments(teacher_weight=0.0)  # the default job without its teacher: nothing to fine-tune
+    apply_defaults(no_teacher)
+    assert (no_teacher.teacher, no_teacher.silver_pairs, no_teacher.teacher_finetune_epochs) == (None, 0, 0.0)
 
     own_data = DataArguments(train_file="pairs.csv")
     apply_defaults(own_data)
     assert (own_data.teacher, own_data.teacher_weight, own_data.silver_pairs) == (None, 0.0, 0)
+    assert own_data.teacher_finetune_epochs == 0.0
 
     with_teacher = DataArguments(train_file="pairs.csv", teacher="some/bi-encoder")
     apply_defaults(with_teacher)
@@ -391,6 +397,11 @@ def test_finetuned_teacher_labels_every_round_and_is_never_published(tmp_path, c
     assert (first["teacher"], first["teacher_finetune_epochs"]) == (str(tiny_model_dir), 1)
     assert (last["teacher"], last["teacher_finetune_epochs"]) == (str(teacher), 0)  # round 2 reuses round 1's
     assert "teacher/**" in IGNORE_PATTERNS
+    # Both cards name the teacher as the user gave it, with its fine-tuning, never the local teacher/ folder.
+    for card in (out / "README.md", out / "rounds" / "round-1" / "README.md"):
+        text = card.read_text()
+        assert f"bi-encoder teacher (`{tiny_model_dir}`, mean-pooled embeddings, first fine-tuned for 1 epoch(s)" in text
+        assert "| `teacher_finetune_epochs` | `1.0` |" in text and str(teacher) not in text
     # One round into the same folder: the same settings reuse the teacher, other ones replace it.
     single = [*flags[: flags.index("--distill_rounds")], "--output_dir", str(tmp_path / "one"), "--overwrite_output_dir", "true"]
     assert main(single) == 0
