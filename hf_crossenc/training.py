@@ -398,7 +398,10 @@ def apply_defaults(data_args: DataArguments, task: str = "regression", loss: str
     if data_args.teacher_finetune_epochs < 0:
         raise ConfigError(f"--teacher_finetune_epochs must be 0 or more, got {data_args.teacher_finetune_epochs}.")
     if data_args.teacher_finetune_epochs > 0 and not (task == "regression" and data_args.teacher and data_args.teacher_weight > 0):
-        raise ConfigError("--teacher_finetune_epochs needs --task regression and a bi-encoder --teacher with --teacher_weight > 0.")
+        raise ConfigError(
+            "--teacher_finetune_epochs needs --task regression and a bi-encoder --teacher with --teacher_weight > 0 "
+            "(configs/stsb.yaml sets it to 2: with the teacher off, pass --teacher_finetune_epochs 0 too)."
+        )
     if data_args.teacher_precision not in PRECISIONS:
         raise ConfigError(f"--teacher_precision must be one of {', '.join(PRECISIONS)}, got {data_args.teacher_precision!r}.")
     if data_args.distill_rounds > 1 and not (task == "regression" and data_args.teacher and data_args.teacher_weight > 0):
