@@ -256,6 +256,33 @@ def test_listwise_reranker_taught_by_an_earlier_reranker(tmp_path, tiny_model_di
     assert "calibrated cosine" not in card  # the regression wording is not used for listwise groups
 
 
+def test_listwise_soup_fine_tunes_its_teacher_once(tmp_path, tiny_model_dir, trecqa_slices, caplog):
+    """--teacher_finetune_epochs with reranking: the first soup member fine-tunes the bi-encoder on the (query, passage,
+    0/1) training pairs; the other member is taught by that teacher, and the card says how it was made."""
+    from safetensors.torch import load_file
+
+    caplog.set_level(logging.INFO, logger="hf_crossenc")
+    out = tmp_path / "soup"
+    flags = ["--task", "reranking", "--teacher", str(tiny_model_dir), "--teacher_finetune_epochs", "1",
+             "--train_file", str(trecqa_slices["train"]), "--validation_file", str(trecqa_slices["validation"]),
+             *common_flags(tiny_model_dir, out, epochs=1), "--soup_seeds", "5,6"]  # fmt: skip
+    assert train_main(flags) == 0
+    teacher = out / "soup" / "seed-5" / "teacher"
+    made = json.loads((teacher / "finetune.json").read_text())
+    assert (made["teacher"], made["epochs"], made["seed"]) == (str(tiny_model_dir), 1, 5)
+    assert caplog.text.count("fine-tuning the bi-encoder teacher") == 1 and not (out / "teacher").exists()
+    tuned, base = load_file(teacher / "model.safetensors"), load_file(tiny_model_dir / "model.safetensors")
+    layer = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(tuned[layer], base[f"bert.{layer}"] if f"bert.{layer}" in base else base[layer])
+    first = json.loads((out / "soup" / "seed-5" / "results.json").read_text())["run"]
+    last = json.loads((out / "results.json").read_text())["run"]
+    assert (first["teacher"], first["teacher_finetune_epochs"]) == (str(tiny_model_dir), 1)
+    assert (last["teacher"], last["teacher_finetune_epochs"]) == (str(teacher), 0)  # seed 6 reuses seed 5's
+    card = ModelCard.load(out / "README.md").text
+    assert f"cosine similarities (`{tiny_model_dir}`, mean-pooled embeddings, first fine-tuned for 1 epoch(s)" in card
+    assert str(teacher) not in card
+
+
 def test_binary_classification_with_teacher_in_process(tmp_path, tiny_model_dir, caplog):
     caplog.set_level(logging.INFO, logger="hf_crossenc")
     train = write_slice(data_file("msrp", "train"), tmp_path / "train.csv", 64)

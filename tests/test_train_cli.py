@@ -427,6 +427,19 @@ def test_teacher_finetune_epochs_is_checked(extra, message):
         apply_defaults(data_args)
 
 
+def test_teacher_finetune_epochs_applies_to_similarity_and_reranking_only():
+    from hf_crossenc.training import apply_defaults
+
+    flags = ["--train_file", "t.csv", "--teacher", "bundled:all-MiniLM-L6-v2", "--teacher_finetune_epochs", "1"]
+    for task in ("regression", "reranking"):
+        _, data_args, _ = parse_args(flags)
+        apply_defaults(data_args, task)
+        assert data_args.teacher_finetune_epochs == 1.0
+    _, data_args, _ = parse_args(flags)
+    with pytest.raises(ConfigError, match="needs --task regression or reranking"):
+        apply_defaults(data_args, "classification")
+
+
 @pytest.mark.parametrize("init", ["base", "previous"])
 def test_distill_init_chooses_where_round_2_starts(tmp_path, monkeypatch, init):
     import json
