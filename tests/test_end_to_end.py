@@ -71,11 +71,12 @@ def test_train_saves_safetensors_model_that_reloads_identically(trained, tiny_mo
     assert not [name for name in top_level if name.endswith((".bin", ".pt", ".pth", ".pkl"))], top_level
     assert {"config.json", "tokenizer.json", "results.json", "training_args.json"} <= top_level
 
-    # Weights changed: encoder and head differ from the tiny base.
+    # Weights changed: encoder and head differ from the tiny base; the word embeddings stay fixed (the
+    # regression default, --freeze_embeddings) and results.json says so.
     before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(out / "model.safetensors")
-    name = "embeddings.word_embeddings.weight"
-    after_name = next(k for k in after if k.endswith(name))
-    assert not torch.equal(before[name], after[after_name])
+    for name, fixed in (("embeddings.word_embeddings.weight", True), ("encoder.layer.0.attention.self.query.weight", False)):
+        after_name = next(k for k in after if k.endswith(name))
+        assert torch.equal(before[name], after[after_name]) is fixed, name
     assert any(k.startswith("classifier.") for k in after)
 
     results = json.loads((out / "results.json").read_text())
@@ -85,7 +86,7 @@ def test_train_saves_safetensors_model_that_reloads_identically(trained, tiny_mo
     assert results["run"]["world_size"] == 1
     # accelerate launch exports OMP_NUM_THREADS=1; a single CPU process still gets every available core.
     assert results["run"]["cpu_threads_per_process"] == len(os.sched_getaffinity(0))
-    assert results["run"]["label_scale"] == [0.0, 5.0]
+    assert results["run"]["label_scale"] == [0.0, 5.0] and results["run"]["freeze_embeddings"] is True
 
     config = json.loads((out / "config.json").read_text())
     assert config["hf_crossenc"]["activation"] == "sigmoid" and config["hf_crossenc"]["label_scale"] == [0.0, 5.0]

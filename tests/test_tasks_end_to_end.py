@@ -17,6 +17,7 @@ import pytest
 import torch
 from conftest import SHARED_DATA, accelerate_launch, write_slice
 from huggingface_hub import ModelCard
+from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hf_crossenc import CrossEncoderPredictor
@@ -81,6 +82,10 @@ def test_binary_classification_threshold_is_chosen_on_dev_and_saved(tmp_path, ti
     results = json.loads((out / "results.json").read_text())
     val = results["validation"]
     assert val["n"] == 48 and results["run"]["loss"] == "bce" and results["run"]["binary"] is True
+    # Classification trains the word embeddings by default (regression and reranking keep them fixed).
+    assert results["run"]["freeze_embeddings"] is False
+    before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(out / "model.safetensors")
+    assert not torch.equal(before["embeddings.word_embeddings.weight"], after["bert.embeddings.word_embeddings.weight"])
     for key in ("accuracy", "f1", "auc", "average_precision"):
         assert 0.0 <= val[key] <= 1.0, key
     config = json.loads((out / "config.json").read_text())
@@ -185,7 +190,7 @@ def test_listwise_reranker_with_two_process_ddp(tmp_path, tiny_model_dir, trecqa
     results = json.loads((out / "results.json").read_text())
     run = results["run"]
     assert run["world_size"] == 2, proc.stderr[-2000:]
-    assert run["loss"] == "listwise" and run["train_group_size"] == 4
+    assert run["loss"] == "listwise" and run["train_group_size"] == 4 and run["freeze_embeddings"] is True
     groups = run["train_examples_per_epoch"]  # one group per (query, positive)
     assert groups > 0 and run["global_steps"] == 2 * math.ceil(groups / (2 * BATCH))
     val = results["validation"]

@@ -308,8 +308,30 @@ def test_freeze_layers_keeps_their_weights_and_is_recorded(tmp_path, stsb_slices
     assert all(torch_equal(trained[name], base[name.removeprefix("bert.")]) for name in fixed)
     assert not any(torch_equal(trained[name], base[name.removeprefix("bert.")]) for name in moved)
     run = json.loads((out / "results.json").read_text())["run"]
-    assert (run["freeze_layers"], run["freeze_embeddings"]) == (1, False)
-    assert "| `freeze_layers` | `1` |" in (out / "README.md").read_text()
+    assert (run["freeze_layers"], run["freeze_embeddings"]) == (1, True)  # the word embeddings: the regression default
+    card = (out / "README.md").read_text()
+    assert "| `freeze_layers` | `1` |" in card and "| `freeze_embeddings` | `True` |" in card
+
+
+def test_freeze_embeddings_default_follows_the_task_and_a_flag_overrides_it(tmp_path, stsb_slices, tiny_model_dir):
+    import json
+
+    from safetensors.torch import load_file
+
+    from hf_crossenc.training import default_freeze_embeddings
+
+    assert [default_freeze_embeddings(t) for t in ("regression", "reranking", "classification")] == [True, True, False]
+    out = tmp_path / "out"
+    argv = ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(stsb_slices["train"]), "--label_scale", "0,5"]
+    argv += ["--num_train_epochs", "1", "--max_train_samples", "16", "--per_device_train_batch_size", "4", "--bf16", "false"]
+    argv += ["--max_length", "32", "--learning_rate", "1e-3", "--eval_strategy", "no", "--load_best_model_at_end", "false"]
+    assert main([*argv, "--freeze_embeddings", "false", "--output_dir", str(out)]) == 0
+    name = "embeddings.word_embeddings.weight"
+    assert not torch_equal(
+        load_file(str(out / "model.safetensors"))["bert." + name], load_file(str(tiny_model_dir / "model.safetensors"))[name]
+    )
+    assert json.loads((out / "results.json").read_text())["run"]["freeze_embeddings"] is False
+    assert "| `freeze_embeddings` |" not in (out / "README.md").read_text()  # the card lists it only when the matrix was fixed
 
 
 def torch_equal(a, b) -> bool:
