@@ -7,7 +7,11 @@ wall time, peak RSS and test Spearman for each, and the ratios; writes JSON and 
 
     pip install -c constraints.txt -e ".[bench]"
     HF_HUB_OFFLINE=1 python scripts/bench.py                    # full: all of STS-B train, 1 epoch
+    HF_HUB_OFFLINE=1 python scripts/bench.py --rounds 3         # peer, ours, peer, ours, ...: medians
     HF_HUB_OFFLINE=1 python scripts/bench.py --quick            # smoke: 256 pairs
+
+On a shared machine one side's speed moves by ±10% from one run to the next; `--rounds N` alternates the
+sides N times and reports each side's median (peak RSS: the largest), with every round's numbers and ratios.
 """
 
 from __future__ import annotations
@@ -161,6 +165,24 @@ def launch_side(side: str, argv: list[str]) -> dict:
     return result
 
 
+SPEEDS = ("samples_per_s", "pairs_per_s", "pairs_per_s_bf16", "train_gflop_per_s", "wall_s")
+
+
+def combine(rounds: list[dict]) -> dict:
+    """One side's result over alternating rounds: the medians of the speeds and wall time, the largest peak RSS;
+    everything else (test scores, token and FLOP counts) from the first round; every round's numbers under ``rounds``."""
+    import statistics
+
+    result = dict(rounds[0])
+    for key in SPEEDS:
+        if key in result:
+            result[key] = statistics.median(r[key] for r in rounds)
+    result["peak_rss_mb"] = max(r["peak_rss_mb"] for r in rounds)
+    keep = (*SPEEDS, "peak_rss_mb", "test_spearman", "test_spearman_bf16")
+    result["rounds"] = [{k: r[k] for k in keep if k in r} for r in rounds]
+    return result
+
+
 def report(results: dict[str, dict], output: Path, plot: Path | None) -> None:
     rows = [("training samples/s", "samples_per_s", "samples_per_s", True),
             ("inference pairs/s", "pairs_per_s", "pairs_per_s", True),
@@ -175,6 +197,14 @@ def report(results: dict[str, dict], output: Path, plot: Path | None) -> None:
         o = ours[key]
         ratio = "" if higher_better is None or not peer else f"{(o / p if higher_better else p / o):.2f}x"
         print(f"{label:<30} {p:>22.4f} {o:>12.4f} {ratio:>8}")
+    if peer and len(ours.get("rounds", [])) > 1:
+        for label, peer_key, key in (("training", "samples_per_s", "samples_per_s"), ("bf16 inference", "pairs_per_s", "pairs_per_s_bf16")):
+            per_round = [o[key] / p[peer_key] for p, o in zip(peer["rounds"], ours["rounds"])]
+            print(
+                f"{label} ratio by round: "
+                + ", ".join(f"{r:.2f}x" for r in per_round)
+                + f" (rows above: medians of {len(per_round)} rounds)"
+            )
     peaks = results.get("matmul_peak_gflops", {})
     if peaks:
         share = ours["train_gflop_per_s"] / peaks["bfloat16"]
@@ -219,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--predict_repeats", type=int, default=3, help="score the test pairs this many times on each side; pairs/s uses the median"
     )
+    parser.add_argument("--rounds", type=int, default=1, help="run the sides alternately this many times; report medians (default: 1)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max_train_samples", type=int, default=None)
@@ -233,7 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main() -> None:
-    args, _ = build_parser().parse_known_args()
+    parser = build_parser()
+    args, _ = parser.parse_known_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     if args.quick:
         args.max_train_samples = args.max_train_samples or 256
         args.max_eval_samples = args.max_eval_samples or 256
@@ -243,10 +277,12 @@ def main() -> None:
     argv = [a for a in sys.argv[1:] if a not in ("--skip_peer",)]
     if args.quick:
         argv += ["--max_train_samples", str(args.max_train_samples), "--max_eval_samples", str(args.max_eval_samples)]
-    results = {}
-    if not args.skip_peer:
-        results["sentence-transformers"] = launch_side("peer", argv)
-    results["hf_crossenc"] = launch_side("ours", argv)
+    rounds: dict[str, list[dict]] = {"sentence-transformers": [], "hf_crossenc": []}
+    for _ in range(args.rounds):  # alternate the sides, so a slow spell of the machine hits both
+        if not args.skip_peer:
+            rounds["sentence-transformers"].append(launch_side("peer", argv))
+        rounds["hf_crossenc"].append(launch_side("ours", argv))
+    results = {side: combine(runs) for side, runs in rounds.items() if runs}
     results["matmul_peak_gflops"] = {name: matmul_peak(args.threads, name) for name in ("float32", "bfloat16")}
     report(results, args.output, args.plot or args.output.with_suffix(".png"))
 

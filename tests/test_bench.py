@@ -13,13 +13,42 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def load_bench():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench", REPO / "scripts" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rounds_combine_into_medians_and_the_largest_peak():
+    bench = load_bench()
+    rounds = [
+        {"samples_per_s": 10.0, "pairs_per_s": 200.0, "wall_s": 9.0, "peak_rss_mb": 900.0, "test_spearman": 0.75, "real_tokens": 7},
+        {"samples_per_s": 30.0, "pairs_per_s": 100.0, "wall_s": 3.0, "peak_rss_mb": 1100.0, "test_spearman": 0.75, "real_tokens": 7},
+        {"samples_per_s": 20.0, "pairs_per_s": 150.0, "wall_s": 5.0, "peak_rss_mb": 1000.0, "test_spearman": 0.75, "real_tokens": 7},
+    ]
+    combined = bench.combine(rounds)
+    assert (combined["samples_per_s"], combined["pairs_per_s"], combined["wall_s"]) == (20.0, 150.0, 5.0)
+    assert combined["peak_rss_mb"] == 1100.0 and combined["real_tokens"] == 7 and combined["test_spearman"] == 0.75
+    assert [r["samples_per_s"] for r in combined["rounds"]] == [10.0, 30.0, 20.0] and "real_tokens" not in combined["rounds"][0]
+    assert bench.combine(rounds[:1])["samples_per_s"] == 10.0
+
+
+def test_rounds_must_be_positive():
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), "--rounds", "0"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "--rounds must be at least 1" in proc.stderr
+
+
 @pytest.mark.slow
 def test_bench_quick_mode_runs_both_sides(tmp_path):
     from conftest import SHARED_DATA
 
     out = tmp_path / "bench.json"
     cmd = [sys.executable, str(REPO / "scripts" / "bench.py"), "--quick", "--data_dir", str(SHARED_DATA / "stsb"),
-           "--max_train_samples", "64", "--max_eval_samples", "64", "--output", str(out), "--plot", str(tmp_path / "bench.png")]  # fmt: skip
+           "--max_train_samples", "64", "--max_eval_samples", "64", "--rounds", "2", "--output", str(out),
+           "--plot", str(tmp_path / "bench.png")]  # fmt: skip
     proc = subprocess.run(cmd, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)},
                           capture_output=True, text=True, timeout=900)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -28,6 +57,8 @@ def test_bench_quick_mode_runs_both_sides(tmp_path):
         assert results[side]["train_examples"] == 64 and results[side]["predict_pairs"] == 64
         assert results[side]["samples_per_s"] > 0 and results[side]["peak_rss_mb"] > 0
         assert len(results[side]["predict_times_s"]) == 3  # pairs/s from the median of three scoring passes
+        assert len(results[side]["rounds"]) == 2  # the sides ran alternately twice
+    assert "training ratio by round:" in proc.stdout
     assert "ratio" in proc.stdout and (tmp_path / "bench.png").is_file()
     ours = results["hf_crossenc"]
     assert ours["pairs_per_s_bf16"] > 0 and 0 < ours["train_gflop_per_s"] < results["matmul_peak_gflops"]["bfloat16"] * 2
