@@ -318,9 +318,12 @@ def test_freeze_embeddings_default_follows_the_task_and_a_flag_overrides_it(tmp_
 
     from safetensors.torch import load_file
 
-    from hf_crossenc.training import default_freeze_embeddings
+    from hf_crossenc.training import default_freeze_embeddings, parse_args
 
     assert [default_freeze_embeddings(t) for t in ("regression", "reranking", "classification")] == [True, True, False]
+    given = {(): None, ("--freeze_embeddings",): True, ("--freeze_embeddings", "false"): False, ("--freeze_embeddings", "true"): True}
+    for flags, value in given.items():  # None: resolved by the task when the run starts
+        assert parse_args(["--train_file", "x.csv", "--output_dir", str(tmp_path / "x"), *flags])[0].freeze_embeddings is value
     out = tmp_path / "out"
     argv = ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(stsb_slices["train"]), "--label_scale", "0,5"]
     argv += ["--num_train_epochs", "1", "--max_train_samples", "16", "--per_device_train_batch_size", "4", "--bf16", "false"]
