@@ -287,7 +287,7 @@ DEFAULT_JOB: dict[str, Any] = {
     "distill_init": "previous",
     "distill_dropout": 0.0,
     "distill_freeze_layers": 2,
-    "cross_encoder_teacher_weight": 0.6,
+    "cross_encoder_teacher_weight": 0.4,
     "num_train_epochs": 2.0,
     "per_device_train_batch_size": 32,
     "learning_rate": 8e-5,
