@@ -47,7 +47,7 @@ from .data_collator import CrossEncoderDataCollator
 from .errors import ConfigError, DataError
 from .inference import PRECISIONS, CrossEncoderPredictor, resolve_precision
 from .labels import LabelVocab, build_vocab
-from .memory import release_memory
+from .memory import bound_kernel_caches, release_memory
 from .metrics import (
     best_threshold,
     binary_classification_metrics,
@@ -1023,6 +1023,8 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
     `earlier_rounds` (from `run_rounds`, for the last round): their scores go into results.json as
     ``run.distill_rounds``, before the card is written and anything is pushed."""
     model_args, data_args, training_args = parse_args(argv)
+    # Before the first kernel of the process (teachers, rounds and soup members included) and any child process.
+    kernel_caches = bound_kernel_caches(training_args.cpu_kernel_cache)
     task = training_args.task
     apply_defaults(data_args, task, training_args.loss)
     if model_args.freeze_embeddings is None:
@@ -1219,6 +1221,7 @@ def run(argv: list[str] | None = None, earlier_rounds: list[dict[str, Any]] | No
         "global_steps": trainer.state.global_step,
         "world_size": world,
         "cpu_threads_per_process": threads,
+        "cpu_kernel_caches": kernel_caches or None,  # --cpu_kernel_cache: the oneDNN / ideep capacities in effect
         "global_batch_size": training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps * world,
         "train_runtime_s": round(train_seconds, 2),
         "train_samples_per_second": round(train_output.metrics.get("train_samples_per_second", math.nan), 3),

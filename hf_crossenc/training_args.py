@@ -92,6 +92,14 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             "processes when `accelerate launch` left OMP_NUM_THREADS at its own default of 1; otherwise torch's choice."
         },
     )
+    cpu_kernel_cache: int = field(
+        default=256,
+        metadata={
+            "help": "CPU memory: oneDNN's and ideep's caches of compiled bf16 kernels (one per operation and input shape; "
+            "PyTorch keeps up to 1024 in each) hold at most this many each (ONEDNN_PRIMITIVE_CACHE_CAPACITY and "
+            "LRU_CACHE_CAPACITY, set for the run unless already in the environment). 0 leaves PyTorch's default."
+        },
+    )
     fast_dropout: bool | None = field(
         default=None,
         metadata={
@@ -205,6 +213,8 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             # Without a GPU, transformers needs use_cpu for bf16 autocast, and for DDP across CPU processes
             # (`accelerate launch --multi_gpu --num_processes 2`): otherwise each rank trains alone.
             self.use_cpu = True
+        if self.cpu_kernel_cache < 0:
+            raise ValueError(f"--cpu_kernel_cache must be 0 (PyTorch's default) or a number of kernels, got {self.cpu_kernel_cache}")
         if self.recompute_above_tokens < 0:
             raise ValueError(f"--recompute_above_tokens must be 0 (off) or a number of tokens, got {self.recompute_above_tokens}")
         if self.fast_dropout is None:

@@ -15,8 +15,9 @@ from conftest import accelerate_launch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from hf_crossenc import CrossEncoderPredictor
+from hf_crossenc import CrossEncoderPredictor, CrossEncoderTrainingArguments
 from hf_crossenc.cli import main as cli_main
+from hf_crossenc.memory import KERNEL_CACHE_VARIABLES
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_ROWS, BATCH, EPOCHS = 96, 8, 2
@@ -87,6 +88,9 @@ def test_train_saves_safetensors_model_that_reloads_identically(trained, tiny_mo
     # accelerate launch exports OMP_NUM_THREADS=1; a single CPU process still gets every available core.
     assert results["run"]["cpu_threads_per_process"] == len(os.sched_getaffinity(0))
     assert results["run"]["label_scale"] == [0.0, 5.0] and results["run"]["freeze_embeddings"] is True
+    # --cpu_kernel_cache: both caches of compiled CPU kernels bounded (a value already in the environment wins).
+    default = str(CrossEncoderTrainingArguments.__dataclass_fields__["cpu_kernel_cache"].default)
+    assert results["run"]["cpu_kernel_caches"] == {name: os.environ.get(name, default) for name in KERNEL_CACHE_VARIABLES}
 
     config = json.loads((out / "config.json").read_text())
     assert config["hf_crossenc"]["activation"] == "sigmoid" and config["hf_crossenc"]["label_scale"] == [0.0, 5.0]

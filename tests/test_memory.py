@@ -1,5 +1,6 @@
 """Memory: the longest training batches recompute activations in the backward pass, with the same gradients;
-the heap is trimmed every N steps on CPU."""
+the heap is trimmed every N steps on CPU;
+the caches of compiled CPU kernels are bounded."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from transformers.models.bert.modeling_bert import BertLayer
 
 from hf_crossenc.fast_dropout import use_fast_dropout
 from hf_crossenc.first_token import first_token_only
-from hf_crossenc.memory import trim_heap
+from hf_crossenc.memory import KERNEL_CACHE_VARIABLES, bound_kernel_caches, trim_heap
 from hf_crossenc.modeling import freeze, layers_to_recompute, recompute_layers
 from hf_crossenc.training import main
+from hf_crossenc.training_args import bf16_is_fast
 
 PAIRS = [
     ("A man is playing a guitar.", "A man plays the guitar loudly on a stage."),
@@ -178,3 +180,64 @@ def test_trim_heap_returns_freed_pages_to_the_os():
     assert trim_heap()
     assert before - _rss_mb() > 150, "the 256 MB freed below `keep` went back to the OS"
     assert keep.sum() == 8192
+
+
+KERNEL_PROBE = """
+import sys
+import torch
+from hf_crossenc.memory import bound_kernel_caches, trim_heap
+
+bound_kernel_caches(int(sys.argv[1]))  # after importing torch, before its first bf16 kernel, as run() does
+torch.set_num_threads(1)
+layer = torch.nn.Linear(384, 1536).to(torch.bfloat16)
+
+
+def rss_mb():
+    return int(next(line for line in open("/proc/self/status") if line.startswith("VmRSS")).split()[1]) / 1024
+
+
+with torch.inference_mode():
+    layer(torch.ones(8, 384, dtype=torch.bfloat16))
+    trim_heap()
+    before = rss_mb()
+    for rows in range(9, 409):  # 400 input shapes: one kernel each
+        layer(torch.ones(rows, 384, dtype=torch.bfloat16))
+    trim_heap()
+print(rss_mb() - before)
+"""
+
+
+def _kernel_cache_growth(tmp_path, capacity: int) -> float:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in KERNEL_CACHE_VARIABLES}
+    done = subprocess.run([sys.executable, "-c", KERNEL_PROBE, str(capacity)], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return float(done.stdout.split()[-1])
+
+
+@pytest.mark.skipif(not (torch.backends.mkldnn.is_available() and bf16_is_fast()), reason="needs oneDNN's native bf16 kernels")
+@pytest.mark.skipif(not trim_heap(), reason="needs glibc's malloc_trim")
+def test_bounded_kernel_caches_stop_memory_growing_with_input_shapes(tmp_path):
+    """Every new input shape of a bf16 matrix product compiles and caches a kernel; PyTorch's default caches keep
+    1024 of them in the resident set. Bounded, the resident set stays flat."""
+    unbounded = _kernel_cache_growth(tmp_path, 0)
+    bounded = _kernel_cache_growth(tmp_path, 16)
+    assert unbounded > 40, f"400 cached kernels should hold tens of MB, grew {unbounded:.0f} MB"
+    assert bounded < unbounded / 4, f"bounded to 16 kernels the process still grew {bounded:.0f} MB (unbounded {unbounded:.0f})"
+
+
+def test_bound_kernel_caches_sets_both_variables_unless_already_set(monkeypatch):
+    import os
+
+    environ = {k: v for k, v in os.environ.items() if k not in KERNEL_CACHE_VARIABLES}
+    monkeypatch.setattr(os, "environ", environ)  # this process's real environment stays untouched
+    assert bound_kernel_caches(0) == {}
+    assert bound_kernel_caches(256) == {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "256", "LRU_CACHE_CAPACITY": "256"}
+    del environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"]
+    environ["LRU_CACHE_CAPACITY"] = "64"  # the user's own setting wins
+    assert bound_kernel_caches(128) == {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "128", "LRU_CACHE_CAPACITY": "64"}
+    with pytest.raises(ValueError, match="--cpu_kernel_cache"):
+        bound_kernel_caches(-1)
