@@ -34,6 +34,25 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
         help="fp32 (default: the exact scores of plain transformers), bf16 (weights and forward in bf16: faster on AVX512-BF16/AMX CPUs and GPUs), "
         "or auto (bf16 where native)",
     )
+    parser.add_argument(
+        "--cpu_kernel_cache",
+        type=int,
+        default=256,
+        help="bf16 on CPU: keep at most this many compiled oneDNN kernels in each of PyTorch's two kernel caches "
+        "(ONEDNN_PRIMITIVE_CACHE_CAPACITY, LRU_CACHE_CAPACITY; a value already in the environment wins; 0 leaves PyTorch's "
+        "default of 1024). Each kernel holds ~0.5 MB; long inputs meet many shapes (default: 256, as training)",
+    )
+
+
+def _load_predictor(args: argparse.Namespace) -> Any:
+    """Bound the CPU kernel caches (before the first bf16 kernel is built), then load the model."""
+    from .inference import CrossEncoderPredictor
+    from .memory import bound_kernel_caches
+
+    if args.cpu_kernel_cache < 0:
+        raise UserInputError(f"--cpu_kernel_cache must be 0 (PyTorch's default) or a number of kernels, got {args.cpu_kernel_cache}.")
+    bound_kernel_caches(args.cpu_kernel_cache)
+    return CrossEncoderPredictor.from_pretrained(args.model, trust_pickle_weights=args.trust_pickle_weights, precision=args.precision)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,10 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from .data import read_table
-    from .inference import CrossEncoderPredictor
 
     table = read_table(args.data)  # validate the input before loading the model
-    predictor = CrossEncoderPredictor.from_pretrained(args.model, trust_pickle_weights=args.trust_pickle_weights, precision=args.precision)
+    predictor = _load_predictor(args)
     task = predictor.semantics.task
     if task == "reranking":
         metrics = _evaluate_ranking(args, table, predictor)
@@ -172,8 +190,6 @@ def _evaluate_ranking(args: argparse.Namespace, table: Any, predictor: Any) -> d
 
 
 def _rank(args: argparse.Namespace) -> int:
-    from .inference import CrossEncoderPredictor
-
     if args.passages:
         path = Path(args.passages)
         if not path.is_file():
@@ -184,7 +200,7 @@ def _rank(args: argparse.Namespace) -> int:
         passages = list(args.passage)
     if not passages:
         raise UserInputError("no passages to rank.")
-    predictor = CrossEncoderPredictor.from_pretrained(args.model, trust_pickle_weights=args.trust_pickle_weights, precision=args.precision)
+    predictor = _load_predictor(args)
     if predictor.semantics.activation == "softmax":
         raise UserInputError(f"{args.model} is a multi-class classifier: rank needs a one-score model (a reranker or similarity model).")
     ranked = predictor.rank(args.query, passages, top_k=args.top_k, batch_size=args.batch_size)
@@ -194,7 +210,6 @@ def _rank(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from .data import build_split, read_table, resolve_columns
-    from .inference import CrossEncoderPredictor
 
     if args.input:
         table = read_table(args.input)
@@ -204,7 +219,7 @@ def _predict(args: argparse.Namespace) -> int:
         pairs = list(zip(split.dataset["text_a"], split.dataset["text_b"]))
     else:
         pairs = [tuple(p) for p in args.pair]
-    predictor = CrossEncoderPredictor.from_pretrained(args.model, trust_pickle_weights=args.trust_pickle_weights, precision=args.precision)
+    predictor = _load_predictor(args)
     scores = predictor.predict(pairs, batch_size=args.batch_size, rescale=args.rescale, symmetric=args.symmetric)
     lines = [json.dumps({"text_a": a, "text_b": b, **_prediction(predictor, s)}) for (a, b), s in zip(pairs, scores)]
     if args.output:

@@ -241,3 +241,32 @@ def test_bound_kernel_caches_sets_both_variables_unless_already_set(monkeypatch)
     assert bound_kernel_caches(128) == {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "128", "LRU_CACHE_CAPACITY": "64"}
     with pytest.raises(ValueError, match="--cpu_kernel_cache"):
         bound_kernel_caches(-1)
+
+
+def test_scoring_commands_bound_the_kernel_caches(monkeypatch, tiny_model_dir, capsys):
+    """`hf-crossenc predict/evaluate/rank` bound both kernel caches before loading the model, as training does:
+    256 by default, the flag's value, or what the environment already says; 0 leaves them unset."""
+    import os
+
+    from hf_crossenc import cli
+
+    def predict(*flags: str, environ: dict[str, str]) -> int:
+        monkeypatch.setattr(os, "environ", environ)  # this process's real environment stays untouched
+        return cli.main(["predict", str(tiny_model_dir), "--pair", *PAIRS[0], "--precision", "bf16", *flags])
+
+    clean = {k: v for k, v in os.environ.items() if k not in KERNEL_CACHE_VARIABLES}
+    environ = dict(clean)
+    assert predict(environ=environ) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["text_a"] == PAIRS[0][0]
+    assert {k: environ.get(k) for k in KERNEL_CACHE_VARIABLES} == dict.fromkeys(KERNEL_CACHE_VARIABLES, "256")
+    environ = {**clean, "LRU_CACHE_CAPACITY": "64"}
+    assert predict("--cpu_kernel_cache", "32", environ=environ) == 0
+    assert (environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"], environ["LRU_CACHE_CAPACITY"]) == ("32", "64")
+    environ = dict(clean)
+    assert predict("--cpu_kernel_cache", "0", environ=environ) == 0
+    assert not set(KERNEL_CACHE_VARIABLES) & set(environ)
+    environ = dict(clean)
+    assert predict("--cpu_kernel_cache", "-1", environ=environ) == 2
+    assert "--cpu_kernel_cache" in capsys.readouterr().err and not set(KERNEL_CACHE_VARIABLES) & set(environ)
+    for command in (["evaluate", "m", "data.csv"], ["rank", "m", "--query", "q", "--passage", "p"]):
+        assert cli.build_parser().parse_args([*command, "--cpu_kernel_cache", "8"]).cpu_kernel_cache == 8
