@@ -49,9 +49,10 @@ def _load_predictor(args: argparse.Namespace) -> Any:
     from .inference import CrossEncoderPredictor
     from .memory import bound_kernel_caches
 
-    if args.cpu_kernel_cache < 0:
-        raise UserInputError(f"--cpu_kernel_cache must be 0 (PyTorch's default) or a number of kernels, got {args.cpu_kernel_cache}.")
-    bound_kernel_caches(args.cpu_kernel_cache)
+    try:
+        bound_kernel_caches(args.cpu_kernel_cache)
+    except ValueError as err:  # a negative capacity
+        raise UserInputError(str(err)) from err
     return CrossEncoderPredictor.from_pretrained(args.model, trust_pickle_weights=args.trust_pickle_weights, precision=args.precision)
 
 
