@@ -83,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="average the scores of (a, b) and (b, a) (default: what the model recorded, hf_crossenc.symmetric)",
     )
+    ev.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="resamples for the confidence intervals of every metric (pairs resampled, or queries for a reranker; "
+        "the model and threshold held fixed); 0 leaves them out (default: 1000)",
+    )
+    ev.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals (default: 0.95)")
     ev.add_argument("--output", default=None, help="also write the metrics to this JSON file")
 
     pr = sub.add_parser("predict", help="score pairs from a file or the command line")
@@ -129,16 +138,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from .data import read_table
+    from .evaluation import split_metrics
 
+    if args.bootstrap < 0:
+        raise UserInputError(f"--bootstrap must be 0 (no intervals) or a number of resamples, got {args.bootstrap}.")
+    if not 0 < args.level < 1:
+        raise UserInputError(f"--level must be between 0 and 1 (exclusive), got {args.level}.")
     table = read_table(args.data)  # validate the input before loading the model
     predictor = _load_predictor(args)
     task = predictor.semantics.task
     if task == "reranking":
-        metrics = _evaluate_ranking(args, table, predictor)
+        split, threshold = _ranking_split(args, table), None
     elif task == "classification":
-        metrics = _evaluate_classification(args, table, predictor)
+        split, threshold = _classification_split(args, table, predictor)
     else:
-        metrics = _evaluate_regression(args, table, predictor)
+        split, threshold = _regression_split(args, table, predictor), None
+    pairs = list(zip(split.dataset["text_a"], split.dataset["text_b"]))
+    # A reranker scores one order: a (query, passage) pair is not symmetric.
+    symmetric = None if task == "reranking" else args.symmetric
+    scores = predictor.predict(pairs, batch_size=args.batch_size, symmetric=symmetric)
+    metrics = split_metrics(task, scores, split, threshold, resamples=args.bootstrap, level=args.level)
     text = json.dumps(metrics, indent=2)
     if args.output:
         Path(args.output).write_text(text + "\n")
@@ -146,48 +165,37 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate_regression(args: argparse.Namespace, table: Any, predictor: Any) -> dict[str, Any]:
+def _regression_split(args: argparse.Namespace, table: Any, predictor: Any) -> Any:
     from .data import build_split, parse_label_scale, resolve_columns
-    from .metrics import correlation_metrics
 
     columns = resolve_columns(table, args.text_a_column, args.text_b_column, args.label_column)
     scale = parse_label_scale(args.label_scale) or predictor.label_scale
     if scale == "auto":
         raise UserInputError("evaluate needs an explicit --label_scale (or none, to use the model's).")
-    split = build_split(table, columns, name="evaluation", scale=scale)
-    pairs = list(zip(split.dataset["text_a"], split.dataset["text_b"]))
-    scores = predictor.predict(pairs, batch_size=args.batch_size, symmetric=args.symmetric)
-    return {**correlation_metrics(scores, split.dataset["label"]), "n": len(split)}
+    return build_split(table, columns, name="evaluation", scale=scale)
 
 
-def _evaluate_classification(args: argparse.Namespace, table: Any, predictor: Any) -> dict[str, Any]:
+def _classification_split(args: argparse.Namespace, table: Any, predictor: Any) -> tuple[Any, float | None]:
+    """The labelled split, and the decision threshold of a binary classifier (the saved one, else 0.5)."""
     from .data import build_class_split, resolve_columns
     from .labels import LabelVocab
-    from .metrics import binary_classification_metrics, multiclass_metrics
 
     columns = resolve_columns(table, args.text_a_column, args.text_b_column, args.label_column)
     config = predictor.model.config
     binary = predictor.semantics.activation == "sigmoid"
     names = predictor.semantics.label_names or (["0", "1"] if binary else [config.id2label[i] for i in range(config.num_labels)])
     split = build_class_split(table, columns, name="evaluation", vocab=LabelVocab(tuple(names), binary=binary))
-    pairs = list(zip(split.dataset["text_a"], split.dataset["text_b"]))
-    scores = predictor.predict(pairs, batch_size=args.batch_size, symmetric=args.symmetric)
     if not binary:
-        return {**multiclass_metrics(scores, split.dataset["label"]), "n": len(split)}
-    threshold = predictor.semantics.threshold if predictor.semantics.threshold is not None else 0.5
-    return {**binary_classification_metrics(scores, split.dataset["label"], threshold), "threshold": threshold, "n": len(split)}
+        return split, None
+    return split, predictor.semantics.threshold if predictor.semantics.threshold is not None else 0.5
 
 
-def _evaluate_ranking(args: argparse.Namespace, table: Any, predictor: Any) -> dict[str, Any]:
-    from .metrics import ranking_metrics
-    from .ranking import GROUP, build_ranking_split
+def _ranking_split(args: argparse.Namespace, table: Any) -> Any:
+    from .ranking import build_ranking_split
 
-    split = build_ranking_split(
+    return build_ranking_split(
         table, name="evaluation", query_column=args.text_a_column, passage_column=args.text_b_column, label_column=args.label_column
     )
-    pairs = list(zip(split.dataset["text_a"], split.dataset["text_b"]))
-    scores = predictor.predict(pairs, batch_size=args.batch_size)
-    return {**ranking_metrics(split.dataset[GROUP], scores, split.dataset["label"]), "n": len(split)}
 
 
 def _rank(args: argparse.Namespace) -> int:

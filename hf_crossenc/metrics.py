@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -176,13 +177,10 @@ def multiclass_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict[st
 # --------------------------------------------------------------------------------------------
 
 
-def ranking_metrics(queries: list[str], scores: np.ndarray, labels: np.ndarray, k: int = 10) -> dict[str, float]:
-    """MAP, MRR@k and NDCG@k (binary relevance) grouped by query; tied scores rank irrelevant candidates first.
-
-    Queries with no relevant or no irrelevant candidate cannot rank anything and are skipped; how
-    many is reported (`skipped_queries`), along with the number evaluated (`queries`).
-    """
-    groups: dict[str, list[int]] = {}
+def query_ranking_values(queries: list, scores: np.ndarray, labels: np.ndarray, k: int = 10) -> tuple[dict[str, np.ndarray], int]:
+    """Per-query average precision, reciprocal rank at k and NDCG at k (binary relevance), in the order the queries
+    first appear, plus the number of queries skipped (no relevant or no irrelevant candidate: nothing to rank)."""
+    groups: dict[Any, list[int]] = {}
     for i, query in enumerate(queries):
         groups.setdefault(query, []).append(i)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -200,10 +198,21 @@ def ranking_metrics(queries: list[str], scores: np.ndarray, labels: np.ndarray, 
         gains = ranked[:k] / np.log2(np.arange(2, min(k, len(ranked)) + 2))
         ideal = np.sort(rel)[::-1][:k] / np.log2(np.arange(2, min(k, len(rel)) + 2))
         ndcgs.append(float(gains.sum() / ideal.sum()))
-    return {
-        "map": float(np.mean(aps)) if aps else math.nan,
-        f"mrr@{k}": float(np.mean(rrs)) if rrs else math.nan,
-        f"ndcg@{k}": float(np.mean(ndcgs)) if ndcgs else math.nan,
-        "queries": len(aps),
-        "skipped_queries": skipped,
+    values = {
+        "map": np.asarray(aps, dtype=np.float64),
+        f"mrr@{k}": np.asarray(rrs, dtype=np.float64),
+        f"ndcg@{k}": np.asarray(ndcgs, dtype=np.float64),
     }
+    return values, skipped
+
+
+def ranking_metrics(queries: list, scores: np.ndarray, labels: np.ndarray, k: int = 10) -> dict[str, float]:
+    """MAP, MRR@k and NDCG@k (binary relevance) grouped by query; tied scores rank irrelevant candidates first.
+
+    Queries with no relevant or no irrelevant candidate cannot rank anything and are skipped; how
+    many is reported (`skipped_queries`), along with the number evaluated (`queries`).
+    """
+    values, skipped = query_ranking_values(queries, scores, labels, k)
+    evaluated = len(values["map"])
+    means = {name: float(v.mean()) if evaluated else math.nan for name, v in values.items()}
+    return {**means, "queries": evaluated, "skipped_queries": skipped}

@@ -238,6 +238,33 @@ class CrossEncoderModelCardData(ModelCardData):
         best = self.best_metric_key()
         return keys if best in keys or best == "loss" else [*keys, best]
 
+    def interval_summary(self) -> dict[str, Any] | None:
+        """The confidence intervals of `eval_metrics` (from `hf_crossenc.evaluation.bootstrap_intervals`) as table
+        rows: ``{"level": "95%", "resamples", "resampled", "rows": [(split, ["low–high", ...] per shown metric)]}``,
+        or None when no split has them (e.g. ``--bootstrap_resamples 0``). Level and resampled units come from the
+        first split that has intervals (every split of a run uses the same)."""
+        rows, first = [], None
+        for split, metrics in self.eval_metrics.items():
+            intervals = (metrics or {}).get("intervals")
+            if not isinstance(intervals, dict):
+                continue
+            first = first or intervals
+            bounds = intervals.get("bounds") or {}
+            cells = []
+            for key in self.metric_keys():
+                low, high = (bounds.get(key) or [None, None])[:2]
+                cells.append(f"{format_metric(low)} – {format_metric(high)}" if is_number(low) and is_number(high) else "")
+            rows.append((split, cells))
+        if first is None:
+            return None
+        level = first.get("level")
+        return {
+            "level": f"{100 * level:g}%" if is_number(level) else "",
+            "resamples": first.get("resamples"),
+            "resampled": first.get("resampled", "pairs"),
+            "rows": rows,
+        }
+
     def class_names(self) -> list[str]:
         """Label names in id order; a binary model without recorded names has ``["0", "1"]`` (as `classify` returns)."""
         if self.label_names:

@@ -45,16 +45,14 @@ from .data import (
 )
 from .data_collator import CrossEncoderDataCollator
 from .errors import ConfigError, DataError
+from .evaluation import split_metrics
 from .inference import PRECISIONS, CrossEncoderPredictor, resolve_precision
 from .labels import LabelVocab, build_vocab
 from .memory import bound_kernel_caches, release_memory
 from .metrics import (
     best_threshold,
-    binary_classification_metrics,
     correlation_metrics,
     metrics_for_task,
-    multiclass_metrics,
-    ranking_metrics,
     roc_auc,
 )
 from .model_card import CrossEncoderModelCardData, local_base_lineage
@@ -922,19 +920,6 @@ def card_examples(data: TaskData) -> list[dict[str, Any]]:
     return [{"text_a": r[TEXT_A], "text_b": r[TEXT_B], "gold": data.scale.denormalise(r["label"]), "split": split.name} for r in rows]
 
 
-def split_metrics(task: str, scores: np.ndarray, split: Any, threshold: float | None = None) -> dict[str, Any]:
-    """The task's metrics of one labelled split scored by a saved model (the numbers in results.json)."""
-    labels = np.asarray(split.dataset["label"], dtype=np.float64)
-    if task == "reranking":
-        return {**ranking_metrics(split.dataset[GROUP], scores, labels), "n": len(split)}
-    if task == "classification":
-        if scores.ndim == 2:
-            return {**multiclass_metrics(scores, labels), "n": len(split)}
-        cut = 0.5 if threshold is None else threshold
-        return {**binary_classification_metrics(scores, labels, cut), "threshold": cut, "n": len(split)}
-    return {**correlation_metrics(scores, labels), "n": len(split)}
-
-
 def evaluate_saved_model(folder: str, data: TaskData, trainer: CrossEncoderTrainer) -> dict[str, Any]:
     """The task's metrics of the saved model on every labelled non-train split.
 
@@ -966,7 +951,7 @@ def evaluate_saved_model(folder: str, data: TaskData, trainer: CrossEncoderTrain
         split = data.splits[name]
         labels = np.asarray(split.dataset["label"], dtype=np.float64)
         trainer.eval_predictions[name] = (scores, labels)
-        results[name] = split_metrics(data.task, scores, split, threshold)
+        results[name] = split_metrics(data.task, scores, split, threshold, resamples=trainer.args.bootstrap_resamples)
         logger.info("%s: %s", name, results[name])
     return results
 

@@ -140,6 +140,13 @@ class CrossEncoderTrainingArguments(TrainingArguments):
     warmup_steps: float = field(default=0.1, metadata={"help": "Warmup: a ratio of total steps if < 1, else steps."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate on the validation split: 'no', 'steps' or 'epoch'."})
+    bootstrap_resamples: int = field(
+        default=1000,
+        metadata={
+            "help": "Resamples for the 95 percent bootstrap confidence intervals of the saved model's metrics in results.json "
+            "and the model card (pairs resampled, or queries for reranking); 0 leaves them out."
+        },
+    )
     save_strategy: str = field(default="epoch", metadata={"help": "When to save checkpoints: 'no', 'steps', 'epoch' or 'best'."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Keep at most this many checkpoints (the best is kept)."})
     load_best_model_at_end: bool = field(
@@ -217,6 +224,8 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             raise ValueError(f"--cpu_kernel_cache must be 0 (PyTorch's default) or a number of kernels, got {self.cpu_kernel_cache}")
         if self.recompute_above_tokens < 0:
             raise ValueError(f"--recompute_above_tokens must be 0 (off) or a number of tokens, got {self.recompute_above_tokens}")
+        if self.bootstrap_resamples < 0:
+            raise ValueError(f"--bootstrap_resamples must be 0 (no intervals) or a number of resamples, got {self.bootstrap_resamples}")
         if self.fast_dropout is None:
             self.fast_dropout = bool(self.use_cpu)
         super().__post_init__()

@@ -121,6 +121,8 @@ def test_train_saves_safetensors_model_that_reloads_identically(trained, tiny_mo
     reproduced = json.loads(metrics_file.read_text())
     assert reproduced["n"] == 48
     assert reproduced["spearman"] == pytest.approx(results["test"]["spearman"], abs=0.02)
+    low, high = reproduced["intervals"]["bounds"]["spearman"]
+    assert reproduced["intervals"]["resampled"] == "pairs" and low <= reproduced["spearman"] <= high
 
 
 def test_predict_cli_keeps_input_order(trained, tmp_path, capsys):

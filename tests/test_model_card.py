@@ -377,6 +377,21 @@ def test_reranking_card(tmp_path):
     assert (tmp_path / "eval_scores.png").stat().st_size > 1000 and not (tmp_path / "eval_scatter.png").exists()
 
 
+def test_confidence_intervals_get_their_own_table(tmp_path):
+    intervals = {"level": 0.95, "resamples": 1000, "resampled": "queries", "bounds": {"map": [0.51, 0.7012], "mrr@10": [0.55, 0.75]}}
+    metrics = {"map": 0.6123, "mrr@10": 0.6544, "ndcg@10": 0.7011, "n": 200, "queries": 18, "skipped_queries": 2, "intervals": intervals}
+    text = render_card(reranking_card(eval_metrics={"validation": metrics})).text
+    ci = section(text, "### Confidence intervals")
+    assert "The central 95% of each metric over 1000 bootstrap resamples of the split's queries" in ci
+    rows = table_rows(ci)
+    assert rows[0] == ["Split", "MAP", "MRR@10", "NDCG@10"]
+    assert row_starting(rows, "validation") == ["validation", "0.5100 – 0.7012", "0.5500 – 0.7500", ""]  # no NDCG bounds given
+    main_table = table_rows(section(text, "## Evaluation").split("### Confidence intervals")[0])
+    assert row_starting(main_table, "validation")[4:] == ["0.6123", "0.6544", "0.7011"]  # the estimates stay as they were
+    # Without intervals (--bootstrap_resamples 0, or a card from an older run) there is no such section.
+    assert "### Confidence intervals" not in render_card(reranking_card()).text
+
+
 def test_explicit_pipeline_tag_and_metrics_win():
     data = reranking_card(pipeline_tag="text-classification", metrics=["map"], metric_names=["ndcg@10"]).to_dict()
     assert data["pipeline_tag"] == "text-classification" and data["metrics"] == ["map"]

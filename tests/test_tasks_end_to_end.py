@@ -18,6 +18,7 @@ import torch
 from conftest import SHARED_DATA, accelerate_launch, write_slice
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
+from test_model_card import row_starting, section, table_rows
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hf_crossenc import CrossEncoderPredictor
@@ -104,7 +105,14 @@ def test_binary_classification_threshold_is_chosen_on_dev_and_saved(tmp_path, ti
     assert predicted == ["1" if s >= val["threshold"] else "0" for s in scores]
     assert np.mean(np.array(predicted).astype(int) == labels) == pytest.approx(val["accuracy"])
     assert cli_main(["evaluate", str(out), str(dev), "--output", str(tmp_path / "eval.json")]) == 0
-    assert json.loads((tmp_path / "eval.json").read_text())["accuracy"] == pytest.approx(val["accuracy"])
+    evaluated = json.loads((tmp_path / "eval.json").read_text())
+    assert evaluated["accuracy"] == pytest.approx(val["accuracy"])
+    # Intervals at the stored threshold, resampling pairs: the same as results.json's (same scores, same seed).
+    assert evaluated["intervals"]["resampled"] == "pairs" and evaluated["threshold"] == pytest.approx(val["threshold"])
+    low, high = evaluated["intervals"]["bounds"]["accuracy"]
+    assert low <= val["accuracy"] <= high and low < high
+    for name, bounds in val["intervals"]["bounds"].items():
+        assert evaluated["intervals"]["bounds"][name] == pytest.approx(bounds, abs=1e-6), name
 
     # Plain transformers: sigmoid of the logit gives the same scores.
     model = AutoModelForSequenceClassification.from_pretrained(out).eval()
@@ -143,7 +151,8 @@ def test_multiclass_classification_in_process(tmp_path, tiny_model_dir):
     assert train_main(flags) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["run"]["loss"] == "ce" and results["run"]["label_names"] == ["equivalent", "related", "unrelated"]
-    assert set(results["validation"]) == {"accuracy", "f1", "n"}
+    assert set(results["validation"]) == {"accuracy", "f1", "n", "intervals"}
+    assert set(results["validation"]["intervals"]["bounds"]) == {"accuracy", "f1"}
     config = json.loads((out / "config.json").read_text())
     assert config["id2label"] == {"0": "equivalent", "1": "related", "2": "unrelated"}
     assert config["hf_crossenc"]["activation"] == "softmax"
@@ -202,7 +211,19 @@ def test_listwise_reranker_with_two_process_ddp(tmp_path, tiny_model_dir, trecqa
 
     # The saved model reproduces the metrics, and rank() is predict() sorted.
     assert cli_main(["evaluate", str(out), str(trecqa_slices["validation"]), "--output", str(tmp_path / "e.json")]) == 0
-    assert json.loads((tmp_path / "e.json").read_text())["map"] == pytest.approx(val["map"], abs=1e-6)
+    evaluated = json.loads((tmp_path / "e.json").read_text())
+    assert evaluated["map"] == pytest.approx(val["map"], abs=1e-6)
+    # Queries are resampled whole; results.json, the card and evaluate report the same intervals.
+    assert val["intervals"]["resampled"] == "queries" and val["intervals"]["resamples"] == 1000
+    low, high = val["intervals"]["bounds"]["map"]
+    assert low <= val["map"] <= high
+    assert evaluated["intervals"]["bounds"]["map"] == pytest.approx([low, high], abs=1e-6)
+    ci = row_starting(table_rows(section(ModelCard.load(out / "README.md").text, "### Confidence intervals")), "validation")
+    assert ci[1] == f"{low:.4f} – {high:.4f}"
+    assert (
+        cli_main(["evaluate", str(out), str(trecqa_slices["validation"]), "--bootstrap", "0", "--output", str(tmp_path / "e0.json")]) == 0
+    )
+    assert "intervals" not in json.loads((tmp_path / "e0.json").read_text())
     predictor = CrossEncoderPredictor.from_pretrained(out)
     passages = ["Shakespeare wrote Hamlet around 1600.", "Paris is in France.", "Hamlet is a play.", "Bananas are yellow."]
     ranked = predictor.rank("who wrote hamlet ?", passages, top_k=3)

@@ -1,0 +1,127 @@
+"""The metrics of a scored, labelled split, with percentile-bootstrap confidence intervals.
+
+A score measured on a few hundred pairs — or on 65 queries — is an estimate, and two models (or two
+recipes) whose scores differ by less than the interval's width have not been told apart by that split.
+The interval resamples the units the metric averages over: pairs for correlations and classification
+metrics, queries for ranking metrics (a query's candidates stay together). The model and the decision
+threshold are held fixed, so the interval is the sampling uncertainty of the evaluation data alone, not
+the spread between training runs (seeds move a score too: train again to see that).
+
+>>> import numpy as np
+>>> from hf_crossenc.evaluation import bootstrap_intervals
+>>> scores, labels = np.array([0.1, 0.4, 0.35, 0.8]), np.array([0.0, 0.5, 0.25, 1.0])
+>>> bootstrap_intervals("regression", scores, labels, resamples=200)["resampled"]
+'pairs'
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .data_collator import GROUP
+from .metrics import (
+    binary_classification_metrics,
+    correlation_metrics,
+    multiclass_metrics,
+    query_ranking_values,
+    ranking_metrics,
+)
+
+DEFAULT_RESAMPLES = 1000
+DEFAULT_LEVEL = 0.95
+
+
+def task_metrics(
+    task: str, scores: np.ndarray, labels: np.ndarray, queries: list | None = None, threshold: float | None = None
+) -> dict[str, Any]:
+    """The metrics of `task` ('regression', 'classification' or 'reranking') for scores against gold labels:
+    correlations; accuracy/F1/AUC/AP at `threshold` (0.5 by default) for one score per pair, accuracy and macro F1
+    for class probabilities (N, K); MAP/MRR@10/NDCG@10 grouped by `queries` for reranking."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if task == "reranking":
+        if queries is None:
+            raise ValueError("ranking metrics need the query of every pair")
+        return ranking_metrics(queries, scores, labels)
+    if task == "classification":
+        if scores.ndim == 2:
+            return multiclass_metrics(scores, labels)
+        cut = 0.5 if threshold is None else threshold
+        return {**binary_classification_metrics(scores, labels, cut), "threshold": cut}
+    if task == "regression":
+        return correlation_metrics(scores, labels)
+    raise ValueError(f"unknown task {task!r}")
+
+
+def bootstrap_intervals(
+    task: str,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    queries: list | None = None,
+    threshold: float | None = None,
+    resamples: int = DEFAULT_RESAMPLES,
+    level: float = DEFAULT_LEVEL,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Percentile-bootstrap intervals of the task's metrics: draw the split's units (pairs, or queries for
+    reranking) with replacement `resamples` times, recompute each metric, keep the central `level` of the values.
+
+    Returns ``{"level", "resamples", "resampled": "pairs" | "queries", "bounds": {metric: [low, high]}}``; a
+    resample whose metric is undefined (e.g. all-equal labels for a correlation) is left out of that metric's
+    bounds, and a metric undefined in every resample gets ``[nan, nan]``. Deterministic for a given `seed`.
+    """
+    if resamples < 1:
+        raise ValueError(f"resamples must be at least 1, got {resamples}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1 (exclusive), got {level}")
+    rng = np.random.default_rng(seed)
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels)
+    draws: dict[str, list[float]] = {}
+    if task == "reranking":
+        if queries is None:
+            raise ValueError("ranking intervals need the query of every pair")
+        per_query, _ = query_ranking_values(queries, scores, labels)
+        units = len(per_query["map"])
+        for _ in range(resamples):
+            pick = rng.integers(0, units, units) if units else np.zeros(0, dtype=int)
+            for name, values in per_query.items():
+                draws.setdefault(name, []).append(float(values[pick].mean()) if units else math.nan)
+        resampled = "queries"
+    else:
+        units = len(scores)
+        for _ in range(resamples):
+            pick = rng.integers(0, units, units)
+            for name, value in task_metrics(task, scores[pick], labels[pick], threshold=threshold).items():
+                if name != "threshold":
+                    draws.setdefault(name, []).append(float(value))
+        resampled = "pairs"
+    tail = 100 * (1 - level) / 2
+    bounds = {}
+    for name, values in draws.items():
+        finite = np.asarray(values)[np.isfinite(values)]
+        bounds[name] = (
+            [float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))] if len(finite) else [math.nan, math.nan]
+        )
+    return {"level": level, "resamples": resamples, "resampled": resampled, "bounds": bounds}
+
+
+def split_metrics(
+    task: str,
+    scores: np.ndarray,
+    split: Any,
+    threshold: float | None = None,
+    resamples: int = DEFAULT_RESAMPLES,
+    level: float = DEFAULT_LEVEL,
+) -> dict[str, Any]:
+    """The task's metrics of one labelled split (a `TaskSplit`/`RankingSplit`: ``split.dataset`` holds ``label``,
+    and the query ``group`` for reranking), its size ``n`` and, unless `resamples` is 0, their ``intervals``.
+    These are the numbers of results.json, the model card and `hf-crossenc evaluate`."""
+    labels = np.asarray(split.dataset["label"], dtype=np.float64)
+    queries = split.dataset[GROUP] if task == "reranking" else None
+    out = {**task_metrics(task, scores, labels, queries, threshold), "n": len(split)}
+    if resamples:
+        out["intervals"] = bootstrap_intervals(task, scores, labels, queries, out.get("threshold"), resamples, level)
+    return out
