@@ -92,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
         "the model and threshold held fixed); 0 leaves them out (default: 1000)",
     )
     ev.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals (default: 0.95)")
+    ev.add_argument(
+        "--compare",
+        default=None,
+        metavar="OTHER_MODEL",
+        help="also score the file with another trained model of the same task and report the paired difference of "
+        "every metric (this model minus the other) with its bootstrap interval, both models on the same resampled "
+        "pairs or queries: an interval containing 0 means this data does not tell them apart",
+    )
     ev.add_argument("--output", default=None, help="also write the metrics to this JSON file")
 
     pr = sub.add_parser("predict", help="score pairs from a file or the command line")
@@ -144,6 +152,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise UserInputError(f"--bootstrap must be 0 (no intervals) or a number of resamples, got {args.bootstrap}.")
     if not 0 < args.level < 1:
         raise UserInputError(f"--level must be between 0 and 1 (exclusive), got {args.level}.")
+    if args.compare is not None and args.bootstrap == 0:
+        raise UserInputError("--compare needs resamples: drop --bootstrap 0 (or give a positive number).")
     table = read_table(args.data)  # validate the input before loading the model
     predictor = _load_predictor(args)
     task = predictor.semantics.task
@@ -158,11 +168,42 @@ def _evaluate(args: argparse.Namespace) -> int:
     symmetric = None if task == "reranking" else args.symmetric
     scores = predictor.predict(pairs, batch_size=args.batch_size, symmetric=symmetric)
     metrics = split_metrics(task, scores, split, threshold, resamples=args.bootstrap, level=args.level)
+    if args.compare is not None:
+        metrics["comparison"] = _compare(args, predictor, split, scores, threshold, symmetric)
     text = json.dumps(metrics, indent=2)
     if args.output:
         Path(args.output).write_text(text + "\n")
     print(text)
     return 0
+
+
+def _compare(
+    args: argparse.Namespace, predictor: Any, split: Any, scores: Any, threshold: float | None, symmetric: bool | None
+) -> dict[str, Any]:
+    """The paired comparison of `--compare`: the other model's metrics on the same split, and the difference."""
+    import numpy as np
+
+    from .data_collator import GROUP
+    from .evaluation import bootstrap_difference, task_metrics
+
+    other = _load_predictor(argparse.Namespace(**{**vars(args), "model": args.compare}))
+    mine, theirs = predictor.semantics, other.semantics
+    if (mine.task, mine.activation) != (theirs.task, theirs.activation) or mine.label_names != theirs.label_names:
+        raise UserInputError(
+            f"--compare {args.compare}: a {theirs.task} model ({theirs.activation}, labels {theirs.label_names}) cannot be "
+            f"compared with {args.model}, a {mine.task} model ({mine.activation}, labels {mine.label_names})."
+        )
+    other_threshold = None
+    if mine.task == "classification" and mine.activation == "sigmoid":
+        other_threshold = theirs.threshold if theirs.threshold is not None else 0.5
+    pairs = list(zip(split.dataset["text_a"], split.dataset["text_b"]))
+    other_scores = other.predict(pairs, batch_size=args.batch_size, symmetric=symmetric)
+    labels = np.asarray(split.dataset["label"], dtype=np.float64)
+    queries = split.dataset[GROUP] if mine.task == "reranking" else None
+    difference = bootstrap_difference(
+        mine.task, scores, other_scores, labels, queries, threshold, other_threshold, resamples=args.bootstrap, level=args.level
+    )
+    return {"model": args.compare, "metrics": task_metrics(mine.task, other_scores, labels, queries, other_threshold), **difference}
 
 
 def _regression_split(args: argparse.Namespace, table: Any, predictor: Any) -> Any:

@@ -9,7 +9,7 @@ import pytest
 
 from hf_crossenc.cli import main as cli_main
 from hf_crossenc.data_collator import GROUP
-from hf_crossenc.evaluation import bootstrap_intervals, split_metrics, task_metrics
+from hf_crossenc.evaluation import bootstrap_difference, bootstrap_intervals, split_metrics, task_metrics
 from hf_crossenc.metrics import query_ranking_values, ranking_metrics
 from hf_crossenc.training import main as train_main
 
@@ -30,6 +30,41 @@ def test_ranking_intervals_resample_whole_queries():
     assert got["bounds"]["map"] == [0.5, 1.0]
     assert got["bounds"]["mrr@10"] == [0.5, 1.0]
     assert set(got["bounds"]) == {"map", "mrr@10", "ndcg@10"}  # no interval for the counts
+
+
+def test_paired_difference_of_two_rerankers():
+    queries = ["a", "a", "a", "b", "b"]
+    labels = np.array([1, 0, 0, 1, 0])
+    first = np.array([0.9, 0.2, 0.1, 0.3, 0.8])  # AP 1 and 0.5
+    second = np.array([0.5, 0.6, 0.1, 0.3, 0.8])  # AP 0.5 and 0.5
+    got = bootstrap_difference("reranking", first, second, labels, queries, resamples=4000, seed=1)
+    assert got["difference"]["map"] == pytest.approx(0.25) and got["resampled"] == "queries"
+    # Per-query differences 0.5 and 0: a draw's mean is 0.5 (p 1/4), 0.25 (1/2) or 0 (1/4).
+    assert got["bounds"]["map"] == [0.0, 0.5]
+    assert got["share_above_zero"]["map"] == pytest.approx(0.75, abs=0.03)
+    swapped = bootstrap_difference("reranking", second, first, labels, queries, resamples=4000, seed=1)
+    assert swapped["difference"]["map"] == pytest.approx(-0.25) and swapped["bounds"]["map"] == [-0.5, 0.0]
+
+
+def test_paired_difference_is_tighter_than_two_separate_intervals():
+    rng = np.random.default_rng(0)
+    labels = rng.uniform(0, 1, 300)
+    shared = labels + rng.normal(0, 0.3, 300)  # both models make mostly the same errors
+    better, worse = shared + rng.normal(0, 0.02, 300), shared + rng.normal(0, 0.12, 300)
+    paired = bootstrap_difference("regression", better, worse, labels, resamples=500)
+    low, high = paired["bounds"]["spearman"]
+    assert 0 < low < paired["difference"]["spearman"] < high and paired["share_above_zero"]["spearman"] > 0.975
+    separate = [bootstrap_intervals("regression", s, labels, resamples=500)["bounds"]["spearman"] for s in (better, worse)]
+    assert separate[0][0] < separate[1][1]  # the separate intervals overlap: they could not tell the two apart
+    assert high - low < 0.5 * (separate[0][1] - separate[0][0])
+
+
+def test_paired_difference_keeps_each_classifiers_threshold():
+    labels = np.array([1, 1, 0, 0])
+    scores = np.array([0.6, 0.7, 0.2, 0.3])
+    got = bootstrap_difference("classification", scores, scores, labels, threshold=0.5, other_threshold=0.65, resamples=200)
+    assert got["difference"]["accuracy"] == pytest.approx(0.25)  # 4/4 against 3/4 with the same scores
+    assert got["difference"]["auc"] == 0.0 and got["bounds"]["auc"] == [0.0, 0.0]
 
 
 def test_ranking_intervals_skip_unrankable_queries_like_the_metric():

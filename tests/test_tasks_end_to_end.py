@@ -261,7 +261,7 @@ def test_reranker_with_teacher_in_process(tmp_path, tiny_model_dir, trecqa_slice
         assert "softmax(teacher cosine / 0.05)" in caplog.text
 
 
-def test_listwise_reranker_taught_by_an_earlier_reranker(tmp_path, tiny_model_dir, trecqa_slices, caplog):
+def test_listwise_reranker_taught_by_an_earlier_reranker(tmp_path, tiny_model_dir, trecqa_slices, caplog, capsys):
     """A second listwise run whose teacher mixes the first reranker's softmax into the bi-encoder's."""
     caplog.set_level(logging.INFO, logger="hf_crossenc")
     data = ["--task", "reranking", "--teacher", str(tiny_model_dir), "--train_file", str(trecqa_slices["train"]),
@@ -280,6 +280,23 @@ def test_listwise_reranker_taught_by_an_earlier_reranker(tmp_path, tiny_model_di
     card = ModelCard.load(second / "README.md").text
     assert "mixed 0.3 : 0.7 with the softmax of the logits of a reranker trained earlier on the same data (`first`)" in card
     assert "calibrated cosine" not in card  # the regression wording is not used for listwise groups
+
+    # A paired comparison of the two rerankers on the same dev queries: each one's MAP as its own results.json has it,
+    # the difference, and its interval.
+    dev, report = str(trecqa_slices["validation"]), tmp_path / "compare.json"
+    assert cli_main(["evaluate", str(second), dev, "--compare", str(first), "--bootstrap", "300", "--output", str(report)]) == 0
+    compared = json.loads(report.read_text())
+    first_map = json.loads((first / "results.json").read_text())["validation"]["map"]
+    assert compared["map"] == pytest.approx(results["validation"]["map"], abs=1e-6)
+    assert compared["comparison"]["model"] == str(first) and compared["comparison"]["metrics"]["map"] == pytest.approx(first_map, abs=1e-6)
+    difference = compared["comparison"]["difference"]["map"]
+    assert difference == pytest.approx(results["validation"]["map"] - first_map, abs=1e-6)
+    low, high = compared["comparison"]["bounds"]["map"]
+    assert low <= difference <= high and compared["comparison"]["resampled"] == "queries"
+    assert 0.0 <= compared["comparison"]["share_above_zero"]["map"] <= 1.0
+    # A model of another task (the untrained base: a similarity scorer) is refused, naming the flag.
+    assert cli_main(["evaluate", str(second), dev, "--compare", str(tiny_model_dir)]) == 2
+    assert "--compare" in capsys.readouterr().err
 
 
 def test_listwise_soup_fine_tunes_its_teacher_once(tmp_path, tiny_model_dir, trecqa_slices, caplog):
