@@ -318,6 +318,21 @@ def _mean_std(values: list[float]) -> dict[str, float | None]:
     return {"mean": mean, "std": std}
 
 
+def _interval(runs: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
+    """The validation `metric`'s bootstrap interval (results.json's ``intervals``), averaged over the runs' bounds;
+    None unless every run has one."""
+    found = [((r.get("validation") or {}).get("intervals") or {}) for r in runs]
+    bounds = [f.get("bounds", {}).get(metric) for f in found]
+    if not runs or any(b is None or len(b) != 2 or not all(math.isfinite(x) for x in b) for b in bounds):
+        return None
+    return {
+        "low": statistics.fmean(b[0] for b in bounds),
+        "high": statistics.fmean(b[1] for b in bounds),
+        "level": found[0].get("level"),
+        "resampled": found[0].get("resampled"),
+    }
+
+
 def aggregate(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
     """One row per grid point (runs grouped by `row["point"]`), best first by mean validation `metric`.
 
@@ -354,6 +369,7 @@ def aggregate(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
                 "failed": len(members) - len(ok),
                 "score": score,
                 "std": validation[metric]["std"] if ok else None,
+                "interval": _interval(ok, metric),
                 "validation": validation,
                 "test": {m: _mean_std([t[m] for t in tests]) for m in test_names},
                 "runtime_s": statistics.fmean(runtimes) if runtimes else None,
@@ -685,6 +701,8 @@ def _summary(
         dirs = ", ".join(str(Path(args.output_root) / name) for name in best["runs"])
         values = ", ".join(f"{k}={v}" for k, v in best["point"].items()) or "(seeds only)"
         blocks.append(f"Best: {values} — validation {metric} {best['score']:.4f}{spread} over {best['n']} run(s): {dirs}")
+        if best.get("interval"):
+            blocks.append(_noise_note(aggregated, best, metric, args))
     else:
         blocks.append("No run finished with a usable validation score: nothing was chosen.")
     failed = [r for r in records if r["status"] == "failed"]
@@ -697,6 +715,26 @@ def _summary(
         )
     blocks += [f"Note: {note}" for note in notes]
     return "\n\n".join(block.rstrip("\n") for block in blocks) + "\n"
+
+
+def _noise_note(aggregated: list[dict[str, Any]], best: dict[str, Any], metric: str, args: argparse.Namespace) -> str:
+    """How far the validation split can tell the best point from the others: its metric's bootstrap interval, and
+    the points whose mean score lies inside it."""
+    ci = best["interval"]
+    level = f"{100 * ci['level']:g}%" if isinstance(ci.get("level"), (int, float)) else "the"
+    close = [row for row in aggregated if row is not best and math.isfinite(row["score"]) and row["score"] >= ci["low"]]
+    text = (
+        f"The best point's validation {metric} has a {level} bootstrap interval of {ci['low']:.4f} – {ci['high']:.4f} "
+        f"(resampling the validation split's {ci.get('resampled') or 'pairs'}, the model fixed). "
+    )
+    if not close:
+        return text + "No other point scores inside it."
+    names = ", ".join(run_name(row["point"]) if row["point"] else ", ".join(row["runs"]) for row in close)
+    return text + (
+        f"{len(close)} other point(s) score inside it ({names}): the validation split alone does not tell them apart "
+        f"from the best. A paired comparison is sharper: `hf-crossenc evaluate {Path(args.output_root) / best['runs'][0]} "
+        f"VALIDATION_FILE --compare {Path(args.output_root) / close[0]['runs'][0]}` (keep their weights with --keep_models)."
+    )
 
 
 def _markdown_report(

@@ -124,6 +124,31 @@ def test_aggregate_selects_on_validation_not_test():
     assert "(1 of 1 failed)" in text
 
 
+def test_summary_names_the_points_inside_the_best_points_interval():
+    def with_interval(row: dict, low: float, high: float) -> dict:
+        row["validation"]["intervals"] = {"level": 0.95, "resamples": 1000, "resampled": "pairs", "bounds": {"spearman": [low, high]}}
+        return row
+
+    rows = [
+        with_interval(_run({"lr": "1"}, 1, val=0.80, test=0.6), 0.70, 0.85),
+        with_interval(_run({"lr": "1"}, 2, val=0.70, test=0.6), 0.60, 0.78),
+        with_interval(_run({"lr": "2"}, 1, val=0.73, test=0.6), 0.65, 0.80),  # inside the best's 0.65 - 0.815
+        with_interval(_run({"lr": "5"}, 1, val=0.50, test=0.6), 0.40, 0.60),  # below it
+    ]
+    table = aggregate(rows, "spearman")
+    best = best_of(table)
+    assert (
+        best["point"] == {"lr": "1"} and best["interval"]["low"] == pytest.approx(0.65) and best["interval"]["high"] == pytest.approx(0.815)
+    )
+    note = search._noise_note(table, best, "spearman", search.argparse.Namespace(output_root="runs"))
+    assert "95% bootstrap interval of 0.6500 – 0.8150 (resampling the validation split's pairs" in note
+    assert "1 other point(s) score inside it (lr2)" in note and "lr5" not in note
+    assert "hf-crossenc evaluate runs/lr1_s1 VALIDATION_FILE --compare runs/lr2_s1" in note
+    # Without intervals in every run of the point (older results.json, --bootstrap_resamples 0) there is no note.
+    del rows[1]["validation"]["intervals"]
+    assert best_of(aggregate(rows, "spearman"))["interval"] is None
+
+
 def test_aggregate_prefers_points_whose_runs_all_succeeded():
     rows = [
         _run({"lr": "1"}, 1, val=0.70, test=0.6),
@@ -250,6 +275,8 @@ def test_search_end_to_end_on_the_tiny_model(tmp_path, capsys, monkeypatch, stsb
     assert not (root / other / "model.safetensors").exists() and not list((root / other).glob("checkpoint-*"))
     assert (root / other / "results.json").is_file() and (root / other / "README.md").is_file()
     assert f"{TEST_LABEL}: spearman" in out and f"| 1 **best** | {run_name(report['best']['point'])} | " in out
+    low, high = json.loads((root / best / "results.json").read_text())["validation"]["intervals"]["bounds"]["spearman"]
+    assert f"The best point's validation spearman has a 95% bootstrap interval of {low:.4f} – {high:.4f}" in out
 
     monkeypatch.setattr(search, "_launch", _must_not_launch)
     assert cli_main(argv) == 0
