@@ -82,7 +82,8 @@ def run_peer(args: argparse.Namespace, work: Path) -> dict:
     )
     return {"train_s": train_s, "train_examples": len(pairs) * args.epochs, "predict_s": predict_s,
             "predict_times_s": predict_times, "predict_pairs": len(test_pairs),
-            "test_spearman": spearman(scores, test_labels)}  # fmt: skip
+            "test_spearman": spearman(scores, test_labels), "test_scores": [float(x) for x in scores],
+            "test_labels": test_labels}  # fmt: skip
 
 
 def run_ours(args: argparse.Namespace, work: Path) -> dict:
@@ -122,7 +123,7 @@ def run_ours(args: argparse.Namespace, work: Path) -> dict:
             "test_spearman": spearman(scores, test_labels), "predict_bf16_s": predict_bf16_s,
             "predict_bf16_times_s": predict_bf16_times, "test_spearman_bf16": spearman(fast_scores, test_labels),
             "train_gflops": 6 * params * real_tokens / 1e9, "real_tokens": real_tokens, "non_embedding_params": params,
-            "predict_gflops": 2 * params * test_tokens / 1e9}  # fmt: skip
+            "predict_gflops": 2 * params * test_tokens / 1e9, "test_scores": [float(x) for x in scores]}  # fmt: skip
 
 
 def matmul_peak(threads: int, dtype_name: str, size: int = 2048, repeats: int = 8) -> float:
@@ -183,6 +184,24 @@ def combine(rounds: list[dict]) -> dict:
     return result
 
 
+def quality_difference(peer: dict, ours: dict, resamples: int = 1000) -> dict:
+    """Ours minus the peer in test Spearman, paired: both models' scores of the same test pairs (the first round's
+    models), with the 95% percentile-bootstrap interval of the difference over resampled pairs."""
+    import numpy as np
+
+    from hf_crossenc.evaluation import bootstrap_difference
+
+    got = bootstrap_difference(
+        "regression", np.asarray(ours["test_scores"]), np.asarray(peer["test_scores"]), np.asarray(peer["test_labels"]), resamples=resamples
+    )
+    return {
+        "spearman": got["difference"]["spearman"],
+        "interval": got["bounds"]["spearman"],
+        "share_above_zero": got["share_above_zero"]["spearman"],
+        "resamples": resamples,
+    }
+
+
 def report(results: dict[str, dict], output: Path, plot: Path | None) -> None:
     rows = [("training samples/s", "samples_per_s", "samples_per_s", True),
             ("inference pairs/s", "pairs_per_s", "pairs_per_s", True),
@@ -191,6 +210,11 @@ def report(results: dict[str, dict], output: Path, plot: Path | None) -> None:
             ("test Spearman", "test_spearman", "test_spearman", None),
             ("test Spearman, ours bf16", "test_spearman", "test_spearman_bf16", None)]  # fmt: skip
     peer, ours = results.get("sentence-transformers"), results["hf_crossenc"]
+    if peer:
+        results["test_spearman_difference"] = quality_difference(peer, ours)
+    for side in (peer, ours):  # the per-pair scores served the comparison; the report keeps the summaries
+        for key in ("test_scores", "test_labels"):
+            (side or {}).pop(key, None)
     print(f"{'metric':<30} {'sentence-transformers':>22} {'hf_crossenc':>12} {'ratio':>8}")
     for label, peer_key, key, higher_better in rows:
         p = peer[peer_key] if peer else float("nan")
@@ -205,6 +229,14 @@ def report(results: dict[str, dict], output: Path, plot: Path | None) -> None:
                 + ", ".join(f"{r:.2f}x" for r in per_round)
                 + f" (rows above: medians of {len(per_round)} rounds)"
             )
+    if peer:
+        diff = results["test_spearman_difference"]
+        low, high = diff["interval"]
+        print(
+            f"test Spearman, ours minus the peer, paired over the same test pairs: {diff['spearman']:+.4f} "
+            f"(95% bootstrap interval {low:+.4f} to {high:+.4f}; ours higher in {diff['share_above_zero']:.1%} of "
+            f"{diff['resamples']} resamples)"
+        )
     peaks = results.get("matmul_peak_gflops", {})
     if peaks:
         share = ours["train_gflop_per_s"] / peaks["bfloat16"]

@@ -36,6 +36,24 @@ def test_rounds_combine_into_medians_and_the_largest_peak():
     assert bench.combine(rounds[:1])["samples_per_s"] == 10.0
 
 
+def test_quality_difference_is_paired_over_the_same_test_pairs():
+    import numpy as np
+
+    bench = load_bench()
+    rng = np.random.default_rng(0)
+    labels = rng.uniform(0, 1, 400)
+    shared = labels + rng.normal(0, 0.3, 400)
+    peer = {"test_scores": (shared + rng.normal(0, 0.12, 400)).tolist(), "test_labels": labels.tolist()}
+    ours = {"test_scores": (shared + rng.normal(0, 0.02, 400)).tolist()}
+    got = bench.quality_difference(peer, ours, resamples=300)
+    direct = bench.spearman(ours["test_scores"], labels) - bench.spearman(peer["test_scores"], labels)
+    assert got["spearman"] == pytest.approx(direct)
+    low, high = got["interval"]
+    assert 0 < low < direct < high and got["share_above_zero"] > 0.975 and got["resamples"] == 300
+    swapped = bench.quality_difference({**ours, "test_labels": peer["test_labels"]}, peer, resamples=300)
+    assert swapped["spearman"] == pytest.approx(-direct) and swapped["interval"][1] < 0
+
+
 def test_rounds_must_be_positive():
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), "--rounds", "0"], capture_output=True, text=True)
     assert proc.returncode == 2 and "--rounds must be at least 1" in proc.stderr
@@ -63,3 +81,8 @@ def test_bench_quick_mode_runs_both_sides(tmp_path):
     ours = results["hf_crossenc"]
     assert ours["pairs_per_s_bf16"] > 0 and 0 < ours["train_gflop_per_s"] < results["matmul_peak_gflops"]["bfloat16"] * 2
     assert "of the measured bf16 matmul peak" in proc.stdout
+    assert "test Spearman, ours minus the peer, paired over the same test pairs:" in proc.stdout
+    diff = results["test_spearman_difference"]
+    assert diff["spearman"] == pytest.approx(ours["test_spearman"] - results["sentence-transformers"]["test_spearman"])
+    assert diff["interval"][0] <= diff["spearman"] <= diff["interval"][1]
+    assert "test_scores" not in ours and "test_labels" not in results["sentence-transformers"]  # summaries only
