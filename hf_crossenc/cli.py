@@ -181,10 +181,7 @@ def _compare(
     args: argparse.Namespace, predictor: Any, split: Any, scores: Any, threshold: float | None, symmetric: bool | None
 ) -> dict[str, Any]:
     """The paired comparison of `--compare`: the other model's metrics on the same split, and the difference."""
-    import numpy as np
-
-    from .data_collator import GROUP
-    from .evaluation import bootstrap_difference, task_metrics
+    from .evaluation import bootstrap_difference, split_labels, task_metrics
 
     other = _load_predictor(argparse.Namespace(**{**vars(args), "model": args.compare}))
     mine, theirs = predictor.semantics, other.semantics
@@ -198,8 +195,7 @@ def _compare(
         other_threshold = theirs.threshold if theirs.threshold is not None else 0.5
     pairs = list(zip(split.dataset["text_a"], split.dataset["text_b"]))
     other_scores = other.predict(pairs, batch_size=args.batch_size, symmetric=symmetric)
-    labels = np.asarray(split.dataset["label"], dtype=np.float64)
-    queries = split.dataset[GROUP] if mine.task == "reranking" else None
+    labels, queries = split_labels(mine.task, split)
     difference = bootstrap_difference(
         mine.task, scores, other_scores, labels, queries, threshold, other_threshold, resamples=args.bootstrap, level=args.level
     )

@@ -174,6 +174,11 @@ def bootstrap_difference(
     }
 
 
+def split_labels(task: str, split: Any) -> tuple[np.ndarray, list | None]:
+    """A labelled split's gold labels, and for reranking the query of every pair (None otherwise)."""
+    return np.asarray(split.dataset["label"], dtype=np.float64), (split.dataset[GROUP] if task == "reranking" else None)
+
+
 def split_metrics(
     task: str,
     scores: np.ndarray,
@@ -185,8 +190,7 @@ def split_metrics(
     """The task's metrics of one labelled split (a `TaskSplit`/`RankingSplit`: ``split.dataset`` holds ``label``,
     and the query ``group`` for reranking), its size ``n`` and, unless `resamples` is 0, their ``intervals``.
     These are the numbers of results.json, the model card and `hf-crossenc evaluate`."""
-    labels = np.asarray(split.dataset["label"], dtype=np.float64)
-    queries = split.dataset[GROUP] if task == "reranking" else None
+    labels, queries = split_labels(task, split)
     out = {**task_metrics(task, scores, labels, queries, threshold), "n": len(split)}
     if resamples:
         out["intervals"] = bootstrap_intervals(task, scores, labels, queries, out.get("threshold"), resamples, level)
