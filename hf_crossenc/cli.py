@@ -100,6 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
         "every metric (this model minus the other) with its bootstrap interval, both models on the same resampled "
         "pairs or queries: an interval containing 0 means this data does not tell them apart",
     )
+    ev.add_argument(
+        "--compare_bi_encoder",
+        nargs="?",
+        const="bundled:all-MiniLM-L6-v2",
+        default=None,
+        metavar="BI_ENCODER",
+        help="also score the file with a bi-encoder (cosine of mean-pooled embeddings; default: the bundled "
+        "all-MiniLM-L6-v2, zero-shot) and report the paired difference of the metrics that need no threshold "
+        "(correlations, ROC AUC / average precision, ranking metrics): does the cross-encoder beat it?",
+    )
     ev.add_argument("--output", default=None, help="also write the metrics to this JSON file")
 
     pr = sub.add_parser("predict", help="score pairs from a file or the command line")
@@ -152,8 +162,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise UserInputError(f"--bootstrap must be 0 (no intervals) or a number of resamples, got {args.bootstrap}.")
     if not 0 < args.level < 1:
         raise UserInputError(f"--level must be between 0 and 1 (exclusive), got {args.level}.")
-    if args.compare is not None and args.bootstrap == 0:
-        raise UserInputError("--compare needs resamples: drop --bootstrap 0 (or give a positive number).")
+    for flag, value in (("--compare", args.compare), ("--compare_bi_encoder", args.compare_bi_encoder)):
+        if value is not None and args.bootstrap == 0:
+            raise UserInputError(f"{flag} needs resamples: drop --bootstrap 0 (or give a positive number).")
     table = read_table(args.data)  # validate the input before loading the model
     predictor = _load_predictor(args)
     task = predictor.semantics.task
@@ -170,6 +181,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     metrics = split_metrics(task, scores, split, threshold, resamples=args.bootstrap, level=args.level)
     if args.compare is not None:
         metrics["comparison"] = _compare(args, predictor, split, scores, threshold, symmetric)
+    if args.compare_bi_encoder is not None:
+        metrics["bi_encoder_comparison"] = _compare_bi_encoder(args, predictor, split, scores, threshold)
     text = json.dumps(metrics, indent=2)
     if args.output:
         Path(args.output).write_text(text + "\n")
@@ -200,6 +213,33 @@ def _compare(
         mine.task, scores, other_scores, labels, queries, threshold, other_threshold, resamples=args.bootstrap, level=args.level
     )
     return {"model": args.compare, "metrics": task_metrics(mine.task, other_scores, labels, queries, other_threshold), **difference}
+
+
+# A cosine has no decision threshold: a classifier is compared on the metrics that use the scores alone.
+THRESHOLD_FREE = {"regression": ("pearson", "spearman"), "classification": ("auc", "average_precision")}
+
+
+def _compare_bi_encoder(args: argparse.Namespace, predictor: Any, split: Any, scores: Any, threshold: float | None) -> dict[str, Any]:
+    """`--compare_bi_encoder`: the bi-encoder's cosines of the same pairs, their metrics and the paired difference."""
+    from .distill import BiEncoder
+    from .evaluation import bootstrap_difference, split_labels, task_metrics
+    from .modeling import resolve_model_path
+
+    task = predictor.semantics.task
+    if predictor.semantics.activation == "softmax":
+        raise UserInputError(f"--compare_bi_encoder: {args.model} is a multi-class classifier; a cosine scores one class only.")
+    encoder = BiEncoder(resolve_model_path(args.compare_bi_encoder), max_length=predictor.max_length, precision=args.precision)
+    cosine = encoder.cosine(split.dataset["text_a"], split.dataset["text_b"])
+    labels, queries = split_labels(task, split)
+    difference = bootstrap_difference(task, scores, cosine, labels, queries, threshold, resamples=args.bootstrap, level=args.level)
+    keep = THRESHOLD_FREE.get(task) or tuple(difference["difference"])
+    metrics = {k: v for k, v in task_metrics(task, cosine, labels, queries).items() if k in keep or k in ("queries", "skipped_queries")}
+    return {
+        "model": args.compare_bi_encoder,
+        "metrics": metrics,
+        **{k: v for k, v in difference.items() if not isinstance(v, dict)},
+        **{k: {m: x for m, x in v.items() if m in keep} for k, v in difference.items() if isinstance(v, dict)},
+    }
 
 
 def _regression_split(args: argparse.Namespace, table: Any, predictor: Any) -> Any:

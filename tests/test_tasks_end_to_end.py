@@ -23,6 +23,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hf_crossenc import CrossEncoderPredictor
 from hf_crossenc.cli import main as cli_main
+from hf_crossenc.distill import BiEncoder
+from hf_crossenc.metrics import ranking_metrics
 from hf_crossenc.training import main as train_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,6 +115,13 @@ def test_binary_classification_threshold_is_chosen_on_dev_and_saved(tmp_path, ti
     assert low <= val["accuracy"] <= high and low < high
     for name, bounds in val["intervals"]["bounds"].items():
         assert evaluated["intervals"]["bounds"][name] == pytest.approx(bounds, abs=1e-6), name
+    # Against a bi-encoder, a classifier is compared on the threshold-free metrics only (a cosine has no threshold).
+    assert (
+        cli_main(["evaluate", str(out), str(dev), "--compare_bi_encoder", str(tiny_model_dir), "--output", str(tmp_path / "bi.json")]) == 0
+    )
+    bi = json.loads((tmp_path / "bi.json").read_text())["bi_encoder_comparison"]
+    assert set(bi["difference"]) == set(bi["bounds"]) == set(bi["metrics"]) == {"auc", "average_precision"}
+    assert bi["difference"]["auc"] == pytest.approx(val["auc"] - bi["metrics"]["auc"], abs=1e-6)
 
     # Plain transformers: sigmoid of the logit gives the same scores.
     model = AutoModelForSequenceClassification.from_pretrained(out).eval()
@@ -143,7 +152,7 @@ def three_class_file(src: Path, dst: Path, n: int) -> Path:
     return dst
 
 
-def test_multiclass_classification_in_process(tmp_path, tiny_model_dir):
+def test_multiclass_classification_in_process(tmp_path, tiny_model_dir, capsys):
     train = three_class_file(data_file("stsb", "train"), tmp_path / "train.csv", 96)
     dev = three_class_file(data_file("stsb", "dev"), tmp_path / "dev.csv", 40)
     out = tmp_path / "nli"
@@ -165,6 +174,9 @@ def test_multiclass_classification_in_process(tmp_path, tiny_model_dir):
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
     assert predictor.classify(pairs) == [config["id2label"][str(i)] for i in probs.argmax(-1)]
     assert "softmax" in (out / "README.md").read_text()
+    # A cosine cannot stand in for three class probabilities: refused, naming the flag.
+    assert cli_main(["evaluate", str(out), str(dev), "--compare_bi_encoder", str(tiny_model_dir)]) == 2
+    assert "--compare_bi_encoder" in capsys.readouterr().err
 
 
 # ---- reranking ------------------------------------------------------------------------------
@@ -294,6 +306,21 @@ def test_listwise_reranker_taught_by_an_earlier_reranker(tmp_path, tiny_model_di
     low, high = compared["comparison"]["bounds"]["map"]
     assert low <= difference <= high and compared["comparison"]["resampled"] == "queries"
     assert 0.0 <= compared["comparison"]["share_above_zero"]["map"] <= 1.0
+    # Against a bi-encoder (here the tiny base model used as one): its cosines ranked by the same metric code.
+    report = tmp_path / "bi.json"
+    assert (
+        cli_main(["evaluate", str(second), dev, "--compare_bi_encoder", str(tiny_model_dir), "--bootstrap", "200", "--output", str(report)])
+        == 0
+    )
+    bi = json.loads(report.read_text())["bi_encoder_comparison"]
+    with open(trecqa_slices["validation"], newline="") as f:
+        rows = list(csv.DictReader(f))
+    queries, answers = [r["question"] for r in rows], [r["answer"] for r in rows]
+    cosine = BiEncoder(str(tiny_model_dir), max_length=64, precision="fp32").cosine(queries, answers)
+    expected = ranking_metrics(queries, cosine, [int(r["label"]) for r in rows])["map"]
+    assert bi["model"] == str(tiny_model_dir) and bi["metrics"]["map"] == pytest.approx(expected, abs=1e-6)
+    assert bi["difference"]["map"] == pytest.approx(results["validation"]["map"] - expected, abs=1e-6)
+    assert bi["bounds"]["map"][0] <= bi["difference"]["map"] <= bi["bounds"]["map"][1] and bi["resampled"] == "queries"
     # A model of another task (the untrained base: a similarity scorer) is refused, naming the flag.
     assert cli_main(["evaluate", str(second), dev, "--compare", str(tiny_model_dir)]) == 2
     assert "--compare" in capsys.readouterr().err
