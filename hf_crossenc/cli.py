@@ -168,6 +168,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     table = read_table(args.data)  # validate the input before loading the model
     predictor = _load_predictor(args)
     task = predictor.semantics.task
+    # Comparisons that cannot be made are refused before anything is scored.
+    other = _comparable_model(args, predictor) if args.compare is not None else None
+    if args.compare_bi_encoder is not None and predictor.semantics.activation == "softmax":
+        raise UserInputError(f"--compare_bi_encoder: {args.model} is a multi-class classifier; a cosine scores one class only.")
     if task == "reranking":
         split, threshold = _ranking_split(args, table), None
     elif task == "classification":
@@ -180,7 +184,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     scores = predictor.predict(pairs, batch_size=args.batch_size, symmetric=symmetric)
     metrics = split_metrics(task, scores, split, threshold, resamples=args.bootstrap, level=args.level)
     if args.compare is not None:
-        metrics["comparison"] = _compare(args, predictor, split, scores, threshold, symmetric)
+        metrics["comparison"] = _compare(args, predictor, other, split, scores, threshold, symmetric)
     if args.compare_bi_encoder is not None:
         metrics["bi_encoder_comparison"] = _compare_bi_encoder(args, predictor, split, scores, threshold)
     text = json.dumps(metrics, indent=2)
@@ -190,29 +194,46 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _class_names(predictor: Any) -> list[str] | None:
+    """The labels a classifier's outputs stand for, in output order (recorded names, else config.id2label)."""
+    semantics, config = predictor.semantics, predictor.model.config
+    if semantics.task != "classification":
+        return None
+    if semantics.label_names:
+        return list(semantics.label_names)
+    return ["0", "1"] if semantics.activation == "sigmoid" else [str(config.id2label[i]) for i in range(config.num_labels)]
+
+
+def _comparable_model(args: argparse.Namespace, predictor: Any) -> Any:
+    """The `--compare` model, loaded like the first one; exit 2 unless it scores the same thing: the same task and
+    activation and, for classifiers, the same labels in the same output order."""
+    other = _load_predictor(argparse.Namespace(**{**vars(args), "model": args.compare}))
+    mine, theirs = predictor.semantics, other.semantics
+    if (mine.task, mine.activation, _class_names(predictor)) != (theirs.task, theirs.activation, _class_names(other)):
+        raise UserInputError(
+            f"--compare {args.compare}: a {theirs.task} model ({theirs.activation}, labels {_class_names(other)}) cannot be "
+            f"compared with {args.model}, a {mine.task} model ({mine.activation}, labels {_class_names(predictor)})."
+        )
+    return other
+
+
 def _compare(
-    args: argparse.Namespace, predictor: Any, split: Any, scores: Any, threshold: float | None, symmetric: bool | None
+    args: argparse.Namespace, predictor: Any, other: Any, split: Any, scores: Any, threshold: float | None, symmetric: bool | None
 ) -> dict[str, Any]:
     """The paired comparison of `--compare`: the other model's metrics on the same split, and the difference."""
     from .evaluation import bootstrap_difference, split_labels, task_metrics
 
-    other = _load_predictor(argparse.Namespace(**{**vars(args), "model": args.compare}))
-    mine, theirs = predictor.semantics, other.semantics
-    if (mine.task, mine.activation) != (theirs.task, theirs.activation) or mine.label_names != theirs.label_names:
-        raise UserInputError(
-            f"--compare {args.compare}: a {theirs.task} model ({theirs.activation}, labels {theirs.label_names}) cannot be "
-            f"compared with {args.model}, a {mine.task} model ({mine.activation}, labels {mine.label_names})."
-        )
+    task = predictor.semantics.task
     other_threshold = None
-    if mine.task == "classification" and mine.activation == "sigmoid":
-        other_threshold = theirs.threshold if theirs.threshold is not None else 0.5
+    if task == "classification" and predictor.semantics.activation == "sigmoid":
+        other_threshold = other.semantics.threshold if other.semantics.threshold is not None else 0.5
     pairs = list(zip(split.dataset["text_a"], split.dataset["text_b"]))
     other_scores = other.predict(pairs, batch_size=args.batch_size, symmetric=symmetric)
-    labels, queries = split_labels(mine.task, split)
+    labels, queries = split_labels(task, split)
     difference = bootstrap_difference(
-        mine.task, scores, other_scores, labels, queries, threshold, other_threshold, resamples=args.bootstrap, level=args.level
+        task, scores, other_scores, labels, queries, threshold, other_threshold, resamples=args.bootstrap, level=args.level
     )
-    return {"model": args.compare, "metrics": task_metrics(mine.task, other_scores, labels, queries, other_threshold), **difference}
+    return {"model": args.compare, "metrics": task_metrics(task, other_scores, labels, queries, other_threshold), **difference}
 
 
 # A cosine has no decision threshold: a classifier is compared on the metrics that use the scores alone.
@@ -226,8 +247,6 @@ def _compare_bi_encoder(args: argparse.Namespace, predictor: Any, split: Any, sc
     from .modeling import resolve_model_path
 
     task = predictor.semantics.task
-    if predictor.semantics.activation == "softmax":
-        raise UserInputError(f"--compare_bi_encoder: {args.model} is a multi-class classifier; a cosine scores one class only.")
     encoder = BiEncoder(resolve_model_path(args.compare_bi_encoder), max_length=predictor.max_length, precision=args.precision)
     cosine = encoder.cosine(split.dataset["text_a"], split.dataset["text_b"])
     labels, queries = split_labels(task, split)

@@ -33,7 +33,9 @@ class BiEncoder:
         extra = {"dtype": torch.bfloat16, "attn_implementation": "eager"} if self.precision == "bf16" else {}
         self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         self.model = AutoModel.from_pretrained(name_or_path, use_safetensors=True, **extra).eval()
-        self.max_length, self.batch_size = max_length, batch_size
+        # Never past the encoder's own position table (a caller may pass a longer model's limit).
+        self.max_length = min(max_length, getattr(self.model.config, "max_position_embeddings", max_length))
+        self.batch_size = batch_size
         self._cache: dict[str, np.ndarray] = {}
 
     @torch.inference_mode()

@@ -1,8 +1,9 @@
 """The metrics of a scored, labelled split, with percentile-bootstrap confidence intervals.
 
-A score measured on a few hundred pairs — or on 65 queries — is an estimate, and two models (or two
-recipes) whose scores differ by less than the interval's width have not been told apart by that split.
-The interval resamples the units the metric averages over: pairs for correlations and classification
+A score measured on a few hundred pairs — or on 65 queries — is an estimate; its interval says how far the
+split alone lets it move. To tell two models apart, `bootstrap_difference` scores both on the same resampled
+units: the pairs that are hard for one are mostly hard for the other, so the paired interval is much tighter
+than the two separate ones. The interval resamples the units the metric averages over: pairs for correlations and classification
 metrics, queries for ranking metrics (a query's candidates stay together). The model and the decision
 threshold are held fixed, so the interval is the sampling uncertainty of the evaluation data alone, not
 the spread between training runs (seeds move a score too: train again to see that).

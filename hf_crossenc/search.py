@@ -722,17 +722,18 @@ def _noise_note(aggregated: list[dict[str, Any]], best: dict[str, Any], metric: 
     the points whose mean score lies inside it."""
     ci = best["interval"]
     level = f"{100 * ci['level']:g}%" if isinstance(ci.get("level"), (int, float)) else "the"
-    close = [row for row in aggregated if row is not best and math.isfinite(row["score"]) and row["score"] >= ci["low"]]
+    close = [row for row in aggregated if row is not best and math.isfinite(row["score"]) and ci["low"] <= row["score"] <= ci["high"]]
+    seeds = f"; the bounds of its {best['n']} runs averaged" if best["n"] > 1 else ""
     text = (
         f"The best point's validation {metric} has a {level} bootstrap interval of {ci['low']:.4f} – {ci['high']:.4f} "
-        f"(resampling the validation split's {ci.get('resampled') or 'pairs'}, the model fixed). "
+        f"(resampling the validation split's {ci.get('resampled') or 'pairs'}, the model fixed{seeds}). "
     )
     if not close:
         return text + "No other point scores inside it."
     names = ", ".join(run_name(row["point"]) if row["point"] else ", ".join(row["runs"]) for row in close)
     return text + (
-        f"{len(close)} other point(s) score inside it ({names}): the validation split alone does not tell them apart "
-        f"from the best. A paired comparison is sharper: `hf-crossenc evaluate {Path(args.output_root) / best['runs'][0]} "
+        f"{len(close)} other point(s) score inside it ({names}): their scores alone do not show them worse than the best. "
+        f"A paired comparison may still separate them: `hf-crossenc evaluate {Path(args.output_root) / best['runs'][0]} "
         f"VALIDATION_FILE --compare {Path(args.output_root) / close[0]['runs'][0]}` (keep their weights with --keep_models)."
     )
 

@@ -35,6 +35,15 @@ def test_bi_encoder_embeddings_are_normalised_and_order_independent(tiny_model_d
     assert cos[0] == pytest.approx(1.0, abs=1e-5)
 
 
+def test_bi_encoder_length_stays_within_its_position_table(tiny_model_dir):
+    """A longer limit (e.g. a cross-encoder's) is cut to the encoder's own positions: long texts are truncated, not
+    sent past the position embeddings."""
+    encoder = BiEncoder(str(tiny_model_dir), max_length=100_000, precision="fp32")
+    positions = encoder.model.config.max_position_embeddings
+    assert encoder.max_length == positions
+    assert encoder.encode(["word " * (2 * positions)]).shape == (1, encoder.model.config.hidden_size)
+
+
 def test_bi_encoder_in_bf16_is_close_to_fp32(tiny_model_dir):
     texts_a = ["a short one", "a much longer sentence about cats and dogs", "x", "two dogs run in a park"]
     texts_b = ["a short two", "cats and dogs", "a much longer sentence about x", "a dog runs"]

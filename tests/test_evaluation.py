@@ -173,3 +173,20 @@ def test_training_refuses_negative_bootstrap_resamples(tmp_path, stsb_slices, ca
     argv = ["--train_file", str(stsb_slices["train"]), "--label_scale", "0,5", "--output_dir", str(out)]
     assert train_main([*argv, "--bootstrap_resamples", "-1"]) == 2 and not out.exists()
     assert "--bootstrap_resamples must be 0" in capsys.readouterr().err
+
+
+def test_classifiers_compare_only_with_the_same_labels_in_the_same_order():
+    from types import SimpleNamespace
+
+    from hf_crossenc.cli import _class_names
+
+    def classifier(id2label: dict, label_names=None, activation="softmax"):
+        semantics = SimpleNamespace(task="classification", activation=activation, label_names=label_names)
+        return SimpleNamespace(
+            semantics=semantics, model=SimpleNamespace(config=SimpleNamespace(id2label=id2label, num_labels=len(id2label)))
+        )
+
+    assert _class_names(classifier({0: "a", 1: "b", 2: "c"})) == ["a", "b", "c"]
+    assert _class_names(classifier({0: "b", 1: "a", 2: "c"})) != _class_names(classifier({0: "a", 1: "b", 2: "c"}))
+    assert _class_names(classifier({0: "a", 1: "b"}, label_names=["no", "yes"])) == ["no", "yes"]
+    assert _class_names(classifier({0: "LABEL_0"}, activation="sigmoid")) == ["0", "1"]

@@ -134,6 +134,8 @@ def test_summary_names_the_points_inside_the_best_points_interval():
         with_interval(_run({"lr": "1"}, 2, val=0.70, test=0.6), 0.60, 0.78),
         with_interval(_run({"lr": "2"}, 1, val=0.73, test=0.6), 0.65, 0.80),  # inside the best's 0.65 - 0.815
         with_interval(_run({"lr": "5"}, 1, val=0.50, test=0.6), 0.40, 0.60),  # below it
+        with_interval(_run({"lr": "9"}, 1, val=0.90, test=0.6), 0.85, 0.95),  # above it, but one of its runs failed
+        _run({"lr": "9"}, 2, val=0.0, test=0.0, status="failed"),
     ]
     table = aggregate(rows, "spearman")
     best = best_of(table)
@@ -141,8 +143,11 @@ def test_summary_names_the_points_inside_the_best_points_interval():
         best["point"] == {"lr": "1"} and best["interval"]["low"] == pytest.approx(0.65) and best["interval"]["high"] == pytest.approx(0.815)
     )
     note = search._noise_note(table, best, "spearman", search.argparse.Namespace(output_root="runs"))
-    assert "95% bootstrap interval of 0.6500 – 0.8150 (resampling the validation split's pairs" in note
-    assert "1 other point(s) score inside it (lr2)" in note and "lr5" not in note
+    assert (
+        "95% bootstrap interval of 0.6500 – 0.8150 (resampling the validation split's pairs, the model fixed; the bounds of its 2 runs averaged)"
+        in note
+    )
+    assert "1 other point(s) score inside it (lr2)" in note and "lr5" not in note and "lr9" not in note
     assert "hf-crossenc evaluate runs/lr1_s1 VALIDATION_FILE --compare runs/lr2_s1" in note
     # Without intervals in every run of the point (older results.json, --bootstrap_resamples 0) there is no note.
     del rows[1]["validation"]["intervals"]
