@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .data_collator import GROUP
+from .errors import UserInputError
 from .metrics import (
     binary_classification_metrics,
     correlation_metrics,
@@ -196,3 +197,62 @@ def split_metrics(
     if resamples:
         out["intervals"] = bootstrap_intervals(task, scores, labels, queries, out.get("threshold"), resamples, level)
     return out
+
+
+def labelled_split(
+    table: Any,
+    predictor: Any,
+    *,
+    text_a_column: str | None = None,
+    text_b_column: str | None = None,
+    label_column: str | None = None,
+    label_scale: str | None = None,
+) -> tuple[Any, float | None]:
+    """The labelled split of a read `table` (`hf_crossenc.data.read_table`) for a trained `predictor`'s task, and the
+    decision threshold of a binary classifier (the saved one, else 0.5; None for every other model).
+
+    Columns not named are auto-detected. Labels are read as the model was trained: a regression label on
+    `label_scale` (a raw range such as ``"0,5"``; default: the model's own), a class by the model's label names in
+    output order, a reranking label as graded relevance grouped by query."""
+    task = predictor.semantics.task
+    if task == "reranking":
+        return _ranking_split(table, text_a_column, text_b_column, label_column), None
+    if task == "classification":
+        return _classification_split(table, predictor, text_a_column, text_b_column, label_column)
+    return _regression_split(table, predictor, text_a_column, text_b_column, label_column, label_scale), None
+
+
+def _regression_split(
+    table: Any, predictor: Any, text_a_column: str | None, text_b_column: str | None, label_column: str | None, label_scale: str | None
+) -> Any:
+    from .data import build_split, parse_label_scale, resolve_columns
+
+    columns = resolve_columns(table, text_a_column, text_b_column, label_column)
+    scale = parse_label_scale(label_scale) or predictor.label_scale
+    if scale == "auto":
+        raise UserInputError("evaluate needs an explicit --label_scale (or none, to use the model's).")
+    return build_split(table, columns, name="evaluation", scale=scale)
+
+
+def _classification_split(
+    table: Any, predictor: Any, text_a_column: str | None, text_b_column: str | None, label_column: str | None
+) -> tuple[Any, float | None]:
+    from .data import build_class_split, resolve_columns
+    from .labels import LabelVocab
+
+    columns = resolve_columns(table, text_a_column, text_b_column, label_column)
+    config = predictor.model.config
+    binary = predictor.semantics.activation == "sigmoid"
+    names = predictor.semantics.label_names or (["0", "1"] if binary else [config.id2label[i] for i in range(config.num_labels)])
+    split = build_class_split(table, columns, name="evaluation", vocab=LabelVocab(tuple(names), binary=binary))
+    if not binary:
+        return split, None
+    return split, predictor.semantics.threshold if predictor.semantics.threshold is not None else 0.5
+
+
+def _ranking_split(table: Any, text_a_column: str | None, text_b_column: str | None, label_column: str | None) -> Any:
+    from .ranking import build_ranking_split
+
+    return build_ranking_split(
+        table, name="evaluation", query_column=text_a_column, passage_column=text_b_column, label_column=label_column
+    )

@@ -216,6 +216,22 @@ class CrossEncoderPredictor:
         return [names[1] if s >= cut else names[0] for s in scores]
 
 
+def prediction_record(predictor: CrossEncoderPredictor, score: Any) -> dict[str, Any]:
+    """One scored pair as `hf-crossenc predict` prints it: the score (rounded to 6 decimals) and, for classifiers,
+    the predicted class (binary: score >= the stored threshold, else 0.5), or for multi-class models (`score` a row of
+    softmax probabilities) the argmax class and every class probability."""
+    semantics = predictor.semantics
+    if getattr(score, "ndim", 0) == 1:  # softmax probabilities
+        names = [predictor.model.config.id2label[i] for i in range(len(score))]
+        return {"label": names[int(score.argmax())], "probabilities": {n: round(float(p), 6) for n, p in zip(names, score)}}
+    out = {"score": round(float(score), 6)}
+    if semantics.task == "classification":
+        negative, positive = semantics.label_names or ["0", "1"]
+        threshold = semantics.threshold if semantics.threshold is not None else 0.5
+        out["label"] = positive if score >= threshold else negative
+    return out
+
+
 def pad_rows(encoded: Any, rows: Sequence[int], tokenizer: PreTrainedTokenizerBase) -> dict[str, torch.Tensor]:
     """Pad the tokenized ``rows`` of ``encoded`` (unpadded lists) into one batch of tensors.
 
