@@ -30,14 +30,12 @@ The result is deterministic: no sampling is involved.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import logging
 import math
 import os
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -271,6 +269,20 @@ def _refuse_existing(path: Path) -> None:
         raise DataError("already exists; refusing to overwrite it.", source=str(path), hint="Pass --overwrite or choose another path.")
 
 
+def check_output_paths(output: str | Path, summary: str | Path | None = None, *, overwrite: bool = False) -> None:
+    """Before any work: `DataError` for an output that is not .csv/.jsonl, a summary that is not .json, or (unless
+    `overwrite`) an output or summary file that already exists."""
+    output = Path(output)
+    _output_kind(output)
+    summary = Path(summary) if summary is not None else None
+    if summary is not None and summary.suffix.lower() != ".json":
+        raise DataError("the summary is written as JSON.", source=str(summary), hint="Give --summary a .json path.")
+    if not overwrite:
+        _refuse_existing(output)
+        if summary is not None:
+            _refuse_existing(summary)
+
+
 def write_atomically(path: str | Path, text: str) -> None:
     """Write `text` to a temporary file beside `path`, then rename it over `path` (readers never see half a file)."""
     path = Path(path)
@@ -314,68 +326,8 @@ def write_mined(result: MiningResult, path: str | Path, *, overwrite: bool = Fal
 
 
 # --------------------------------------------------------------------------------------------
-# Command line: `hf-crossenc mine`
+# Reading
 # --------------------------------------------------------------------------------------------
-
-
-def _optional_float(value: str) -> float | None:
-    if value.strip().lower() in ("none", "off", ""):
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {value!r}") from None
-
-
-def add_mine_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the `hf-crossenc mine` arguments to `parser`."""
-    from .modeling import BUNDLED_MODEL
-
-    parser.add_argument("input", help="(query, positive) pairs: .csv/.tsv/.json/.jsonl/.parquet; a query may have several rows")
-    parser.add_argument("--output", required=True, help="where to write the mined rows (.csv or .jsonl)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output (and --summary) file")
-    parser.add_argument("--query_column", default=None, help=f"query column (default: first of {', '.join(QUERY_CANDIDATES[:4])}, ...)")
-    parser.add_argument(
-        "--positive_column", default=None, help=f"positive column (default: first of {', '.join(POSITIVE_CANDIDATES[:5])}, ...)"
-    )
-    parser.add_argument(
-        "--corpus", default=None, metavar="FILE", help="extra candidate passages (the positives of INPUT are always candidates)"
-    )
-    parser.add_argument(
-        "--corpus_column",
-        default=None,
-        help=f"passage column of --corpus (default: its only column, or first of {', '.join(CORPUS_CANDIDATES)})",
-    )
-    parser.add_argument("--model", default=BUNDLED_MODEL, help=f"bi-encoder: folder, Hub id or {BUNDLED_MODEL} (default)")
-    parser.add_argument("--num_negatives", type=int, default=5, help="negatives per query (default: 5)")
-    parser.add_argument("--range_min", type=int, default=0, help="skip the candidates ranked above this (0-based rank; default: 0)")
-    parser.add_argument("--range_max", type=int, default=50, help="examine candidates ranked below this (default: 50)")
-    parser.add_argument(
-        "--margin",
-        type=_optional_float,
-        default=0.05,
-        help="drop candidates scoring above (lowest positive score - margin): likely unlabelled positives (default: 0.05; 'none' disables)",
-    )
-    parser.add_argument("--max_score", type=_optional_float, default=None, help="drop candidates with cosine above this (default: none)")
-    parser.add_argument("--batch_size", type=int, default=128, help="texts per encoder batch (default: 128)")
-    parser.add_argument("--max_length", type=int, default=128, help="tokens per text; longer ones are truncated (default: 128)")
-    parser.add_argument(
-        "--precision",
-        choices=["fp32", "bf16", "auto"],  # the values of hf_crossenc.inference.PRECISIONS, without importing torch here
-        default="auto",
-        help="encoder precision (default: auto, bf16 where the CPU computes bf16 natively; fp32 for vectors independent of the CPU)",
-    )
-    parser.add_argument("--summary", default=None, metavar="FILE", help="also write the summary (printed on stdout) to this JSON file")
-    if not parser.description:
-        parser.description = "Mine hard negatives for (query, positive) pairs with a bi-encoder, for reranker training."
-    return parser
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """A stand-alone parser for `hf-crossenc mine` (`python -m hf_crossenc.mining`)."""
-    from .cli import EPILOG
-
-    return add_mine_arguments(argparse.ArgumentParser(prog="hf-crossenc mine", epilog=EPILOG))
 
 
 def _pick_column(table: Table, explicit: str | None, candidates: Sequence[str], role: str, flag: str, single_ok: bool = False) -> str:
@@ -439,64 +391,3 @@ def read_corpus(path: str | Path, column: str | None = None) -> list[str]:
     table = read_table(path)
     name = _pick_column(table, column, CORPUS_CANDIDATES, "passage", "--corpus_column", single_ok=True)
     return _texts(table, name)
-
-
-def run_mine(args: argparse.Namespace) -> int:
-    """Run `hf-crossenc mine`: validate everything, load the bi-encoder, mine, write; print the summary JSON on stdout."""
-    from .distill import BiEncoder
-    from .modeling import resolve_model_path
-
-    check_mining_settings(args.num_negatives, args.range_min, args.range_max, args.margin, args.max_score)
-    if args.batch_size < 1 or args.max_length < 1:
-        raise ConfigError(f"--batch_size and --max_length must be positive, got {args.batch_size} and {args.max_length}.")
-    output = Path(args.output)
-    _output_kind(output)
-    summary_path = Path(args.summary) if args.summary else None
-    if summary_path is not None and summary_path.suffix.lower() != ".json":
-        raise DataError("the summary is written as JSON.", source=str(summary_path), hint="Give --summary a .json path.")
-    if not args.overwrite:
-        _refuse_existing(output)
-        if summary_path is not None:
-            _refuse_existing(summary_path)
-    queries, positives = read_pairs(args.input, args.query_column, args.positive_column)
-    corpus = read_corpus(args.corpus, args.corpus_column) if args.corpus else None
-
-    encoder = BiEncoder(resolve_model_path(args.model), max_length=args.max_length, batch_size=args.batch_size, precision=args.precision)
-    result = mine_hard_negatives(
-        queries,
-        positives,
-        encoder,
-        corpus=corpus,
-        num_negatives=args.num_negatives,
-        range_min=args.range_min,
-        range_max=args.range_max,
-        margin=args.margin,
-        max_score=args.max_score,
-    )
-    write_mined(result, output, overwrite=args.overwrite)
-    summary = {
-        "input": str(args.input),
-        "corpus": args.corpus,
-        "model": args.model,
-        "precision": encoder.precision,
-        "output": str(output),
-        **result.summary,
-    }
-    text = json.dumps(summary, indent=2)
-    if summary_path is not None:
-        write_atomically(summary_path, text + "\n")
-    print(text)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m hf_crossenc.mining ...`: bad input becomes one `error:` line on stderr and exit code 2."""
-    from .cli import exit_code_of
-
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
-    return exit_code_of(run_mine, args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -488,124 +488,7 @@ def _delete_models(folder: Path) -> list[str]:
     return removed
 
 
-# ---- the command -----------------------------------------------------------------------------
-
-
-def add_search_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the `hf-crossenc search` arguments to `parser`."""
-    parser.add_argument("--config", default=None, help="YAML training config shared by every run (as for `hf-crossenc train`)")
-    parser.add_argument(
-        "--grid",
-        action="append",
-        default=[],
-        metavar="FLAG=V1,V2",
-        help="a training flag and its values, e.g. learning_rate=3e-5,5e-5 (repeatable: the runs are the cartesian product)",
-    )
-    parser.add_argument("--output_root", required=True, help="folder holding one sub-folder per run, search.md and search.json")
-    parser.add_argument(
-        "--seeds", default=None, metavar="S1,S2", help="train every grid point with each seed and average (default: the config's seed)"
-    )
-    parser.add_argument(
-        "--metric",
-        default=None,
-        help="validation metric to select on, higher is better (default: the runs' metric_for_best_model, e.g. spearman)",
-    )
-    parser.add_argument("--keep_models", action="store_true", help="keep the weights and checkpoints of every run, not only the best")
-    parser.add_argument("--dry_run", action="store_true", help="print the planned commands and exit without training")
-    parser.add_argument("train_args", nargs="*", metavar="-- TRAINING_FLAGS", help="further training flags after `--`, passed to every run")
-    parser.description = parser.description or (
-        "Train every combination of --grid values (x --seeds) as a separate `hf-crossenc train` run, one at a time, and "
-        "choose the best by the mean VALIDATION metric; test metrics are shown but never used for the choice."
-    )
-    parser.epilog = (
-        "Runs whose folder already has results.json are reused, so re-running a search continues it. Unless --keep_models, "
-        "the model weights and checkpoints of the runs that were not chosen are deleted. "
-        "Exit codes: 0 success, 2 bad input (flags, grid, config), 1 if any run failed (see <run folder>.log)."
-    )
-    return parser
-
-
-def run_search(args: argparse.Namespace) -> int:
-    """Run `hf-crossenc search`: validate everything, train the missing runs, print and write the summary; the exit code."""
-    flags = training_flags()
-    points = check_grid_keys(expand_grid(list(args.grid or [])), flags)
-    seeds = parse_seeds(args.seeds)
-    keys = list(points[0]) if points else []
-    if not keys and not seeds:
-        raise ConfigError("nothing to search: give at least one --grid FLAG=V1,V2 (or --seeds S1,S2).")
-    train_args = check_train_args(list(args.train_args or []), keys, seeds, flags)
-    if args.config:
-        from .training import build_parser, load_config_file
-
-        load_config_file(args.config, build_parser())
-    metric = normalise_metric(args.metric) if args.metric else None
-    if metric is not None and metric not in KNOWN_METRICS:
-        close = difflib.get_close_matches(metric, KNOWN_METRICS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"--metric {args.metric!r} is not a validation metric.{hint} Choose from {list(KNOWN_METRICS)}.")
-    root = Path(args.output_root)
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"--output_root {root} exists and is not a directory.")
-    runs = plan_runs(points, seeds, root, args.config, train_args)
-    config_sha = _file_sha256(args.config)
-    check_reused_runs(runs, _previous_runs(root / "search.json"), config_sha)
-
-    if args.dry_run:
-        for run in runs:
-            note = {
-                "reuse": "  # reused: results.json exists",
-                "resume": "  # resumes its newest complete checkpoint",
-                "overwrite": "  # retrains into its partial folder",
-            }.get(run.action, "")
-            print(shlex.join(run.command) + note)
-        print(f"# {len(runs)} run(s), {sum(r.action != 'reuse' for r in runs)} to train; dry run: nothing was started.")
-        return 0
-
-    root.mkdir(parents=True, exist_ok=True)
-    notes: list[str] = []
-    records: list[dict[str, Any]] = []
-    explicit = metric is not None
-    for i, run in enumerate(runs, 1):
-        record = _do_run(run, i, len(runs), config_sha, notes)
-        if record["status"] != "failed":
-            metric = _check_run_metric(record, metric, explicit)
-        records.append(record)
-
-    failed = [r for r in records if r["status"] == "failed"]
-    aggregated = aggregate(records, metric or "")  # no metric: every run failed, nothing to check
-    best = best_of(aggregated) if metric else None
-    deleted: list[str] = []
-    if best is not None and not args.keep_models:
-        keep = set(best["runs"])
-        for run, record in zip(runs, records):
-            if run.name not in keep and record["status"] != "failed":
-                deleted += _delete_models(run.output_dir)
-    if best is not None and not any(_has_model(root / name) for name in best["runs"]):
-        notes.append(
-            f"the chosen runs' weights are gone (deleted by an earlier search without --keep_models): "
-            f"delete {root / best['runs'][0]} and re-run this search to retrain it."
-        )
-
-    summary = _summary(aggregated, best, metric, keys, records, notes, deleted, args)
-    print(summary, end="")
-    (root / "search.md").write_text(_markdown_report(summary, aggregated, records, metric, keys, args), encoding="utf-8")
-    report = {
-        "metric": metric,
-        "selection_split": "validation",
-        "config": args.config,
-        "config_sha256": config_sha,
-        "grid": {key: list(dict.fromkeys(p[key] for p in points)) for key in keys},
-        "seeds": seeds,
-        "train_args": train_args,
-        "runs": records,
-        "aggregated": aggregated,
-        "best": None if best is None else {**best, "output_dirs": [str(root / name) for name in best["runs"]]},
-        "deleted": deleted,
-        "notes": notes,
-    }
-    (root / "search.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {root / 'search.md'} and {root / 'search.json'}", file=sys.stderr)
-    return 1 if failed or best is None else 0
+# ---- running the search ------------------------------------------------------------------
 
 
 def _do_run(run: PlannedRun, i: int, total: int, config_sha: str | None, notes: list[str]) -> dict[str, Any]:
@@ -689,7 +572,7 @@ def _summary(
     records: list[dict[str, Any]],
     notes: list[str],
     deleted: list[str],
-    args: argparse.Namespace,
+    output_root: str | Path,
 ) -> str:
     """What the command prints: the table, the choice, failures and notes (also the top of search.md)."""
     blocks = []
@@ -698,11 +581,11 @@ def _summary(
         blocks.append(markdown_table(aggregated, metric, keys, best))
     if best is not None:
         spread = f" ± {best['std']:.4f}" if best["std"] is not None else ""
-        dirs = ", ".join(str(Path(args.output_root) / name) for name in best["runs"])
+        dirs = ", ".join(str(Path(output_root) / name) for name in best["runs"])
         values = ", ".join(f"{k}={v}" for k, v in best["point"].items()) or "(seeds only)"
         blocks.append(f"Best: {values} — validation {metric} {best['score']:.4f}{spread} over {best['n']} run(s): {dirs}")
         if best.get("interval"):
-            blocks.append(_noise_note(aggregated, best, metric, args))
+            blocks.append(_noise_note(aggregated, best, metric, output_root))
     else:
         blocks.append("No run finished with a usable validation score: nothing was chosen.")
     failed = [r for r in records if r["status"] == "failed"]
@@ -717,7 +600,7 @@ def _summary(
     return "\n\n".join(block.rstrip("\n") for block in blocks) + "\n"
 
 
-def _noise_note(aggregated: list[dict[str, Any]], best: dict[str, Any], metric: str, args: argparse.Namespace) -> str:
+def _noise_note(aggregated: list[dict[str, Any]], best: dict[str, Any], metric: str, output_root: str | Path) -> str:
     """How far the validation split can tell the best point from the others: its metric's bootstrap interval, and
     the points whose mean score lies inside it."""
     ci = best["interval"]
@@ -733,8 +616,8 @@ def _noise_note(aggregated: list[dict[str, Any]], best: dict[str, Any], metric: 
     names = ", ".join(run_name(row["point"]) if row["point"] else ", ".join(row["runs"]) for row in close)
     return text + (
         f"{len(close)} other point(s) score inside it ({names}): their scores alone do not show them worse than the best. "
-        f"A paired comparison may still separate them: `hf-crossenc evaluate {Path(args.output_root) / best['runs'][0]} "
-        f"VALIDATION_FILE --compare {Path(args.output_root) / close[0]['runs'][0]}` (keep their weights with --keep_models)."
+        f"A paired comparison may still separate them: `hf-crossenc evaluate {Path(output_root) / best['runs'][0]} "
+        f"VALIDATION_FILE --compare {Path(output_root) / close[0]['runs'][0]}` (keep their weights with --keep_models)."
     )
 
 
@@ -744,10 +627,10 @@ def _markdown_report(
     records: list[dict[str, Any]],
     metric: str | None,
     keys: list[str],
-    args: argparse.Namespace,
+    config: str | None,
 ) -> str:
     """search.md: the summary, every run (when averaged over seeds) and the exact commands."""
-    parts = ["# Hyperparameter search\n", f"Config: `{args.config}`" if args.config else "Config: none (flags only)", "", summary]
+    parts = ["# Hyperparameter search\n", f"Config: `{config}`" if config else "Config: none (flags only)", "", summary]
     if metric and any(r.get("seed") is not None for r in records) and len(records) > len(aggregated):
         per_run = aggregate([{**r, "point": {**r["point"], "seed": str(r["seed"])}} for r in records], metric)
         parts += ["## Every run\n", markdown_table(per_run, metric, [*keys, "seed"])]

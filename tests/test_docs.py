@@ -27,13 +27,14 @@ def option_names(parser: argparse.ArgumentParser) -> set[str]:
 
 
 def known_flags() -> set[str]:
-    from hf_crossenc import cli, mining
+    from hf_crossenc import cli
+    from hf_crossenc.commands import mine
     from hf_crossenc.training import build_parser
 
     spec = importlib.util.spec_from_file_location("bench", REPO / "scripts" / "bench.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    parsers = (build_parser(), cli.build_parser(), mining.build_parser(), bench.build_parser())
+    parsers = (build_parser(), cli.build_parser(), mine.build_parser(), bench.build_parser())
     return set().union(*(option_names(parser) for parser in parsers)) | OTHER_TOOLS | deprecated_flags()
 
 

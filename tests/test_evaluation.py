@@ -178,7 +178,7 @@ def test_training_refuses_negative_bootstrap_resamples(tmp_path, stsb_slices, ca
 def test_classifiers_compare_only_with_the_same_labels_in_the_same_order():
     from types import SimpleNamespace
 
-    from hf_crossenc.cli import _class_names
+    from hf_crossenc.comparison import class_names as _class_names
 
     def classifier(id2label: dict, label_names=None, activation="softmax"):
         semantics = SimpleNamespace(task="classification", activation=activation, label_names=label_names)

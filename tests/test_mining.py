@@ -13,9 +13,12 @@ import numpy as np
 import pytest
 
 from hf_crossenc import mining
+from hf_crossenc.commands import mine as mine_command
+from hf_crossenc.commands.mine import build_parser
+from hf_crossenc.commands.mine import run as run_mine
 from hf_crossenc.data import read_table
 from hf_crossenc.errors import ConfigError, DataError
-from hf_crossenc.mining import MiningResult, build_parser, check_mining_settings, mine_hard_negatives, run_mine, write_mined
+from hf_crossenc.mining import MiningResult, check_mining_settings, mine_hard_negatives, write_mined
 
 # Every passage is (a, b, rest): its cosine with q0 (= e0) is a, with q1 (= e1) is b.
 COSINES = {
@@ -285,7 +288,7 @@ def test_empty_query_cell_is_reported_before_the_model_is_loaded(tmp_path, capsy
     message = str(info.value)
     assert "pairs.csv" in message and "row 3" in message and "'query'" in message
     assert not (tmp_path / "mined.jsonl").exists() and not (tmp_path / "s.json").exists()
-    assert mining.main(argv) == 2
+    assert mine_command.main(argv) == 2
     assert capsys.readouterr().err.startswith("error: file pairs.csv, row 3, column 'query'")
 
 

@@ -142,7 +142,7 @@ def test_summary_names_the_points_inside_the_best_points_interval():
     assert (
         best["point"] == {"lr": "1"} and best["interval"]["low"] == pytest.approx(0.65) and best["interval"]["high"] == pytest.approx(0.815)
     )
-    note = search._noise_note(table, best, "spearman", search.argparse.Namespace(output_root="runs"))
+    note = search._noise_note(table, best, "spearman", "runs")
     assert (
         "95% bootstrap interval of 0.6500 – 0.8150 (resampling the validation split's pairs, the model fixed; the bounds of its 2 runs averaged)"
         in note

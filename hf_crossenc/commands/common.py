@@ -1,0 +1,66 @@
+"""What the commands share: the exit-code convention, the model and column flags, and loading a model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import UserInputError
+
+EPILOG = "Exit codes: 0 success, 2 bad input (data, flags, paths), 1 unexpected failure."
+
+
+def exit_code_of(command: Callable[[Any], Any], argument: Any) -> int:
+    """Run a command; bad input (`UserInputError`) becomes one `error:` line on stderr and its exit code (2)."""
+    try:
+        result = command(argument)
+    except UserInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    return result if isinstance(result, int) else 0
+
+
+def add_column_flags(parser: argparse.ArgumentParser) -> None:
+    """`--text_a_column`, `--text_b_column`, then the model flags (`add_model_flags`)."""
+    parser.add_argument("--text_a_column", default=None, help="first text column (default: auto-detect)")
+    parser.add_argument("--text_b_column", default=None, help="second text column (default: auto-detect)")
+    add_model_flags(parser)
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """How a trained cross-encoder is loaded: `--trust_pickle_weights`, `--precision`, `--cpu_kernel_cache`."""
+    parser.add_argument(
+        "--trust_pickle_weights", action="store_true", help="allow a model stored as pickle (pytorch_model.bin): unpickling can run code"
+    )
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "auto"],
+        default="fp32",
+        help="fp32 (default: the exact scores of plain transformers), bf16 (weights and forward in bf16: faster on AVX512-BF16/AMX CPUs and GPUs), "
+        "or auto (bf16 where native)",
+    )
+    parser.add_argument(
+        "--cpu_kernel_cache",
+        type=int,
+        default=256,
+        help="bf16 on CPU: keep at most this many compiled oneDNN kernels in each of PyTorch's two kernel caches "
+        "(ONEDNN_PRIMITIVE_CACHE_CAPACITY, LRU_CACHE_CAPACITY; a value already in the environment wins; 0 leaves PyTorch's "
+        "default of 1024). Each kernel holds ~0.5 MB; long inputs meet many shapes (default: 256, as training)",
+    )
+
+
+def load_predictor(args: argparse.Namespace, model: str | None = None) -> Any:
+    """Bound the CPU kernel caches (before the first bf16 kernel is built), then load `model` (default: `args.model`)
+    with the model flags of `add_model_flags`."""
+    from ..inference import CrossEncoderPredictor
+    from ..memory import bound_kernel_caches
+
+    try:
+        bound_kernel_caches(args.cpu_kernel_cache)
+    except ValueError as err:  # a negative capacity
+        raise UserInputError(str(err)) from err
+    return CrossEncoderPredictor.from_pretrained(
+        args.model if model is None else model, trust_pickle_weights=args.trust_pickle_weights, precision=args.precision
+    )
