@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 
 TEXT_A, TEXT_B, LABEL = "text_a", "text_b", "label"
 """Column names of the normalised pair datasets that the collator and trainer consume."""
+GROUP, NEGATIVES, TARGETS = "group_id", "negatives", "targets"
+"""Reranking examples' further columns: a query's group id, a listwise group's negatives and its target distribution
+(see hf_crossenc.ranking)."""
 
 TEXT_A_CANDIDATES = ("sentence1", "sentence_1", "text1", "text_a", "query", "question", "anchor", "premise", "s1")
 TEXT_B_CANDIDATES = (
@@ -398,7 +401,7 @@ def parse_label_scale(value: str | None) -> LabelScale | str | None:
         raise DataError(f"label scale {value!r} is not 'low,high' (e.g. '0,5') or 'auto'.", source="--label_scale") from None
 
 
-def _parse_label(value: Any, table: Table, index: int, column: str) -> float:
+def parse_label(value: Any, table: Table, index: int, column: str) -> float:
     row = table.locate(index)
     if isinstance(value, bool):
         return float(value)
@@ -417,7 +420,7 @@ def _parse_label(value: Any, table: Table, index: int, column: str) -> float:
     return number
 
 
-def _check_text(value: Any, table: Table, index: int, column: str) -> str:
+def check_text(value: Any, table: Table, index: int, column: str) -> str:
     row = table.locate(index)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         raise DataError("the text is missing (empty/NaN).", source=table.source, row=row, column=column, hint="Fill it in or drop the row.")
@@ -433,7 +436,7 @@ def _check_text(value: Any, table: Table, index: int, column: str) -> str:
 def raw_labels(table: Table, columns: PairColumns) -> list[float]:
     """Parse and validate the label column of a table (before scaling)."""
     assert columns.label is not None
-    return [_parse_label(row.get(columns.label), table, i, columns.label) for i, row in enumerate(table.rows)]
+    return [parse_label(row.get(columns.label), table, i, columns.label) for i, row in enumerate(table.rows)]
 
 
 def infer_label_scale(labels: list[float]) -> LabelScale:
@@ -460,12 +463,12 @@ def build_split(
     if not table.rows:
         raise DataError(f"the {name} split has no data rows.", source=table.source, hint="Provide at least one row.")
     rows = table.rows if max_samples is None else table.rows[:max_samples]
-    texts_a = [_check_text(r.get(columns.text_a), table, i, columns.text_a) for i, r in enumerate(rows)]
-    texts_b = [_check_text(r.get(columns.text_b), table, i, columns.text_b) for i, r in enumerate(rows)]
+    texts_a = [check_text(r.get(columns.text_a), table, i, columns.text_a) for i, r in enumerate(rows)]
+    texts_b = [check_text(r.get(columns.text_b), table, i, columns.text_b) for i, r in enumerate(rows)]
     data: dict[str, list[Any]] = {TEXT_A: texts_a, TEXT_B: texts_b}
     stats: dict[str, float] = {}
     if columns.label is not None:
-        labels = [_parse_label(r.get(columns.label), table, i, columns.label) for i, r in enumerate(rows)]
+        labels = [parse_label(r.get(columns.label), table, i, columns.label) for i, r in enumerate(rows)]
         scale = scale or LabelScale()
         for i, value in enumerate(labels):
             if not scale.low - 1e-9 <= value <= scale.high + 1e-9:
@@ -528,8 +531,8 @@ def build_class_split(table: Table, columns: PairColumns, *, name: str, vocab: A
 
     names, _ = class_names(table, columns, max_samples)
     rows = table.rows[: len(names)]
-    texts_a = [_check_text(r.get(columns.text_a), table, i, columns.text_a) for i, r in enumerate(rows)]
-    texts_b = [_check_text(r.get(columns.text_b), table, i, columns.text_b) for i, r in enumerate(rows)]
+    texts_a = [check_text(r.get(columns.text_a), table, i, columns.text_a) for i, r in enumerate(rows)]
+    texts_b = [check_text(r.get(columns.text_b), table, i, columns.text_b) for i, r in enumerate(rows)]
     assert columns.label is not None
     labels = encode_labels(names, vocab, table.source, columns.label, table.locate)
     features = datasets.Features(

@@ -8,9 +8,10 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from .data import LABEL, TEXT_A, TEXT_B
+from .data import GROUP, LABEL, NEGATIVES, TARGETS, TEXT_A, TEXT_B
 
-GROUP, NEGATIVES, TARGETS = "group_id", "negatives", "targets"  # see hf_crossenc.ranking
+LENGTH_GROUPED = ("group_by_length", "batch_rebalance")
+"""Sampling strategies whose samplers read each example's token length (`add_lengths`)."""
 
 
 @dataclass
@@ -89,3 +90,13 @@ class CrossEncoderDataCollator:
             return_tensors="pt",
         )
         return {key: value for key, value in batch.items() if isinstance(value, torch.Tensor)}
+
+
+def add_lengths(dataset: Any, tokenizer: Any, max_length: int, column: str) -> Any:
+    """Token length of each pair, computed once, for length-grouped batching."""
+
+    def lengths(batch: dict[str, list[str]]) -> dict[str, list[int]]:
+        enc = tokenizer(batch[TEXT_A], batch[TEXT_B], truncation="longest_first", max_length=max_length)
+        return {column: [len(ids) for ids in enc["input_ids"]]}
+
+    return dataset.map(lengths, batched=True, batch_size=1000, desc="token lengths")

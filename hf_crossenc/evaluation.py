@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .data_collator import GROUP
+from .data import GROUP
 from .errors import UserInputError
 from .metrics import (
     binary_classification_metrics,

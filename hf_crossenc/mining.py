@@ -2,7 +2,7 @@
 
 A reranker learns most from negatives that look relevant but are not: passages a first-stage
 retriever would rank high for the query. This module finds them with a bi-encoder
-(`hf_crossenc.distill.BiEncoder`, by default the bundled all-MiniLM-L6-v2):
+(`hf_crossenc.bi_encoder.BiEncoder`, by default the bundled all-MiniLM-L6-v2):
 
 1. Rows are grouped by query text: a query that appears in several rows has several positives,
    and *all* of them are excluded from its candidates (as is any passage identical to the query).
@@ -44,7 +44,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .data import TEXT_A_CANDIDATES, TEXT_B_CANDIDATES, Table, _check_text, _parse_label, read_table
+from .data import TEXT_A_CANDIDATES, TEXT_B_CANDIDATES, Table, check_text, parse_label, read_table
 from .errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -357,7 +357,7 @@ def _pick_column(table: Table, explicit: str | None, candidates: Sequence[str], 
 
 
 def _texts(table: Table, column: str) -> list[str]:
-    return [_check_text(row.get(column), table, i, column) for i, row in enumerate(table.rows)]
+    return [check_text(row.get(column), table, i, column) for i, row in enumerate(table.rows)]
 
 
 def read_pairs(path: str | Path, query_column: str | None = None, positive_column: str | None = None) -> tuple[list[str], list[str]]:
@@ -377,7 +377,7 @@ def read_pairs(path: str | Path, query_column: str | None = None, positive_colum
     if label is None:
         return queries, positives
     # A labelled file (question, answer, label as in TREC QA): only the relevant rows are (query, positive) pairs.
-    keep = [i for i, row in enumerate(table.rows) if _parse_label(row.get(label), table, i, label) > 0]
+    keep = [i for i, row in enumerate(table.rows) if parse_label(row.get(label), table, i, label) > 0]
     if not keep:
         raise DataError(f"no row has a positive {label!r}: nothing to mine negatives for.", source=table.source, column=label)
     logger.info(

@@ -30,20 +30,18 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers import TrainerCallback
 
 from . import __version__
+from .card_plots import save_plots
+from .tasks import DEFAULT_METRIC, TASKS
 
 logger = logging.getLogger(__name__)
 
 TEMPLATE_NAME = "model_card_template.md"
-CURVE_PNG = "training_curve.png"
-SCATTER_PNG = "eval_scatter.png"
-SCORES_PNG = "eval_scores.png"
 YAML_KEYS = ("language", "license", "library_name", "pipeline_tag", "tags", "base_model", "datasets", "metrics", "model_name")
 MODEL_ID_PLACEHOLDER = "path/to/this/model"
 MODEL_ID_COMMENT = "<!-- model id: not known yet"
 SECRET_MARKERS = ("token", "secret", "password", "api_key")
 SPLIT_NAMES = {"validation": "validation", "test": "test"}
 
-TASKS = ("regression", "classification", "reranking")
 # Eval metric keys shown when `metric_names` is empty, per task variant (see `task_variant`).
 DEFAULT_METRICS = {
     "regression": ["pearson", "spearman"],
@@ -51,7 +49,6 @@ DEFAULT_METRICS = {
     "multiclass": ["accuracy", "f1"],
     "reranking": ["map", "mrr@10", "ndcg@10"],
 }
-DEFAULT_BEST_METRIC = {"regression": "spearman", "classification": "accuracy", "reranking": "map"}
 # The `metrics:` list of the front matter (Hub metric ids) when the card does not set one.
 DEFAULT_YAML_METRICS = {
     "regression": ["pearsonr", "spearmanr"],
@@ -229,7 +226,7 @@ class CrossEncoderModelCardData(ModelCardData):
 
     def best_metric_key(self) -> str:
         """The metric that picked the best checkpoint (``metric_for_best_model`` without its ``eval_`` prefix)."""
-        best = self.best_metric or DEFAULT_BEST_METRIC[self.task]
+        best = self.best_metric or DEFAULT_METRIC[self.task]
         return best[len("eval_") :] if best.startswith("eval_") else best
 
     def log_metric_keys(self) -> list[str]:
@@ -475,88 +472,6 @@ def hyperparameter_table(args: Any, extra: dict[str, Any] | None = None) -> dict
     for key, value in (extra or {}).items():
         table[key] = {"value": value, "default": None}
     return table
-
-
-def save_plots(card: CrossEncoderModelCardData, folder: Path, scores: Any = None, labels: Any = None) -> list[str]:
-    """Write the card's PNGs into `folder` and return their file names.
-
-    * ``training_curve.png``: training loss and the validation best metric by step;
-    * ``eval_scatter.png`` (regression): predicted vs gold scores on the label scale;
-    * ``eval_scores.png`` (binary classification, reranking): score histograms of the gold positive
-      and negative pairs, with the decision threshold of a binary classifier.
-
-    `scores` and `labels` are the validation predictions, shape (N,) (labels 0–1; 0/1 for binary
-    classification and reranking). Multi-class classification gets no prediction plot.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    written = []
-    best = card.best_metric_key()
-    best_key = f"eval_{best}"
-    best_name = card.metric_header(best)
-    loss_points = card.loss_points()
-    eval_rows = [r for r in card.log_rows() if best_key in r]
-    if loss_points or eval_rows:
-        fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
-        if loss_points:
-            ax.plot([p[0] for p in loss_points], [p[1] for p in loss_points], color="tab:blue", label="training loss")
-        ax.set_xlabel("step")
-        ax.set_ylabel("training loss", color="tab:blue")
-        if eval_rows:
-            ax2 = ax.twinx()
-            ax2.plot([r["step"] for r in eval_rows], [r[best_key] for r in eval_rows], "o-", color="tab:orange", label=f"eval {best_name}")
-            ax2.set_ylabel(f"validation {best_name}", color="tab:orange")
-        ax.set_title("Training curve")
-        fig.tight_layout()
-        fig.savefig(folder / CURVE_PNG)
-        plt.close(fig)
-        written.append(CURVE_PNG)
-    if scores is None or labels is None or len(scores) == 0:
-        return written
-    variant = card.task_variant()
-    if variant == "regression":
-        low, high = card.label_scale
-        fig, ax = plt.subplots(figsize=(4.8, 4.4), dpi=110)
-        gold = [low + (high - low) * float(v) for v in labels]
-        pred = [low + (high - low) * float(v) for v in scores]
-        ax.scatter(gold, pred, s=6, alpha=0.35)
-        ax.plot([low, high], [low, high], color="grey", linewidth=1)
-        ax.set_xlabel(f"gold label ({low:g}–{high:g})")
-        ax.set_ylabel("predicted score (same scale)")
-        ax.set_title(f"Validation: predicted vs gold (n={len(scores)})")
-        fig.tight_layout()
-        fig.savefig(folder / SCATTER_PNG)
-        plt.close(fig)
-        written.append(SCATTER_PNG)
-    elif variant in ("binary", "reranking"):
-        values = np.asarray(scores, dtype=np.float64).reshape(-1)
-        gold = np.asarray(labels, dtype=np.float64).reshape(-1)
-        if values.shape != gold.shape:
-            raise ValueError(f"scores and labels differ in length: {values.shape} vs {gold.shape}")
-        positive = gold >= 0.5
-        if variant == "binary":
-            names = (f"gold {card.positive_label()}", f"gold {card.negative_label()}")
-        else:
-            names = ("relevant passages", "irrelevant passages")
-        bins = np.linspace(min(0.0, float(values.min())), max(1.0, float(values.max())), 41)
-        fig, ax = plt.subplots(figsize=(6.0, 3.8), dpi=110)
-        ax.hist(values[positive], bins=bins, alpha=0.55, color="tab:green", label=f"{names[0]} (n={int(positive.sum())})")
-        ax.hist(values[~positive], bins=bins, alpha=0.55, color="tab:red", label=f"{names[1]} (n={int((~positive).sum())})")
-        if variant == "binary" and is_number(card.threshold):
-            ax.axvline(float(card.threshold), color="black", linestyle="--", linewidth=1, label=f"threshold {card.threshold:.4f}")
-        ax.set_xlabel("score" if variant == "reranking" else f"score: probability of {card.positive_label()}")
-        ax.set_ylabel("pairs")
-        ax.set_title(f"Validation scores by gold label (n={len(values)})")
-        ax.legend(fontsize="small")
-        fig.tight_layout()
-        fig.savefig(folder / SCORES_PNG)
-        plt.close(fig)
-        written.append(SCORES_PNG)
-    return written
 
 
 def local_base_lineage(folder: str | Path) -> str | None:

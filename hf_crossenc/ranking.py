@@ -26,8 +26,7 @@ import datasets
 import numpy as np
 from transformers import TrainerCallback
 
-from .data import LABEL, TEXT_A, TEXT_A_CANDIDATES, TEXT_B, Table, _check_text
-from .data_collator import GROUP, NEGATIVES, TARGETS
+from .data import GROUP, LABEL, NEGATIVES, TARGETS, TEXT_A, TEXT_A_CANDIDATES, TEXT_B, Table, check_text
 from .errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -151,7 +150,7 @@ def read_groups(
     groups: dict[str, QueryGroup] = {}
 
     def group_of(i: int) -> QueryGroup:
-        query = _check_text(rows[i].get(query_col), table, i, query_col)
+        query = check_text(rows[i].get(query_col), table, i, query_col)
         if query not in groups:
             groups[query] = QueryGroup(query, row=table.locate(i))
         return groups[query]
@@ -177,7 +176,7 @@ def read_groups(
                 )
             group = group_of(i)
             for k, (passage, label) in enumerate(zip(passages, labels)):
-                text = _check_text(passage, table, i, f"{passages_col}[{k}]")
+                text = check_text(passage, table, i, f"{passages_col}[{k}]")
                 group.add(text, _relevance(label, table, i, labels_col, k))
     elif shape == "positive_negatives":
         pos_col = _pick(table, None, POSITIVE_CANDIDATES)
@@ -185,15 +184,15 @@ def read_groups(
         list_col = _pick(table, None, ("negatives", "hard_negatives"))
         for i, row in enumerate(rows):
             group = group_of(i)
-            group.add(_check_text(row.get(pos_col), table, i, pos_col), 1)
+            group.add(check_text(row.get(pos_col), table, i, pos_col), 1)
             for col in neg_cols:
                 value = row.get(col)
                 if value is None or (isinstance(value, str) and not value.strip()) or (isinstance(value, float) and np.isnan(value)):
                     continue  # fewer negatives on this row
-                group.add(_check_text(value, table, i, col), 0)
+                group.add(check_text(value, table, i, col), 0)
             if list_col and isinstance(row.get(list_col), list | tuple | np.ndarray):
                 for k, value in enumerate(row[list_col]):
-                    group.add(_check_text(value, table, i, f"{list_col}[{k}]"), 0)
+                    group.add(check_text(value, table, i, f"{list_col}[{k}]"), 0)
     else:
         passage_col = _pick(table, passage_column, PASSAGE_CANDIDATES + ("sentence2", "text_b", "text2"))
         label_col = _pick(table, label_column, LABEL_CANDIDATES)
@@ -208,7 +207,7 @@ def read_groups(
                 )
         for i, row in enumerate(rows):
             group = group_of(i)
-            group.add(_check_text(row.get(passage_col), table, i, passage_col), _relevance(row.get(label_col), table, i, label_col))
+            group.add(check_text(row.get(passage_col), table, i, passage_col), _relevance(row.get(label_col), table, i, label_col))
     return shape, list(groups.values())
 
 
@@ -364,7 +363,7 @@ class ListwiseSampler(TrainerCallback):
 
     def targets(self, query: str, passages: list[str]) -> list[float]:
         """The group's target distribution (positive first): one-hot, mixed with the teacher's softmax if any."""
-        from .distill import group_targets
+        from .distillation import group_targets
 
         if not self.embeddings and self.reranker is None:
             return [1.0] + [0.0] * (len(passages) - 1)

@@ -18,70 +18,20 @@ from transformers import Trainer
 from transformers.trainer_utils import HubStrategy, get_last_checkpoint
 
 from .averaging import WeightAverageCallback, load_members
+from .data import TEXT_A, TEXT_B
+from .data_collator import LENGTH_GROUPED, add_lengths
 from .first_token import first_token_only
+from .losses import cross_encoder_loss
 from .memory import HeapTrimCallback
 from .metrics import is_collapsed, scores_from_logits
 from .model_card import CrossEncoderModelCardCallback, CrossEncoderModelCardData, write_card
 from .modeling import config_as_loaded, recomputable_layers, recompute_layers
+from .tasks import MODEL_FILES
 from .training_args import CrossEncoderTrainingArguments, split_list
 
 logger = logging.getLogger(__name__)
 
 
-def pointwise_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.Tensor:
-    """Mean loss of one logit per pair against 0–1 targets ('bce' on logits or 'mse' on sigmoid)."""
-    logits = logits.float().reshape(-1)
-    labels = labels.float().reshape(-1)
-    if loss == "bce":
-        return nn.functional.binary_cross_entropy_with_logits(logits, labels)
-    if loss == "mse":
-        return nn.functional.mse_loss(torch.sigmoid(logits), labels)
-    raise ValueError(f"unknown loss {loss!r}")
-
-
-def listwise_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Softmax cross-entropy over each group's passages, averaged over groups.
-
-    ``logits`` holds ``groups * group_size`` scores in group order; ``targets`` is the
-    ``(groups, group_size)`` target distribution (one-hot on the positive: ``-log softmax(positive)``).
-    """
-    scores = logits.float().reshape(targets.shape)
-    return -(targets.float() * torch.log_softmax(scores, dim=-1)).sum(-1).mean()
-
-
-def cross_encoder_loss(logits: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.Tensor:
-    """The loss of one batch, by the shape of the labels the collator produced.
-
-    * ``(groups, group_size)`` targets for ``groups * group_size`` logits → listwise;
-    * ``(pairs, 2)`` (relevance, group id) of reranking evaluation pairs → pointwise BCE on the relevance;
-    * class ids with several logits per pair ('ce') → softmax cross-entropy;
-    * 0–1 targets → `pointwise_loss`.
-    """
-    if labels.dim() == 2 and labels.shape[0] != logits.shape[0]:
-        if loss != "listwise":
-            raise ValueError(f"listwise groups in the batch but --loss {loss}")
-        return listwise_loss(logits, labels)
-    if labels.dim() == 2:
-        labels = labels[:, 0]
-    if loss == "ce":
-        return nn.functional.cross_entropy(logits.float(), labels.long())
-    return pointwise_loss(logits, labels, "bce" if loss == "listwise" else loss)
-
-
-MODEL_FILES = (
-    "config.json",
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.txt",
-    "README.md",
-    "training_curve.png",
-    "eval_scatter.png",
-    "eval_scores.png",
-    "training_args.json",
-)
 STATE_FILES = ("trainer_state.json",)
 
 
@@ -168,6 +118,7 @@ class CrossEncoderTrainer(Trainer):
 
     def __init__(self, *args: Any, model_card: CrossEncoderModelCardData | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._add_missing_lengths()
         if getattr(self.args, "fast_dropout", False) and self.model is not None and self.args.device.type == "cpu":
             from .fast_dropout import use_fast_dropout
 
@@ -203,6 +154,26 @@ class CrossEncoderTrainer(Trainer):
             self.add_callback(self.weight_average)
         if self.compute_metrics is not None:
             self.compute_metrics = self._keep_predictions(self.compute_metrics)
+
+    def _add_missing_lengths(self) -> None:
+        """Length-grouped sampling (the default) reads each example's token length: add the column to a train or eval
+        `datasets.Dataset` of text pairs that lacks it (the training job computes it itself, before any transform)."""
+        column = self.args.length_column_name
+        if self.processing_class is None or getattr(self.args, "train_sampling_strategy", None) not in LENGTH_GROUPED:
+            return
+        max_length = getattr(self.data_collator, "max_length", None)
+
+        def completed(dataset: Any) -> Any:
+            names = getattr(dataset, "column_names", None)
+            if isinstance(names, list) and TEXT_A in names and TEXT_B in names and column not in names:
+                return add_lengths(dataset, self.processing_class, max_length, column)
+            return dataset
+
+        self.train_dataset = completed(self.train_dataset)
+        if isinstance(self.eval_dataset, dict):
+            self.eval_dataset = {name: completed(dataset) for name, dataset in self.eval_dataset.items()}
+        else:
+            self.eval_dataset = completed(self.eval_dataset)
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
         if self.weight_average is not None:  # the running sum of a resumed run lives in the checkpoint resumed from

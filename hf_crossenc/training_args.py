@@ -7,11 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
-TASKS = ("regression", "classification", "reranking")
-LOSSES = ("bce", "mse", "ce", "listwise")
-TASK_LOSSES = {"regression": ("bce", "mse"), "classification": ("bce", "ce"), "reranking": ("bce", "listwise")}
-DEFAULT_LOSS = {"regression": "bce", "reranking": "listwise"}  # classification: bce (binary) or ce, from the labels
-DEFAULT_METRIC = {"regression": "spearman", "classification": "accuracy", "reranking": "map"}
+from .tasks import DEFAULT_LOSS, DEFAULT_METRIC, LOSSES, TASK_LOSSES, TASKS
 
 
 def bf16_is_fast(use_cpu: bool = False) -> bool:

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from hf_crossenc.cli import main as cli_main
-from hf_crossenc.data_collator import GROUP
+from hf_crossenc.commands.train import main as train_main
+from hf_crossenc.data import GROUP
 from hf_crossenc.evaluation import bootstrap_difference, bootstrap_intervals, split_metrics, task_metrics
 from hf_crossenc.metrics import query_ranking_values, ranking_metrics
-from hf_crossenc.training import main as train_main
 
 
 def test_ranking_intervals_resample_whole_queries():

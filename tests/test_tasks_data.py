@@ -12,8 +12,8 @@ from hf_crossenc.data import build_class_split, class_names, read_table, resolve
 from hf_crossenc.data_collator import CrossEncoderDataCollator
 from hf_crossenc.errors import ConfigError, DataError
 from hf_crossenc.labels import LabelVocab, build_vocab
+from hf_crossenc.losses import cross_encoder_loss, listwise_loss
 from hf_crossenc.ranking import INDEX, ListwiseSampler, build_ranking_split, listwise_dataset, read_groups
-from hf_crossenc.trainer import cross_encoder_loss, listwise_loss
 
 
 def write(path, text):
@@ -254,7 +254,7 @@ def test_loss_by_label_shape():
 
 
 def test_logistic_calibration_recovers_known_parameters():
-    from hf_crossenc.distill import calibrate_logistic, teacher_probabilities
+    from hf_crossenc.distillation import calibrate_logistic, teacher_probabilities
 
     rng = np.random.default_rng(0)
     cosine = rng.uniform(-1, 1, 20000)
@@ -265,7 +265,7 @@ def test_logistic_calibration_recovers_known_parameters():
 
 
 def test_group_targets_mix_one_hot_and_teacher_softmax():
-    from hf_crossenc.distill import group_targets
+    from hf_crossenc.distillation import group_targets
 
     cosine = np.array([0.5, 0.4, 0.1])
     soft = np.exp(cosine / 0.1) / np.exp(cosine / 0.1).sum()
@@ -275,7 +275,7 @@ def test_group_targets_mix_one_hot_and_teacher_softmax():
 
 
 def test_group_targets_mix_a_rerankers_softmax_into_the_teacher():
-    from hf_crossenc.distill import group_targets
+    from hf_crossenc.distillation import group_targets
 
     # cosines [0.5, 0.4] at temperature 0.1 -> softmax([5, 4]) = [0.731059, 0.268941];
     # logits [0, ln 3] -> softmax = [0.25, 0.75]; teacher = 0.5 * each = [0.490529, 0.509471];

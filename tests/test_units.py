@@ -10,8 +10,8 @@ import torch
 from transformers import AutoTokenizer, EvalPrediction
 
 from hf_crossenc import CrossEncoderDataCollator
+from hf_crossenc.losses import pointwise_loss
 from hf_crossenc.metrics import compute_regression_metrics, correlation_metrics, sigmoid
-from hf_crossenc.trainer import pointwise_loss
 
 
 @pytest.fixture
@@ -92,7 +92,8 @@ def test_loss_choice_by_hand():
 def test_random_swap_depends_only_on_seed_epoch_and_index():
     import datasets
 
-    from hf_crossenc.training import INDEX, RandomSwap
+    from hf_crossenc.ranking import INDEX
+    from hf_crossenc.training_data import RandomSwap
 
     data = {"text_a": [f"a{i}" for i in range(200)], "text_b": [f"b{i}" for i in range(200)], INDEX: list(range(200))}
 
