@@ -12,6 +12,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "train": "job",
+    "CrossEncoderJobResult": "results",
+    "ModelArguments": "arguments",
+    "DataArguments": "arguments",
+    "TeacherArguments": "arguments",
+    "parse_job_arguments": "config",
     "CrossEncoderDataCollator": "data_collator",
     "CrossEncoderModelCardData": "model_card",
     "CrossEncoderModelCardCallback": "model_card",

@@ -1,4 +1,5 @@
-"""Finding a checkpoint to resume from, skipping any that a crash left half-written."""
+"""Finding a checkpoint to resume from, skipping any that a crash left half-written; checking an output folder before
+a run writes into it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import re
 import struct
 import zipfile
 from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -79,3 +83,23 @@ def resumable(output_dir: str | Path, averaged: bool = False, earlier: bool = Tr
         return True
     parts = [*out.glob("rounds/round-*"), *out.glob("soup/seed-*")] if earlier else []
     return any((f / "results.json").is_file() or latest_complete_checkpoint(f, averaged) is not None for f in parts)
+
+
+def check_output_dir(training_args: Any, rounds: bool = False) -> None:
+    """Refuse to overwrite a non-empty output directory; with --resume, require something to resume from
+    (with `rounds`, a finished or checkpointed earlier round in OUTPUT_DIR/rounds/ counts too)."""
+    out = Path(training_args.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--output_dir {out} exists and is not a directory.")
+    if training_args.resume:
+        averaged = training_args.average_checkpoints
+        if training_args.resume_from_checkpoint is None and not resumable(out, averaged, earlier=rounds):
+            where = "or finished round or soup member " if rounds else ""
+            need = f" (with --average_checkpoints a checkpoint also needs its {AVERAGE_FILE})" if averaged else ""
+            raise ConfigError(f"--resume: no complete checkpoint-* folder {where}in --output_dir {out} to resume from{need}.")
+        return
+    if out.is_dir() and any(out.iterdir()) and not training_args.overwrite_output_dir:
+        raise ConfigError(
+            f"--output_dir {out} already exists and is not empty. Pass --resume to continue an interrupted run from its "
+            "newest complete checkpoint, --overwrite_output_dir to train into it anyway, or choose another --output_dir."
+        )

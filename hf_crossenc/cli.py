@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
-        from .training import main as train_main
+        from .commands.train import main as train_main
 
         return train_main(argv[1:])
     args = build_parser().parse_args(argv)

@@ -76,7 +76,7 @@ def compare_bi_encoder(
 ) -> dict[str, Any]:
     """The `bi_encoder`'s cosines of the same pairs (at most `predictor.max_length` tokens), their metrics and the
     paired difference, on the metrics that need no threshold (`THRESHOLD_FREE`; every metric for a reranker)."""
-    from .distill import BiEncoder
+    from .bi_encoder import BiEncoder
     from .evaluation import bootstrap_difference, split_labels, task_metrics
     from .modeling import resolve_model_path
 

@@ -49,7 +49,7 @@ ABBREVIATIONS = {
     "max_length": "len",
     "dropout": "do",
     "train_group_size": "gs",
-    "symmetric_train": "sym",
+    "train_pair_order": "order",
     "max_train_samples": "n",
     "loss": "loss",
     "seed": "s",
@@ -104,7 +104,7 @@ def expand_grid(grid: list[str]) -> list[dict[str, str]]:
 
 def training_flags() -> dict[str, argparse.Action]:
     """Every training flag name (without dashes, both spellings, e.g. `learning_rate` and `learning-rate`) → its action."""
-    from .training import build_parser
+    from .config import build_parser
 
     flags: dict[str, argparse.Action] = {}
     for action in build_parser()._actions:
@@ -274,9 +274,9 @@ def plan_runs(
 
 def _averages(args: list[str]) -> bool:
     """Whether a run with these scripts/train.py arguments averages its epochs (its checkpoints then need the sum)."""
-    from .training import parse_args  # here, not at the top: it imports transformers
+    from .config import parse_job_arguments  # here, not at the top: it imports transformers
 
-    return bool(parse_args(args)[2].average_checkpoints)
+    return bool(parse_job_arguments(args)[3].average_checkpoints)
 
 
 def _child_env() -> dict[str, str]:

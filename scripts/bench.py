@@ -87,22 +87,22 @@ def run_peer(args: argparse.Namespace, work: Path) -> dict:
 
 
 def run_ours(args: argparse.Namespace, work: Path) -> dict:
-    from hf_crossenc import CrossEncoderPredictor
-    from hf_crossenc.training import run
+    from hf_crossenc import CrossEncoderPredictor, parse_job_arguments, train
 
     out = work / "ours"
     flags = [
         "--train_file", str(args.data_dir / "train.csv"), "--label_scale", "0,5", "--output_dir", str(out),
         "--num_train_epochs", str(args.epochs), "--per_device_train_batch_size", str(args.batch_size),
         "--learning_rate", str(args.learning_rate), "--seed", str(args.seed), "--max_length", str(args.max_length),
-        "--teacher_weight", "0", "--symmetric_train", "none", "--eval_strategy", "no", "--save_strategy", "no",
+        "--teacher_weight", "0", "--train_pair_order", "none", "--eval_strategy", "no", "--save_strategy", "no",
         "--load_best_model_at_end", "false", "--logging_steps", "100", "--disable_tqdm", "true",
         "--weight_decay", "0.0",  # the peer's TrainingArguments default (ours is 0.01)
     ]  # fmt: skip
     if args.max_train_samples:
         flags += ["--max_train_samples", str(args.max_train_samples)]
     flags += args.ours_flags.split()
-    results = run(flags)
+    model_args, data_args, teacher_args, training_args = parse_job_arguments(flags)
+    run = train(model_args, data_args, training_args, teacher_args).run
     test_pairs, test_labels = load_stsb(args.data_dir / "test.csv", args.max_eval_samples)
     predictor = CrossEncoderPredictor.from_pretrained(out)
     predict_s, predict_times, scores = timed(
@@ -118,7 +118,7 @@ def run_ours(args: argparse.Namespace, work: Path) -> dict:
     test_enc = predictor.tokenizer([a for a, _ in test_pairs], [b for _, b in test_pairs], truncation=True, max_length=args.max_length)
     test_tokens = sum(len(ids) for ids in test_enc["input_ids"])
     params = sum(p.numel() for n, p in predictor.model.named_parameters() if "embeddings" not in n)
-    return {"train_s": results["run"]["train_runtime_s"], "train_examples": results["run"]["train_examples_per_epoch"] * args.epochs,
+    return {"train_s": run["train_runtime_s"], "train_examples": run["train_examples_per_epoch"] * args.epochs,
             "predict_s": predict_s, "predict_times_s": predict_times, "predict_pairs": len(test_pairs),
             "test_spearman": spearman(scores, test_labels), "predict_bf16_s": predict_bf16_s,
             "predict_bf16_times_s": predict_bf16_times, "test_spearman_bf16": spearman(fast_scores, test_labels),

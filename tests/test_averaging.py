@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from hf_crossenc.averaging import AVERAGE_FILE
-from hf_crossenc.training import main
+from hf_crossenc.commands.train import main
 
 EPOCHS = 3
 

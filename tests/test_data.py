@@ -230,7 +230,8 @@ def test_csv_fields_longer_than_csvs_default_limit(tmp_path):
 
 
 def test_auto_label_scale_with_constant_labels_names_the_file(tmp_path):
-    from hf_crossenc.training import DataArguments, load_splits
+    from hf_crossenc.arguments import DataArguments
+    from hf_crossenc.task_data import load_splits
 
     path = write(tmp_path, "t.csv", "sentence1,sentence2,score\na,b,3\nc,d,3\n")
     with pytest.raises(DataError, match="every training label is 3") as info:
@@ -240,7 +241,7 @@ def test_auto_label_scale_with_constant_labels_names_the_file(tmp_path):
 
 @pytest.mark.parametrize("flag", ["--max_train_samples", "--max_eval_samples"])
 def test_sample_limits_below_one_are_refused(tmp_path, flag, capsys):
-    from hf_crossenc.training import main
+    from hf_crossenc.commands.train import main
 
     path = write(tmp_path, "t.csv", GOOD_CSV)
     assert main(["--train_file", str(path), "--label_scale", "0,5", "--output_dir", str(tmp_path / "out"), flag, "0"]) == 2

@@ -29,7 +29,7 @@ def option_names(parser: argparse.ArgumentParser) -> set[str]:
 def known_flags() -> set[str]:
     from hf_crossenc import cli
     from hf_crossenc.commands import mine
-    from hf_crossenc.training import build_parser
+    from hf_crossenc.config import build_parser
 
     spec = importlib.util.spec_from_file_location("bench", REPO / "scripts" / "bench.py")
     bench = importlib.util.module_from_spec(spec)

@@ -153,7 +153,7 @@ def test_two_process_ddp_run(tmp_path, tiny_model_dir, stsb_slices):
     assert results["run"]["world_size"] == 2, proc.stderr[-2000:]
     assert results["run"]["cpu_threads_per_process"] == max(1, len(os.sched_getaffinity(0)) // 2)
     assert results["run"]["global_batch_size"] == 2 * BATCH
-    examples = TRAIN_ROWS  # --symmetric_train swap (default): one random order per draw
+    examples = TRAIN_ROWS  # --train_pair_order swap (default): one random order per draw
     assert results["run"]["global_steps"] == EPOCHS * math.ceil(examples / (2 * BATCH))
     assert results["validation"]["n"] == 48 and math.isfinite(results["test"]["spearman"])
     assert (out / "model.safetensors").is_file()

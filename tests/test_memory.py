@@ -11,11 +11,11 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.models.bert.modeling_bert import BertLayer
 
+from hf_crossenc.commands.train import main
 from hf_crossenc.fast_dropout import use_fast_dropout
 from hf_crossenc.first_token import first_token_only
 from hf_crossenc.memory import KERNEL_CACHE_VARIABLES, bound_kernel_caches, trim_heap
 from hf_crossenc.modeling import freeze, layers_to_recompute, recompute_layers
-from hf_crossenc.training import main
 from hf_crossenc.training_args import bf16_is_fast
 
 PAIRS = [

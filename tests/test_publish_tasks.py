@@ -13,7 +13,7 @@ from conftest import HUB_USER, SHARED_DATA, write_slice
 from test_publish import client_env, run_cli, run_python
 
 from hf_crossenc import CrossEncoderPredictor
-from hf_crossenc.training import main as train_main
+from hf_crossenc.commands.train import main as train_main
 
 pytestmark = pytest.mark.hub
 

@@ -22,10 +22,10 @@ from test_model_card import row_starting, section, table_rows
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hf_crossenc import CrossEncoderPredictor
+from hf_crossenc.bi_encoder import BiEncoder
 from hf_crossenc.cli import main as cli_main
-from hf_crossenc.distill import BiEncoder
+from hf_crossenc.commands.train import main as train_main
 from hf_crossenc.metrics import ranking_metrics
-from hf_crossenc.training import main as train_main
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 8
@@ -284,7 +284,7 @@ def test_listwise_reranker_taught_by_an_earlier_reranker(tmp_path, tiny_model_di
     pairs = [("who wrote hamlet ?", "Shakespeare wrote it ."), ("who wrote hamlet ?", "It rained .")]
     np.testing.assert_allclose(1 / (1 + np.exp(-teacher.logits(pairs))), teacher.predict(pairs), rtol=1e-6)
     second = tmp_path / "second"
-    flags = [*data, "--cross_encoder_teacher", str(first), "--cross_encoder_teacher_weight", "0.7"]
+    flags = [*data, "--cross_encoder_teacher", str(first), "--cross_encoder_share", "0.7"]
     assert train_main([*flags, *common_flags(tiny_model_dir, second, epochs=1)]) == 0
     assert f"0.70 x softmax({first} logits) + 0.30 x softmax(cosine / 0.05)" in caplog.text
     results = json.loads((second / "results.json").read_text())
@@ -397,7 +397,7 @@ def test_listwise_training_without_any_positive_exits_2(tmp_path, capsys, tiny_m
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--task", "reranking", "--symmetric_train", "swap"], "must be 'none' for reranking"),
+        (["--task", "reranking", "--train_pair_order", "swap"], "must be 'none' for reranking"),
         (["--task", "classification", "--label_scale", "0,5"], "--label_scale applies to --task regression only"),
         (["--task", "classification", "--loss", "listwise"], "does not fit --task classification"),
         (

@@ -11,8 +11,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hf_crossenc import CrossEncoderPredictor
 from hf_crossenc.cli import main as cli_main
+from hf_crossenc.commands.train import main as train_main
 from hf_crossenc.errors import ConfigError
-from hf_crossenc.training import main as train_main
 
 
 class Exploit:

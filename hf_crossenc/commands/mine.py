@@ -96,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Validate everything, load the bi-encoder, mine, write; print the summary JSON on stdout."""
-    from ..distill import BiEncoder
+    from ..bi_encoder import BiEncoder
     from ..modeling import resolve_model_path
 
     check_mining_settings(args.num_negatives, args.range_min, args.range_max, args.margin, args.max_score)

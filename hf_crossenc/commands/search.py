@@ -80,7 +80,7 @@ def _checked_request(args: argparse.Namespace) -> tuple[list[dict[str, str]], li
         raise ConfigError("nothing to search: give at least one --grid FLAG=V1,V2 (or --seeds S1,S2).")
     train_args = check_train_args(list(args.train_args or []), keys, seeds, flags)
     if args.config:
-        from ..training import build_parser, load_config_file
+        from ..config import build_parser, load_config_file
 
         load_config_file(args.config, build_parser())
     metric = normalise_metric(args.metric) if args.metric else None

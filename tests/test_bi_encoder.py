@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from hf_crossenc.distill import BiEncoder, calibrate, mix_labels, teacher_targets
+from hf_crossenc.bi_encoder import BiEncoder
+from hf_crossenc.distillation import calibrate, mix_labels, teacher_targets
 
 
 def test_calibration_and_mixing_by_hand():
@@ -60,7 +61,7 @@ def test_bi_encoder_in_bf16_is_close_to_fp32(tiny_model_dir):
 
 
 def test_silver_pairs_pair_first_texts_with_other_pairs(tiny_model_dir):
-    from hf_crossenc.distill import silver_pairs
+    from hf_crossenc.distillation import silver_pairs
 
     encoder = BiEncoder(str(tiny_model_dir), precision="fp32")
     texts_a = [f"first sentence number {i}" for i in range(12)]
@@ -74,7 +75,7 @@ def test_silver_pairs_pair_first_texts_with_other_pairs(tiny_model_dir):
 
 
 def test_length_grouped_batches_cover_every_row_once_with_similar_lengths():
-    from hf_crossenc.distill import length_grouped_batches
+    from hf_crossenc.bi_encoder import length_grouped_batches
 
     rng = np.random.default_rng(0)
     lengths = rng.integers(5, 60, size=1000)
@@ -92,7 +93,7 @@ def test_length_grouped_batches_cover_every_row_once_with_similar_lengths():
 def test_finetune_bi_encoder_can_keep_the_word_embeddings_fixed(tiny_model_dir, tmp_path):
     from safetensors.torch import load_file
 
-    from hf_crossenc.distill import finetune_bi_encoder
+    from hf_crossenc.bi_encoder import finetune_bi_encoder
 
     texts_a = [f"the cat number {i} sits" for i in range(8)]
     texts_b = [f"a cat {i} sits" if i % 2 else f"stocks fell {i}" for i in range(8)]
@@ -114,7 +115,7 @@ def test_finetune_bi_encoder_can_keep_the_word_embeddings_fixed(tiny_model_dir, 
 
 
 def test_finetune_bi_encoder_moves_cosines_towards_the_labels_and_is_seeded(tiny_model_dir, tmp_path):
-    from hf_crossenc.distill import finetune_bi_encoder
+    from hf_crossenc.bi_encoder import finetune_bi_encoder
 
     texts_a = [f"the cat number {i} sits on a mat" for i in range(16)]
     texts_b = [f"a cat {i} is sitting" if i % 2 else f"stocks fell {i} points today" for i in range(16)]
@@ -138,7 +139,7 @@ def test_teacher_finetune_child_uses_the_parents_threads_not_accelerates_omp_def
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from hf_crossenc.training import _child_setup
+    from hf_crossenc.teacher import _child_setup
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what `accelerate launch` exports on a CPU machine
     spawn = multiprocessing.get_context("spawn")

@@ -1,0 +1,133 @@
+"""The validated splits of a job: every split read, checked and normalised for its task before anything is written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .arguments import DataArguments
+from .data import (
+    TEXT_A,
+    TEXT_B,
+    LabelScale,
+    PairColumns,
+    PairSplit,
+    Table,
+    build_class_split,
+    build_split,
+    class_names,
+    infer_label_scale,
+    load_hub_table,
+    parse_label_scale,
+    raw_labels,
+    read_table,
+    resolve_columns,
+)
+from .errors import DataError
+from .labels import LabelVocab, build_vocab
+from .ranking import build_ranking_split
+from .training_args import split_list
+
+
+def read_split_tables(data_args: DataArguments) -> dict[str, Table]:
+    tables: dict[str, Table] = {}
+    if data_args.dataset_name:
+        names = {"train": data_args.train_split, "validation": data_args.validation_split, "test": data_args.test_split}
+        for split, hub_split in names.items():
+            if hub_split:
+                tables[split] = load_hub_table(data_args.dataset_name, hub_split, data_args.dataset_config)
+    else:
+        files = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}
+        for split, path in files.items():
+            if path:
+                tables[split] = read_table(path)
+    return tables
+
+
+def load_splits(data_args: DataArguments) -> tuple[dict[str, PairSplit], LabelScale]:
+    """Read, validate and normalise every split; the label scale comes from the flag or the training labels."""
+    tables = read_split_tables(data_args)
+    train = tables["train"]
+    columns = resolve_columns(train, data_args.text_a_column, data_args.text_b_column, data_args.label_column)
+    scale = parse_label_scale(data_args.label_scale)
+    if scale == "auto":
+        try:
+            scale = infer_label_scale(raw_labels(train, columns)) if train.rows else LabelScale()
+        except ValueError as err:
+            raise DataError(f"{err}.", source=train.source, column=columns.label) from None
+    scale = scale or LabelScale()
+    splits: dict[str, PairSplit] = {}
+    for name, table in tables.items():
+        split_columns = (
+            columns
+            if table is train
+            else resolve_columns(
+                table,
+                data_args.text_a_column or columns.text_a,
+                data_args.text_b_column or columns.text_b,
+                data_args.label_column or columns.label,
+            )
+        )
+        limit = data_args.max_train_samples if name == "train" else data_args.max_eval_samples
+        splits[name] = build_split(table, split_columns, name=name, scale=scale, max_samples=limit)
+    return splits, scale
+
+
+@dataclass
+class TaskData:
+    """The validated splits of a job, with what the task needs to know about the labels."""
+
+    task: str
+    splits: dict[str, Any]  # PairSplit (regression, classification) or RankingSplit (reranking)
+    scale: LabelScale = field(default_factory=LabelScale)
+    vocab: LabelVocab | None = None
+    silver: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+
+
+def load_task_data(data_args: DataArguments, task: str, silver_file: str | None = None) -> TaskData:
+    """Read and validate every split for the task, and the pairs of every `silver_file` (regression; nothing is written
+    before this succeeds)."""
+    if task == "regression":
+        splits, scale = load_splits(data_args)
+        return TaskData(task, dict(splits), scale, silver=read_silver_files(silver_file))
+    tables = read_split_tables(data_args)
+    limits = {name: data_args.max_train_samples if name == "train" else data_args.max_eval_samples for name in tables}
+    if task == "reranking":
+        splits = {
+            name: build_ranking_split(
+                table,
+                name=name,
+                max_samples=limits[name],
+                query_column=data_args.text_a_column,
+                passage_column=data_args.text_b_column,
+                label_column=data_args.label_column,
+            )
+            for name, table in tables.items()
+        }
+        return TaskData(task, splits)
+    train = tables["train"]
+    columns = resolve_columns(train, data_args.text_a_column, data_args.text_b_column, data_args.label_column)
+    names, numeric = class_names(train, columns, limits["train"])
+    vocab = build_vocab(
+        names,
+        numeric=numeric,
+        positive_label=data_args.positive_label,
+        label_names=[n.strip() for n in data_args.class_names.split(",")] if data_args.class_names else None,
+        source=train.source,
+    )
+    splits = {}
+    for name, table in tables.items():
+        split_columns = columns if table is train else resolve_columns(table, columns.text_a, columns.text_b, columns.label)
+        splits[name] = build_class_split(table, split_columns, name=name, vocab=vocab, max_samples=limits[name])
+    return TaskData(task, splits, vocab=vocab)
+
+
+def read_silver_files(silver_file: str | None) -> dict[str, tuple[list[str], list[str]]]:
+    """The validated text pairs of every comma-separated file of --silver_file (labels, if any, are ignored)."""
+    out = {}
+    for path in split_list(silver_file):
+        table = read_table(path)
+        columns = resolve_columns(table, require_label=False)
+        split = build_split(table, PairColumns(columns.text_a, columns.text_b, None), name="silver", scale=None)
+        out[path] = (split.dataset[TEXT_A], split.dataset[TEXT_B])
+    return out
