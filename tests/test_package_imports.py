@@ -12,17 +12,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "hf_crossenc"
 PACKAGE = PACKAGE_DIR.name
 COMMAND_LINE = ("hf_crossenc.cli", "hf_crossenc.commands")
-
-
-LEAVING = "hf_crossenc.training"
-"""Being split up by its owner: its `main` imports `exit_code_of` from `hf_crossenc.cli` (a circle through `cli`, the
-commands and `search`) until it becomes `hf_crossenc/commands/train.py`. That one edge is tolerated while the module exists."""
-TOLERATED = {(LEAVING, "hf_crossenc.cli")}
 
 
 def is_command_line(module: str) -> bool:
@@ -116,24 +108,13 @@ def test_the_graph_reader_sees_relative_absolute_and_function_level_imports():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-def _only_cycles_through_training() -> bool:
-    found = cycles(import_graph())
-    return bool(found) and all(LEAVING in cycle for cycle in found)
-
-
-@pytest.mark.xfail(
-    _only_cycles_through_training(),
-    reason="the remaining circle goes through hf_crossenc.training (training.main imports exit_code_of from hf_crossenc.cli), "
-    "which its owner is removing",
-    strict=False,
-)
 def test_no_import_cycles():
     assert cycles(import_graph()) == []
 
 
 def test_the_library_never_imports_the_command_line():
     offenders = {
-        module: sorted(t for t in targets if is_command_line(t) and (module, t) not in TOLERATED)
+        module: sorted(t for t in targets if is_command_line(t))
         for module, targets in import_graph().items()
         if not is_command_line(module)
     }

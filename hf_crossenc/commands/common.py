@@ -64,3 +64,31 @@ def load_predictor(args: argparse.Namespace, model: str | None = None) -> Any:
     return CrossEncoderPredictor.from_pretrained(
         args.model if model is None else model, trust_pickle_weights=args.trust_pickle_weights, precision=args.precision
     )
+
+
+class _DeprecatedSwitch(argparse.BooleanOptionalAction):
+    """An old spelling of a renamed switch: works as the new one, with a warning (for one release)."""
+
+    def __init__(self, *args: Any, new: str, **kwargs: Any) -> None:
+        self.new = new
+        super().__init__(*args, **kwargs)
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: str | None = None
+    ) -> None:
+        new = f"--no-{self.new}" if option_string and option_string.startswith("--no-") else f"--{self.new}"
+        print(f"warning: {option_string} is deprecated and will be removed in the next release: use {new}", file=sys.stderr)
+        super().__call__(parser, namespace, values, option_string)
+
+
+def add_both_orders_flag(parser: argparse.ArgumentParser) -> None:
+    """--both_orders / --no-both_orders (and the deprecated --symmetric / --no-symmetric): dest ``both_orders``."""
+    parser.add_argument(
+        "--both_orders",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average the scores of (a, b) and (b, a) (default: what the model recorded, hf_crossenc.symmetric in config.json)",
+    )
+    parser.add_argument(
+        "--symmetric", dest="both_orders", action=_DeprecatedSwitch, new="both_orders", default=None, help=argparse.SUPPRESS
+    )

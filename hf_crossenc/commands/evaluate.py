@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserInputError
-from .common import add_column_flags, load_predictor
+from .common import add_both_orders_flag, add_column_flags, load_predictor
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -23,12 +23,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--label_column", default=None, help="label column (default: auto-detect)")
     parser.add_argument("--label_scale", default=None, help="raw label range, e.g. '0,5' (default: the scale the model was trained with)")
     parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument(
-        "--symmetric",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="average the scores of (a, b) and (b, a) (default: what the model recorded, hf_crossenc.symmetric)",
-    )
+    add_both_orders_flag(parser)
     parser.add_argument(
         "--bootstrap",
         type=int,
@@ -96,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     )
     pairs = list(zip(split.dataset["text_a"], split.dataset["text_b"]))
     # A reranker scores one order: a (query, passage) pair is not symmetric.
-    symmetric = None if task == "reranking" else args.symmetric
+    symmetric = None if task == "reranking" else args.both_orders
     scores = predictor.predict(pairs, batch_size=args.batch_size, symmetric=symmetric)
     metrics = split_metrics(task, scores, split, threshold, resamples=args.bootstrap, level=args.level)
     if other is not None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import add_column_flags, load_predictor
+from .common import add_both_orders_flag, add_column_flags, load_predictor
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -20,12 +20,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_column_flags(parser)
     parser.add_argument("--output", default=None, help="write JSON lines here instead of stdout")
     parser.add_argument("--rescale", action="store_true", help="report scores on the original label scale (e.g. 0-5)")
-    parser.add_argument(
-        "--symmetric",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="average the scores of (a, b) and (b, a) (default: what the model recorded, hf_crossenc.symmetric)",
-    )
+    add_both_orders_flag(parser)
     parser.add_argument("--batch_size", type=int, default=64)
     return parser
 
@@ -46,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     pairs = _read_pairs(args.input, args.text_a_column, args.text_b_column) if args.input else [tuple(p) for p in args.pair]
     predictor = load_predictor(args)
-    scores = predictor.predict(pairs, batch_size=args.batch_size, rescale=args.rescale, symmetric=args.symmetric)
+    scores = predictor.predict(pairs, batch_size=args.batch_size, rescale=args.rescale, symmetric=args.both_orders)
     lines = [json.dumps({"text_a": a, "text_b": b, **prediction_record(predictor, s)}) for (a, b), s in zip(pairs, scores)]
     if args.output:
         Path(args.output).write_text("\n".join(lines) + "\n")
