@@ -1,8 +1,10 @@
 """`hf-crossenc search`: a small grid search over training flags that selects on the validation split only.
 
-Every combination of the `--grid` values (times every `--seeds` seed) is trained by its own
-`hf-crossenc train` subprocess, one run after another, in the caller's working directory (so
-relative paths in the config resolve as for `hf-crossenc train`), into `<output_root>/<run-name>`.
+Every combination of the `--grid` values (times every `--seeds` seed) is one training run: its flags (the config, the
+grid values, the seed and the flags after `--`) are parsed into the job's arguments and `hf_crossenc.job.train` runs in a
+child process of its own (spawned, so each run starts with a fresh process and hands its memory back when it ends), one
+run after another, in the caller's working directory (so relative paths in the config resolve as for `hf-crossenc
+train`), into `<output_root>/<run-name>`.
 A run whose folder already holds results.json is reused, not retrained, so an interrupted search
 continues where it stopped. The best grid point is the one with the highest mean validation metric;
 test metrics are reported beside it, never used to choose.
@@ -16,55 +18,27 @@ import hashlib
 import itertools
 import json
 import logging
-import math
+import multiprocessing
 import os
-import re
 import shlex
 import shutil
-import site
-import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .checkpoints import resumable
-from .errors import ConfigError
-
-ABBREVIATIONS = {
-    "learning_rate": "lr",
-    "teacher_weight": "tw",
-    "teacher_temperature": "tt",
-    "teacher": "teacher",
-    "silver_pairs": "sp",
-    "num_train_epochs": "ep",
-    "per_device_train_batch_size": "bs",
-    "gradient_accumulation_steps": "ga",
-    "weight_decay": "wd",
-    "warmup_steps": "wu",
-    "lr_scheduler_type": "sched",
-    "max_length": "len",
-    "dropout": "do",
-    "train_group_size": "gs",
-    "train_pair_order": "order",
-    "max_train_samples": "n",
-    "loss": "loss",
-    "seed": "s",
-}
-"""Short run-name prefixes of common flags; any other flag appears under its own name."""
-
-NOT_METRICS = frozenset({"n", "threshold", "queries", "skipped_queries"})
-"""Entries of a results.json split that are counts or settings, not metrics."""
+from .errors import ConfigError, UserInputError
+from .search_report import metric_values, run_name
+from .tasks import WEIGHT_FILES
 
 KNOWN_METRICS = ("pearson", "spearman", "accuracy", "f1", "auc", "average_precision", "map", "mrr@10", "ndcg@10")
 RESERVED = {"output_dir": "the search sets it per run (see --output_root)", "config": "pass it to the search as --config"}
-MODEL_FILES = ("model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json")
 TAIL_LINES = 20
-MAX_VALUE_CHARS = 40
-TEST_LABEL = "test (not used for selection)"
+ACTION_FLAGS = {"resume": ["--resume"], "overwrite": ["--overwrite_output_dir"]}
+"""What a planned run's action adds to its training arguments."""
 
 logger = logging.getLogger(__name__)
 
@@ -180,24 +154,6 @@ def normalise_metric(name: str) -> str:
 # ---- run names and commands -----------------------------------------------------------------
 
 
-def _safe(value: str) -> str:
-    text = re.sub(r"[^A-Za-z0-9._+-]+", "-", value)
-    if len(text) > MAX_VALUE_CHARS:
-        text = text[: MAX_VALUE_CHARS - 9] + "-" + hashlib.sha1(value.encode()).hexdigest()[:8]
-    return text
-
-
-def run_name(values: dict[str, Any]) -> str:
-    """A filesystem-safe folder name encoding a run's values in order, e.g. `lr3e-5_tw0.3_s42`.
-
-    Common flags get short prefixes (`ABBREVIATIONS`), others their own name; characters other than
-    letters, digits and `._+-` become `-`, and very long values are shortened with a hash.
-    """
-    if not values:
-        raise ConfigError("a run needs at least one grid value or seed to be named.")
-    return "_".join(f"{ABBREVIATIONS.get(key, key)}{_safe(str(value))}" for key, value in values.items())
-
-
 @dataclass
 class PlannedRun:
     """One training run of the search: its grid point, seed, folder and command."""
@@ -208,14 +164,14 @@ class PlannedRun:
     output_dir: Path
     train_args: list[str]
     """The `hf-crossenc train` arguments that define the run."""
-    extra: list[str] = field(default_factory=list)
-    """`--resume` (a complete checkpoint, or a finished earlier round, is there) or `--overwrite_output_dir` (a partial folder)."""
     action: str = "train"
-    """train, reuse (results.json exists), resume or overwrite."""
+    """train, reuse (results.json exists), resume (a complete checkpoint, or a finished earlier round, is there: the run
+    goes on from it) or overwrite (a partial folder: the run trains into it anew)."""
 
     @property
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "hf_crossenc.cli", "train", *self.train_args, *self.extra]
+        """The run as a command line, for search.md and --dry_run (the search itself calls `train` in a child process)."""
+        return ["hf-crossenc", "train", *self.train_args, *ACTION_FLAGS.get(self.action, [])]
 
     @property
     def log(self) -> Path:
@@ -266,9 +222,9 @@ def plan_runs(
         if (run.output_dir / "results.json").is_file():
             run.action = "reuse"
         elif resumable(run.output_dir, averaged=_averages(run.train_args)):
-            run.action, run.extra = "resume", ["--resume"]
+            run.action = "resume"
         elif run.output_dir.is_dir() and any(run.output_dir.iterdir()):
-            run.action, run.extra = "overwrite", ["--overwrite_output_dir"]
+            run.action = "overwrite"
     return runs
 
 
@@ -279,147 +235,44 @@ def _averages(args: list[str]) -> bool:
     return bool(parse_job_arguments(args)[3].average_checkpoints)
 
 
-def _child_env() -> dict[str, str]:
-    """The caller's environment; from a source checkout, with this copy of hf_crossenc first on PYTHONPATH."""
-    env = dict(os.environ)
-    root = Path(__file__).resolve().parents[1]
-    site_dirs = {Path(p).resolve() for p in [*site.getsitepackages(), site.getusersitepackages()]}
-    if root not in site_dirs:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
-    return env
+def _launch(run: PlannedRun) -> int:
+    """Train one run in a spawned child process in the caller's working directory, its output going to the run's log;
+    the exit code (0, 2 for bad input, 1 for a failure, negative for a signal)."""
+    with run.log.open("w", encoding="utf-8") as out:
+        out.write(f"# {shlex.join(run.command)}\n# cwd: {os.getcwd()}\n")
+    child = multiprocessing.get_context("spawn").Process(target=train_in_child, args=(run.train_args, run.action, str(run.log)))
+    child.start()
+    child.join()
+    return int(child.exitcode if child.exitcode is not None else 1)
 
 
-def _launch(command: list[str], log: Path) -> int:
-    """Run one training command in the caller's working directory, its output going to `log`; the exit code."""
-    with log.open("w", encoding="utf-8") as out:
-        out.write(f"# {shlex.join(command)}\n# cwd: {os.getcwd()}\n")
-        out.flush()
-        done = subprocess.run(
-            command, cwd=os.getcwd(), env=_child_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, check=False
-        )
-    return done.returncode
+def train_in_child(train_args: list[str], action: str, log: str) -> None:
+    """A search run's child process: its output appended to `log`, the run's flags parsed into the job's arguments (with
+    ``resume`` or ``overwrite_output_dir`` as its `action` says), then `train`; bad input exits with code 2."""
+    with open(log, "a", encoding="utf-8") as out:  # noqa: PTH123 - the descriptor is duplicated onto stdout and stderr
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+    from .config import parse_job_arguments
+    from .job import train
+    from .logs import setup_logging
+
+    setup_logging()
+    try:
+        model_args, data_args, teacher_args, training_args = parse_job_arguments(train_args)
+        if action == "resume":
+            training_args = replace(training_args, resume=True)
+        elif action == "overwrite":
+            training_args = replace(training_args, overwrite_output_dir=True)
+        train(model_args, data_args, training_args, teacher_args)
+    except UserInputError as err:
+        logger.error("%s", err)  # into the run's log, whose tail the search shows
+        sys.exit(err.exit_code)
 
 
 def _tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
     return path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
-
-
-# ---- results ---------------------------------------------------------------------------------
-
-
-def _metrics(split: dict[str, Any] | None) -> dict[str, float]:
-    return {k: float(v) for k, v in (split or {}).items() if k not in NOT_METRICS and isinstance(v, (int, float))}
-
-
-def _mean_std(values: list[float]) -> dict[str, float | None]:
-    finite = all(math.isfinite(v) for v in values)
-    mean = statistics.fmean(values) if finite else math.nan
-    std = statistics.stdev(values) if finite and len(values) > 1 else None
-    return {"mean": mean, "std": std}
-
-
-def _interval(runs: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
-    """The validation `metric`'s bootstrap interval (results.json's ``intervals``), averaged over the runs' bounds;
-    None unless every run has one."""
-    found = [((r.get("validation") or {}).get("intervals") or {}) for r in runs]
-    bounds = [f.get("bounds", {}).get(metric) for f in found]
-    if not runs or any(b is None or len(b) != 2 or not all(math.isfinite(x) for x in b) for b in bounds):
-        return None
-    return {
-        "low": statistics.fmean(b[0] for b in bounds),
-        "high": statistics.fmean(b[1] for b in bounds),
-        "level": found[0].get("level"),
-        "resampled": found[0].get("resampled"),
-    }
-
-
-def aggregate(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
-    """One row per grid point (runs grouped by `row["point"]`), best first by mean validation `metric`.
-
-    `rows` are run records: `point` (grid values), `seed`, `name`, `status` ("failed" or not),
-    `validation` and `test` (the splits of results.json), `runtime_s`. Each aggregated row has the
-    mean and sample std over its successful seeds of every validation and test metric, `n` (runs
-    averaged), `failed` (runs that failed) and `score` (the mean validation `metric`: the sort key;
-    NaN or missing sorts last). Test metrics are carried for display only and never affect the order.
-    """
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(json.dumps(row["point"], sort_keys=True), []).append(row)
-    out = []
-    for members in groups.values():
-        ok = [r for r in members if r.get("status") != "failed"]
-        for r in ok:
-            if metric not in _metrics(r.get("validation")):
-                available = sorted(_metrics(r.get("validation")))
-                raise ConfigError(
-                    f"run {r.get('name')}: no validation {metric!r} in its results (available: {available or 'none'}). "
-                    "The search selects on the validation split: give a validation file, or choose --metric from those."
-                )
-        validation = {m: _mean_std([_metrics(r["validation"])[m] for r in ok]) for m in _metrics(ok[0]["validation"])} if ok else {}
-        tests = [_metrics(r.get("test")) for r in ok]
-        test_names = [m for m in (tests[0] if tests else {}) if all(m in t for t in tests)]
-        runtimes = [float(r["runtime_s"]) for r in ok if r.get("runtime_s") is not None]
-        score = validation[metric]["mean"] if ok else math.nan
-        out.append(
-            {
-                "point": dict(members[0]["point"]),
-                "runs": [r.get("name") for r in members],
-                "seeds": [r.get("seed") for r in members if r.get("seed") is not None],
-                "n": len(ok),
-                "failed": len(members) - len(ok),
-                "score": score,
-                "std": validation[metric]["std"] if ok else None,
-                "interval": _interval(ok, metric),
-                "validation": validation,
-                "test": {m: _mean_std([t[m] for t in tests]) for m in test_names},
-                "runtime_s": statistics.fmean(runtimes) if runtimes else None,
-            }
-        )
-    # best first; then points with a NaN score (e.g. a collapsed model), then points with no finished run
-    out.sort(key=lambda row: (not math.isfinite(row["score"]), row["n"] == 0, -row["score"] if math.isfinite(row["score"]) else 0.0))
-    for rank, row in enumerate(out, 1):
-        row["rank"] = rank
-    return out
-
-
-def best_of(aggregated: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The chosen grid point: the highest mean validation score among points whose runs all succeeded
-    (else among any point with a score); None if no run has a finite score."""
-    scored = [row for row in aggregated if math.isfinite(row["score"])]
-    complete = [row for row in scored if row["failed"] == 0]
-    return (complete or scored or [None])[0]
-
-
-def _fmt(stat: dict[str, float | None] | None) -> str:
-    if stat is None:
-        return "–"
-    mean, std = stat["mean"], stat["std"]
-    text = "nan" if mean is None or not math.isfinite(mean) else f"{mean:.4f}"
-    return text if std is None else f"{text} ± {std:.4f}"
-
-
-def markdown_table(aggregated: list[dict[str, Any]], metric: str, keys: Sequence[str], best: dict[str, Any] | None = None) -> str:
-    """A Markdown table of the aggregated rows: grid values, seeds, validation metrics (the selection
-    `metric` first, mean ± std over seeds) and, in columns labelled "test (not used for selection)",
-    the test metrics; the chosen row is marked **best**."""
-    val_names = [metric] + sorted({m for row in aggregated for m in row["validation"]} - {metric})
-    test_names = sorted({m for row in aggregated for m in row["test"]}, key=lambda m: (m != metric, m))
-    header = ["rank", "run", *keys, "seeds"]
-    header += [f"validation {m}" + (" (selection)" if m == metric else "") for m in val_names]
-    header += [f"{TEST_LABEL}: {m}" for m in test_names]
-    header.append("train time")
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for row in aggregated:
-        name = run_name(row["point"]) if row["point"] else ", ".join(row["runs"])
-        seeds = ", ".join(str(s) for s in row["seeds"]) or "–"
-        if row["failed"]:
-            seeds += f" ({row['failed']} of {row['failed'] + row['n']} failed)"
-        cells = [str(row["rank"]) + (" **best**" if row is best else ""), name, *(row["point"].get(k, "–") for k in keys), seeds]
-        cells += [_fmt(row["validation"].get(m)) for m in val_names]
-        cells += [_fmt(row["test"].get(m)) for m in test_names]
-        cells.append("–" if row["runtime_s"] is None else f"{row['runtime_s']:.1f} s")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def _read_results(run: PlannedRun) -> dict[str, Any]:
@@ -430,7 +283,7 @@ def _read_results(run: PlannedRun) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read the run's results ({err}); delete {run.output_dir} to retrain it.") from None
 
 
-def _previous_runs(path: Path) -> dict[str, dict[str, Any]]:
+def previous_runs(path: Path) -> dict[str, dict[str, Any]]:
     """Run records of an earlier search.json in the same output root (to notice reused runs made differently)."""
     if not path.is_file():
         return {}
@@ -466,19 +319,19 @@ def check_reused_runs(runs: list[PlannedRun], previous: dict[str, dict[str, Any]
             )
 
 
-def _file_sha256(path: str | None) -> str | None:
+def file_sha256(path: str | None) -> str | None:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
 
 
-def _has_model(folder: Path) -> bool:
-    return any(any(folder.glob(pattern)) for pattern in MODEL_FILES)
+def has_model(folder: Path) -> bool:
+    return any(any(folder.glob(pattern)) for pattern in WEIGHT_FILES)
 
 
-def _delete_models(folder: Path) -> list[str]:
+def delete_models(folder: Path) -> list[str]:
     """Remove the weights and checkpoints of a finished run, earlier distillation rounds' included
     (results.json, README.md and logs stay)."""
     removed = []
-    for pattern in (*MODEL_FILES, "checkpoint-*", *(f"rounds/*/{name}" for name in MODEL_FILES)):
+    for pattern in (*WEIGHT_FILES, "checkpoint-*", *(f"rounds/*/{name}" for name in WEIGHT_FILES)):
         for path in sorted(folder.glob(pattern)):
             if path.is_dir():
                 shutil.rmtree(path)
@@ -491,8 +344,8 @@ def _delete_models(folder: Path) -> list[str]:
 # ---- running the search ------------------------------------------------------------------
 
 
-def _do_run(run: PlannedRun, i: int, total: int, config_sha: str | None, notes: list[str]) -> dict[str, Any]:
-    """Train (or reuse) one run; its record for search.json."""
+def execute_run(run: PlannedRun, i: int, total: int, config_sha: str | None, report: Callable[[str], None] = logger.info) -> dict[str, Any]:
+    """Train (or reuse) one run; its record for search.json. Progress lines go to `report`."""
     record: dict[str, Any] = {
         "name": run.name,
         "point": run.point,
@@ -505,15 +358,15 @@ def _do_run(run: PlannedRun, i: int, total: int, config_sha: str | None, notes: 
         "config_sha256": config_sha,
     }
     if run.action == "reuse":
-        print(f"[{i}/{total}] {run.name}: reused (results.json exists in {run.output_dir}; not retrained)", file=sys.stderr)
+        report(f"[{i}/{total}] {run.name}: reused (results.json exists in {run.output_dir}; not retrained)")
         status, code, wall = "reused", 0, None
     else:
         verb = {"resume": "resuming from its newest checkpoint", "overwrite": "retraining into its partial folder"}.get(
             run.action, "training"
         )
-        print(f"[{i}/{total}] {run.name}: {verb} (log: {run.log})", file=sys.stderr)
+        report(f"[{i}/{total}] {run.name}: {verb} (log: {run.log})")
         started = time.perf_counter()
-        code = _launch(run.command, run.log)
+        code = _launch(run)
         wall = round(time.perf_counter() - started, 2)
         status = "trained" if code == 0 else "failed"
     record.update(status=status, exit_code=code, wall_time_s=wall)
@@ -526,8 +379,8 @@ def _do_run(run: PlannedRun, i: int, total: int, config_sha: str | None, notes: 
         with run.log.open("a", encoding="utf-8") as log:
             log.write(f"# hf-crossenc search: run failed with exit code {code}\n")
         record["stderr_tail"] = tail
-        print(f"[{i}/{total}] {run.name}: FAILED with exit code {code}; last lines of {run.log}:", file=sys.stderr)
-        print("".join(f"    {line}\n" for line in tail), end="", file=sys.stderr)
+        report(f"[{i}/{total}] {run.name}: FAILED with exit code {code}; last lines of {run.log}:")
+        report("".join(f"    {line}\n" for line in tail).rstrip("\n"))
         return record
     results = _read_results(run)
     record["validation"] = results.get("validation")
@@ -535,13 +388,13 @@ def _do_run(run: PlannedRun, i: int, total: int, config_sha: str | None, notes: 
     record["runtime_s"] = (results.get("run") or {}).get("train_runtime_s")
     record["metric_for_best_model"] = (results.get("run") or {}).get("metric_for_best_model")
     if status == "trained":
-        print(f"[{i}/{total}] {run.name}: done in {wall:.0f} s", file=sys.stderr)
+        report(f"[{i}/{total}] {run.name}: done in {wall:.0f} s")
         made = {"train_args": run.train_args, "config_sha256": config_sha}
         (run.output_dir / RUN_RECORD).write_text(json.dumps(made, indent=2) + "\n", encoding="utf-8")
     return record
 
 
-def _check_run_metric(record: dict[str, Any], metric: str | None, explicit: bool) -> str:
+def check_run_metric(record: dict[str, Any], metric: str | None, explicit: bool) -> str:
     """The selection metric (`--metric`, else the runs' metric_for_best_model), checked against a finished
     run as soon as it is there, so a search that cannot select stops after one run rather than after all."""
     own = normalise_metric(record.get("metric_for_best_model") or "")
@@ -554,7 +407,7 @@ def _check_run_metric(record: dict[str, Any], metric: str | None, explicit: bool
             f"the runs pick their checkpoints by different metrics ({metric!r}, {own!r}): pass --metric to say which "
             "validation metric selects the best run."
         )
-    validation = _metrics(record.get("validation"))
+    validation = metric_values(record.get("validation"))
     if metric not in validation:
         raise ConfigError(
             f"run {record['name']}: no validation {metric!r} in {record['output_dir']}/results.json "
@@ -562,78 +415,3 @@ def _check_run_metric(record: dict[str, Any], metric: str | None, explicit: bool
             "runs a validation file, or choose --metric among those."
         )
     return metric
-
-
-def _summary(
-    aggregated: list[dict[str, Any]],
-    best: dict[str, Any] | None,
-    metric: str | None,
-    keys: list[str],
-    records: list[dict[str, Any]],
-    notes: list[str],
-    deleted: list[str],
-    output_root: str | Path,
-) -> str:
-    """What the command prints: the table, the choice, failures and notes (also the top of search.md)."""
-    blocks = []
-    if metric:
-        blocks.append(f"Selected on validation {metric} (mean over seeds, higher is better); test metrics are shown for reference only.")
-        blocks.append(markdown_table(aggregated, metric, keys, best))
-    if best is not None:
-        spread = f" ± {best['std']:.4f}" if best["std"] is not None else ""
-        dirs = ", ".join(str(Path(output_root) / name) for name in best["runs"])
-        values = ", ".join(f"{k}={v}" for k, v in best["point"].items()) or "(seeds only)"
-        blocks.append(f"Best: {values} — validation {metric} {best['score']:.4f}{spread} over {best['n']} run(s): {dirs}")
-        if best.get("interval"):
-            blocks.append(_noise_note(aggregated, best, metric, output_root))
-    else:
-        blocks.append("No run finished with a usable validation score: nothing was chosen.")
-    failed = [r for r in records if r["status"] == "failed"]
-    if failed:
-        listing = "".join(f"\n- {r['name']}: exit code {r['exit_code']} (log: {r['log']})" for r in failed)
-        blocks.append(f"{len(failed)} of {len(records)} run(s) failed:{listing}")
-    if deleted:
-        blocks.append(
-            f"Deleted the weights and checkpoints of the runs not chosen ({len(deleted)} paths); results.json, README.md and logs are kept."
-        )
-    blocks += [f"Note: {note}" for note in notes]
-    return "\n\n".join(block.rstrip("\n") for block in blocks) + "\n"
-
-
-def _noise_note(aggregated: list[dict[str, Any]], best: dict[str, Any], metric: str, output_root: str | Path) -> str:
-    """How far the validation split can tell the best point from the others: its metric's bootstrap interval, and
-    the points whose mean score lies inside it."""
-    ci = best["interval"]
-    level = f"{100 * ci['level']:g}%" if isinstance(ci.get("level"), (int, float)) else "the"
-    close = [row for row in aggregated if row is not best and math.isfinite(row["score"]) and ci["low"] <= row["score"] <= ci["high"]]
-    seeds = f"; the bounds of its {best['n']} runs averaged" if best["n"] > 1 else ""
-    text = (
-        f"The best point's validation {metric} has a {level} bootstrap interval of {ci['low']:.4f} – {ci['high']:.4f} "
-        f"(resampling the validation split's {ci.get('resampled') or 'pairs'}, the model fixed{seeds}). "
-    )
-    if not close:
-        return text + "No other point scores inside it."
-    names = ", ".join(run_name(row["point"]) if row["point"] else ", ".join(row["runs"]) for row in close)
-    return text + (
-        f"{len(close)} other point(s) score inside it ({names}): their scores alone do not show them worse than the best. "
-        f"A paired comparison may still separate them: `hf-crossenc evaluate {Path(output_root) / best['runs'][0]} "
-        f"VALIDATION_FILE --compare {Path(output_root) / close[0]['runs'][0]}` (keep their weights with --keep_models)."
-    )
-
-
-def _markdown_report(
-    summary: str,
-    aggregated: list[dict[str, Any]],
-    records: list[dict[str, Any]],
-    metric: str | None,
-    keys: list[str],
-    config: str | None,
-) -> str:
-    """search.md: the summary, every run (when averaged over seeds) and the exact commands."""
-    parts = ["# Hyperparameter search\n", f"Config: `{config}`" if config else "Config: none (flags only)", "", summary]
-    if metric and any(r.get("seed") is not None for r in records) and len(records) > len(aggregated):
-        per_run = aggregate([{**r, "point": {**r["point"], "seed": str(r["seed"])}} for r in records], metric)
-        parts += ["## Every run\n", markdown_table(per_run, metric, [*keys, "seed"])]
-    parts.append("## Commands\n")
-    parts += [f"- `{r['name']}` ({r['status']}): `{r['command_line']}`" for r in records]
-    return "\n".join(parts) + "\n"

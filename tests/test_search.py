@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
-import statistics
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,8 @@ import pytest
 from hf_crossenc import search
 from hf_crossenc.cli import main as cli_main
 from hf_crossenc.errors import ConfigError
-from hf_crossenc.search import TEST_LABEL, aggregate, best_of, check_grid_keys, expand_grid, markdown_table, run_name
+from hf_crossenc.search import check_grid_keys, expand_grid
+from hf_crossenc.search_report import TEST_LABEL, run_name
 
 
 def test_expand_grid_is_the_ordered_cartesian_product():
@@ -42,15 +41,6 @@ def test_expand_grid_repeats_are_refused():
         expand_grid(["lr=1", "lr=2"])
 
 
-def test_run_name():
-    assert run_name({"learning_rate": "3e-5", "teacher_weight": "0.3", "seed": 42}) == "lr3e-5_tw0.3_s42"
-    assert run_name({"max_grad_norm": "1.0"}) == "max_grad_norm1.0"
-    assert run_name({"teacher": "bundled:all-MiniLM-L6-v2"}) == "teacherbundled-all-MiniLM-L6-v2"
-    assert "/" not in run_name({"teacher": "../models/my teacher"})
-    long_a, long_b = run_name({"teacher": "x" * 80 + "a"}), run_name({"teacher": "x" * 80 + "b"})
-    assert long_a != long_b and len(long_a) < 60 and long_a == run_name({"teacher": "x" * 80 + "a"})
-
-
 def test_unknown_grid_key_names_the_closest_flag():
     with pytest.raises(ConfigError, match="unknown training flag 'learning_rat'.*Did you mean 'learning_rate'"):
         check_grid_keys(expand_grid(["learning_rat=1e-5,2e-5"]))
@@ -78,104 +68,19 @@ def test_bad_search_input_exits_2_before_any_run(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "runs").exists()
 
 
-def _must_not_launch(command, log):
-    raise AssertionError(f"no run should start: {command}")
-
-
-def _run(point: dict[str, str], seed: int, val: float, test: float, status: str = "trained") -> dict:
-    ok = status != "failed"
-    return {
-        "name": run_name({**point, "seed": seed}),
-        "point": point,
-        "seed": seed,
-        "status": status,
-        "validation": {"pearson": val - 0.01, "spearman": val, "n": 48} if ok else None,
-        "test": {"pearson": test - 0.01, "spearman": test, "n": 48} if ok else None,
-        "runtime_s": 10.0 if ok else None,
-    }
-
-
-def test_aggregate_selects_on_validation_not_test():
-    rows = [
-        _run({"lr": "1"}, 1, val=0.80, test=0.60),
-        _run({"lr": "1"}, 2, val=0.70, test=0.62),
-        _run({"lr": "2"}, 1, val=0.72, test=0.90),  # the best on test, never chosen for it
-        _run({"lr": "2"}, 2, val=0.74, test=0.92),
-        _run({"lr": "3"}, 1, val=0.0, test=0.0, status="failed"),
-        _run({"lr": "4"}, 1, val=math.nan, test=0.95),  # collapsed: NaN validation sorts last among scored
-    ]
-    table = aggregate(rows, "spearman")
-    assert [row["point"]["lr"] for row in table] == ["1", "2", "4", "3"]
-    first = table[0]
-    assert first["score"] == pytest.approx(0.75) and first["n"] == 2 and first["seeds"] == [1, 2]
-    assert first["std"] == pytest.approx(statistics.stdev([0.80, 0.70]))
-    assert first["validation"]["pearson"]["mean"] == pytest.approx(0.74)
-    assert first["test"]["spearman"]["mean"] == pytest.approx(0.61)
-    assert table[3]["n"] == 0 and table[3]["failed"] == 1
-    best = best_of(table)
-    assert best is first
-    test_best = max(table, key=lambda row: row["test"].get("spearman", {"mean": -1})["mean"])
-    assert test_best["point"] == {"lr": "4"} and test_best is not best
-
-    text = markdown_table(table, "spearman", ["lr"], best)
-    header = text.splitlines()[0]
-    assert "validation spearman (selection)" in header and f"{TEST_LABEL}: spearman" in header
-    assert "| 1 **best** | lr1 | 1 | 1, 2 | 0.7500 ± 0.0707 |" in text
-    assert "(1 of 1 failed)" in text
-
-
-def test_summary_names_the_points_inside_the_best_points_interval():
-    def with_interval(row: dict, low: float, high: float) -> dict:
-        row["validation"]["intervals"] = {"level": 0.95, "resamples": 1000, "resampled": "pairs", "bounds": {"spearman": [low, high]}}
-        return row
-
-    rows = [
-        with_interval(_run({"lr": "1"}, 1, val=0.80, test=0.6), 0.70, 0.85),
-        with_interval(_run({"lr": "1"}, 2, val=0.70, test=0.6), 0.60, 0.78),
-        with_interval(_run({"lr": "2"}, 1, val=0.73, test=0.6), 0.65, 0.80),  # inside the best's 0.65 - 0.815
-        with_interval(_run({"lr": "5"}, 1, val=0.50, test=0.6), 0.40, 0.60),  # below it
-        with_interval(_run({"lr": "9"}, 1, val=0.90, test=0.6), 0.85, 0.95),  # above it, but one of its runs failed
-        _run({"lr": "9"}, 2, val=0.0, test=0.0, status="failed"),
-    ]
-    table = aggregate(rows, "spearman")
-    best = best_of(table)
-    assert (
-        best["point"] == {"lr": "1"} and best["interval"]["low"] == pytest.approx(0.65) and best["interval"]["high"] == pytest.approx(0.815)
-    )
-    note = search._noise_note(table, best, "spearman", "runs")
-    assert (
-        "95% bootstrap interval of 0.6500 – 0.8150 (resampling the validation split's pairs, the model fixed; the bounds of its 2 runs averaged)"
-        in note
-    )
-    assert "1 other point(s) score inside it (lr2)" in note and "lr5" not in note and "lr9" not in note
-    assert "hf-crossenc evaluate runs/lr1_s1 VALIDATION_FILE --compare runs/lr2_s1" in note
-    # Without intervals in every run of the point (older results.json, --bootstrap_resamples 0) there is no note.
-    del rows[1]["validation"]["intervals"]
-    assert best_of(aggregate(rows, "spearman"))["interval"] is None
-
-
-def test_aggregate_prefers_points_whose_runs_all_succeeded():
-    rows = [
-        _run({"lr": "1"}, 1, val=0.70, test=0.6),
-        _run({"lr": "1"}, 2, val=0.70, test=0.6),
-        _run({"lr": "2"}, 1, val=0.90, test=0.6),
-        _run({"lr": "2"}, 2, val=0.0, test=0.0, status="failed"),
-    ]
-    table = aggregate(rows, "spearman")
-    assert table[0]["point"] == {"lr": "2"}  # ranked first by its one finished run ...
-    assert best_of(table)["point"] == {"lr": "1"}  # ... but not chosen: half of its seeds failed
-    with pytest.raises(ConfigError, match="no validation 'map'.*available: \\['pearson', 'spearman'\\]"):
-        aggregate(rows, "map")
+def _must_not_launch(run):
+    raise AssertionError(f"no run should start: {run.command}")
 
 
 def _fake_training(fail: set[str]):
     """A stand-in for the training subprocess: writes results.json, weights and a checkpoint, or fails."""
     calls: list[list[str]] = []
 
-    def launch(command: list[str], log: Path) -> int:
-        calls.append(command)
-        flags = dict(zip(command[4::2], command[5::2]))
+    def launch(run: search.PlannedRun) -> int:
+        calls.append(run.command)
+        flags = dict(zip(run.train_args[0::2], run.train_args[1::2]))
         out = Path(flags["--output_dir"])
+        log = run.log
         if out.name in fail:
             log.write_text("Traceback ...\nRuntimeError: out of memory\n")
             return 3
@@ -207,7 +112,7 @@ def test_search_flow_with_seeds_failures_and_reuse(capsys, monkeypatch):
     argv = ["search", "--grid", "learning_rate=1,2,3", "--seeds", "1,2", "--output_root", "runs", "--", "--max_train_samples", "8"]
     assert cli_main(argv) == 1  # a run failed
     out, err = capsys.readouterr()
-    assert len(calls) == 6 and all(c[:4] == [search.sys.executable, "-m", "hf_crossenc.cli", "train"] for c in calls)
+    assert len(calls) == 6 and all(c[:2] == ["hf-crossenc", "train"] for c in calls)
     assert "lr3_s2: FAILED with exit code 3" in err and "RuntimeError: out of memory" in err
     assert "1 of 6 run(s) failed" in out and "Best: learning_rate=2" in out
     log = Path("runs/lr3_s2.log").read_text()
@@ -297,7 +202,7 @@ def test_a_run_with_only_a_finished_first_round_is_resumed(tmp_path):
     round_one.mkdir(parents=True)
     (round_one / "results.json").write_text("{}")
     (run,) = search.plan_runs([{"learning_rate": "3e-5"}], [], tmp_path / "runs", None, [])
-    assert run.action == "resume" and run.extra == ["--resume"]
+    assert run.action == "resume" and run.command[-1] == "--resume"
 
 
 def test_reusing_a_run_made_with_other_flags_is_refused(capsys, monkeypatch):
@@ -316,3 +221,13 @@ def test_reusing_a_run_made_with_other_flags_is_refused(capsys, monkeypatch):
     assert "run lr1_s1 in runs/lr1_s1 was trained with other flags" in err and "--max_train_samples 8" in err
     assert len(calls) == 2  # nothing was trained
     assert cli_main(argv) == 0 and len(calls) == 2  # the same flags reuse both runs
+
+
+def test_a_run_with_bad_data_fails_in_its_child_process_with_the_message_in_its_log(capsys):
+    """A run is `train` in a spawned child process: bad input there exits 2, and the search shows the log's tail."""
+    argv = ["search", "--grid", "learning_rate=1e-4", "--output_root", "runs", "--", "--train_file", "missing.csv", "--label_scale", "0,5"]
+    assert cli_main(argv) == 1
+    err = capsys.readouterr().err
+    assert "lr1e-4: FAILED with exit code 2" in err and "missing.csv" in err and "Traceback" not in err
+    log = Path("runs/lr1e-4.log").read_text()
+    assert log.startswith("# hf-crossenc train --learning_rate 1e-4 --train_file missing.csv") and "ERROR hf_crossenc" in log

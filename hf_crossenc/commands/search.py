@@ -14,25 +14,22 @@ from ..errors import ConfigError
 from ..search import (
     KNOWN_METRICS,
     PlannedRun,
-    _check_run_metric,
-    _delete_models,
-    _do_run,
-    _file_sha256,
-    _has_model,
-    _markdown_report,
-    _previous_runs,
-    _summary,
-    aggregate,
-    best_of,
     check_grid_keys,
     check_reused_runs,
+    check_run_metric,
     check_train_args,
+    delete_models,
+    execute_run,
     expand_grid,
+    file_sha256,
+    has_model,
     normalise_metric,
     parse_seeds,
     plan_runs,
+    previous_runs,
     training_flags,
 )
+from ..search_report import aggregate, best_of, markdown_report, summary_text
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -109,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
     if root.exists() and not root.is_dir():
         raise ConfigError(f"--output_root {root} exists and is not a directory.")
     runs = plan_runs(points, seeds, root, args.config, train_args)
-    config_sha = _file_sha256(args.config)
-    check_reused_runs(runs, _previous_runs(root / "search.json"), config_sha)
+    config_sha = file_sha256(args.config)
+    check_reused_runs(runs, previous_runs(root / "search.json"), config_sha)
 
     if args.dry_run:
         _print_dry_run(runs)
@@ -121,9 +118,9 @@ def run(args: argparse.Namespace) -> int:
     records: list[dict[str, Any]] = []
     explicit = metric is not None
     for i, planned in enumerate(runs, 1):
-        record = _do_run(planned, i, len(runs), config_sha, notes)
+        record = execute_run(planned, i, len(runs), config_sha, report=_to_stderr)
         if record["status"] != "failed":
-            metric = _check_run_metric(record, metric, explicit)
+            metric = check_run_metric(record, metric, explicit)
         records.append(record)
 
     failed = [r for r in records if r["status"] == "failed"]
@@ -134,16 +131,16 @@ def run(args: argparse.Namespace) -> int:
         keep = set(best["runs"])
         for planned, record in zip(runs, records):
             if planned.name not in keep and record["status"] != "failed":
-                deleted += _delete_models(planned.output_dir)
-    if best is not None and not any(_has_model(root / name) for name in best["runs"]):
+                deleted += delete_models(planned.output_dir)
+    if best is not None and not any(has_model(root / name) for name in best["runs"]):
         notes.append(
             f"the chosen runs' weights are gone (deleted by an earlier search without --keep_models): "
             f"delete {root / best['runs'][0]} and re-run this search to retrain it."
         )
 
-    summary = _summary(aggregated, best, metric, keys, records, notes, deleted, args.output_root)
+    summary = summary_text(aggregated, best, metric, keys, records, notes, deleted, args.output_root)
     print(summary, end="")
-    (root / "search.md").write_text(_markdown_report(summary, aggregated, records, metric, keys, args.config), encoding="utf-8")
+    (root / "search.md").write_text(markdown_report(summary, aggregated, records, metric, keys, args.config), encoding="utf-8")
     report = {
         "metric": metric,
         "selection_split": "validation",
@@ -161,3 +158,7 @@ def run(args: argparse.Namespace) -> int:
     (root / "search.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {root / 'search.md'} and {root / 'search.json'}", file=sys.stderr)
     return 1 if failed or best is None else 0
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
