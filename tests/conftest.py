@@ -1,4 +1,4 @@
-"""Shared fixtures: offline Hub settings, a per-test working directory, a tiny model built once."""
+"""Shared fixtures: offline Hub settings, a per-test working directory, a tiny model built once and its tokenizer."""
 
 from __future__ import annotations
 
@@ -76,6 +76,14 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub]:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return build_tiny_model(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture
+def tokenizer(tiny_model_dir: Path):
+    """A fresh tokenizer of the tiny model (per test: tests may change e.g. its padding side)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
 def stsb_file(split: str) -> Path:

@@ -1,4 +1,4 @@
-"""The bi-encoder teacher: calibration and label mixing by hand, embeddings on the tiny model."""
+"""hf_crossenc.bi_encoder: BiEncoder embeddings on the tiny model, length-grouped batches, finetune_bi_encoder."""
 
 from __future__ import annotations
 
@@ -9,18 +9,6 @@ import pytest
 import torch
 
 from hf_crossenc.bi_encoder import BiEncoder
-from hf_crossenc.distillation import calibrate, mix_labels, teacher_targets
-
-
-def test_calibration_and_mixing_by_hand():
-    cosine = np.array([0.2, 0.5, 0.8])
-    gold = np.array([0.1, 0.4, 0.7])  # exactly gold = cos - 0.1
-    slope, intercept = calibrate(cosine, gold)
-    assert slope == pytest.approx(1.0) and intercept == pytest.approx(-0.1)
-    assert teacher_targets(np.array([0.05, 0.5, 1.5]), slope, intercept).tolist() == pytest.approx([0.0, 0.4, 1.0])
-    assert mix_labels(np.array([1.0, 0.0]), np.array([0.5, 0.5]), 0.2).tolist() == pytest.approx([0.9, 0.1])
-    with pytest.raises(ValueError):
-        mix_labels(gold, gold, 1.5)
 
 
 def test_bi_encoder_embeddings_are_normalised_and_order_independent(tiny_model_dir):
@@ -58,20 +46,6 @@ def test_bi_encoder_in_bf16_is_close_to_fp32(tiny_model_dir):
     assert BiEncoder(str(tiny_model_dir), precision="auto").precision == ("bf16" if native else "fp32")
     with pytest.raises(ValueError, match="precision"):
         BiEncoder(str(tiny_model_dir), precision="fp16")
-
-
-def test_silver_pairs_pair_first_texts_with_other_pairs(tiny_model_dir):
-    from hf_crossenc.distillation import silver_pairs
-
-    encoder = BiEncoder(str(tiny_model_dir), precision="fp32")
-    texts_a = [f"first sentence number {i}" for i in range(12)]
-    texts_b = [f"second sentence about topic {i}" for i in range(12)]
-    new_a, new_b, cos = silver_pairs(texts_a, texts_b, encoder, per_pair=2, seed=1)
-    assert len(new_a) == len(new_b) == len(cos) and 12 <= len(new_a) <= 24
-    own = dict(zip(texts_a, texts_b))
-    assert all(b != own[a] for a, b in zip(new_a, new_b))
-    np.testing.assert_allclose(cos, encoder.cosine(new_a, new_b), atol=1e-5)
-    assert silver_pairs(texts_a, texts_b, encoder, per_pair=0)[0] == []
 
 
 def test_length_grouped_batches_cover_every_row_once_with_similar_lengths():
@@ -129,21 +103,3 @@ def test_finetune_bi_encoder_moves_cosines_towards_the_labels_and_is_seeded(tiny
     np.testing.assert_array_equal(again.cosine(texts_a, texts_b), after)  # same seed, same weights
     with pytest.raises(ValueError, match="as many"):
         finetune_bi_encoder(str(tiny_model_dir), texts_a, texts_b[:3], labels, tmp_path / "bad", epochs=1)
-
-
-def _threads() -> int:
-    return torch.get_num_threads()
-
-
-def test_teacher_finetune_child_uses_the_parents_threads_not_accelerates_omp_default(monkeypatch):
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from hf_crossenc.teacher import _child_setup
-
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what `accelerate launch` exports on a CPU machine
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(1, mp_context=spawn) as plain:
-        assert plain.submit(_threads).result() == 1
-    with ProcessPoolExecutor(1, mp_context=spawn, initializer=_child_setup, initargs=(2,)) as child:
-        assert child.submit(_threads).result() == 2

@@ -1,4 +1,4 @@
-"""Reading, column detection, label scales and the bad-input matrix of hf_crossenc.data."""
+"""hf_crossenc.data: reading, column detection, label scales, the bad-input matrix, and the class labels of a table."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from hf_crossenc.data import (
     LabelScale,
     build_split,
+    class_names,
     infer_label_scale,
     parse_label_scale,
     raw_labels,
@@ -247,3 +248,30 @@ def test_sample_limits_below_one_are_refused(tmp_path, flag, capsys):
     assert main(["--train_file", str(path), "--label_scale", "0,5", "--output_dir", str(tmp_path / "out"), flag, "0"]) == 2
     assert f"{flag} must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+# ---- classification labels of a table ---------------------------------------------------
+
+
+def test_mixed_label_types_name_file_row_and_column(tmp_path):
+    path = write(tmp_path, "mixed.csv", "sentence1,sentence2,label\na,b,1\nc,d,0\ne,f,paraphrase\n")
+    table = read_table(path)
+    with pytest.raises(DataError) as err:
+        class_names(table, resolve_columns(table))
+    message = str(err.value)
+    assert f"file {path}, row 4, column 'label'" in message
+    assert "mixed label types" in message and "row 2" in message
+
+
+def test_mixed_label_types_in_json(tmp_path):
+    path = write(tmp_path, "mixed.jsonl", '{"s1": "a", "s2": "b", "label": 2}\n{"s1": "c", "s2": "d", "label": "entailment"}\n')
+    table = read_table(path)
+    with pytest.raises(DataError, match=r"row 2, column 'label'.*mixed label types"):
+        class_names(table, resolve_columns(table))
+
+
+def test_fractional_label_is_not_a_class(tmp_path):
+    path = write(tmp_path, "f.csv", "sentence1,sentence2,label\na,b,1\nc,d,0.5\n")
+    table = read_table(path)
+    with pytest.raises(DataError, match=r"row 3, column 'label'.*not a class.*--task regression"):
+        class_names(table, resolve_columns(table))

@@ -1,4 +1,4 @@
-"""Classification and ranking metrics against values computed by hand."""
+"""hf_crossenc.metrics: regression, classification and ranking metrics against values computed by hand."""
 
 from __future__ import annotations
 
@@ -6,15 +6,43 @@ import math
 
 import numpy as np
 import pytest
+from transformers import EvalPrediction
 
 from hf_crossenc.metrics import (
     average_precision,
     best_threshold,
     binary_classification_metrics,
+    compute_regression_metrics,
+    correlation_metrics,
     multiclass_metrics,
     ranking_metrics,
     roc_auc,
+    sigmoid,
 )
+
+
+def test_correlations_by_hand():
+    # Ranks agree perfectly -> Spearman 1; Pearson computed by hand = 1.55 / sqrt(0.6275 * 5).
+    got = correlation_metrics(np.array([0.0, 0.1, 0.2, 1.0]), np.array([0.0, 1.0, 2.0, 3.0]))
+    assert got["spearman"] == pytest.approx(1.0)
+    assert got["pearson"] == pytest.approx(1.55 / math.sqrt(0.6275 * 5))
+    # One swapped pair among 4: Spearman 1 - 6*2/(4*15) = 0.8; Pearson 4/5 = 0.8.
+    got = correlation_metrics(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 3.0, 2.0, 4.0]))
+    assert got == pytest.approx({"pearson": 0.8, "spearman": 0.8})
+
+
+def test_constant_predictions_are_nan_not_invented():
+    got = correlation_metrics(np.array([0.5, 0.5, 0.5]), np.array([0.0, 0.5, 1.0]))
+    assert math.isnan(got["pearson"]) and math.isnan(got["spearman"])
+
+
+def test_compute_metrics_applies_sigmoid_to_logits():
+    logits = np.array([[-2.0], [0.0], [3.0]])
+    labels = np.array([0.1, 0.5, 0.9])
+    got = compute_regression_metrics(EvalPrediction(predictions=logits, label_ids=labels))
+    assert got["spearman"] == pytest.approx(1.0)
+    assert got["pearson"] == pytest.approx(correlation_metrics(sigmoid(logits.ravel()), labels)["pearson"])
+    assert sigmoid(np.array([0.0, 1000.0, -1000.0])).tolist() == [0.5, 1.0, 0.0]
 
 
 def test_binary_metrics_by_hand():
