@@ -185,16 +185,27 @@ def mine_hard_negatives(
         row = {"query": query, "positive": positive}
         row.update({f"negative_{k}": text for k, text in enumerate(negatives_of[query], start=1)})
         rows.append(row)
+    settings = {"num_negatives": num_negatives, "range_min": range_min, "range_max": range_max, "margin": margin, "max_score": max_score}
     counts = [len(negatives_of[q]) for q in distinct_queries]
-    summary: dict[str, Any] = {
-        "queries": len(distinct_queries),
-        "rows": len(rows),
-        "corpus_size": len(passages),
-        "num_negatives": num_negatives,
-        "range_min": range_min,
-        "range_max": range_max,
-        "margin": margin,
-        "max_score": max_score,
+    summary = _summary(len(rows), len(passages), settings, counts, stats, positive_scores, negative_scores)
+    return MiningResult(rows=rows, summary=summary)
+
+
+def _summary(
+    rows: int,
+    corpus_size: int,
+    settings: dict[str, Any],
+    counts: list[int],
+    stats: dict[str, int],
+    positive_scores: list[float],
+    negative_scores: list[float],
+) -> dict[str, Any]:
+    """The mining summary: sizes, settings, negatives per distinct query, filter counts and mean scores."""
+    return {
+        "queries": len(counts),
+        "rows": rows,
+        "corpus_size": corpus_size,
+        **settings,
         "negatives_per_query": {
             "mean": round(sum(counts) / len(counts), 6) if counts else 0.0,
             "min": min(counts, default=0),
@@ -205,7 +216,6 @@ def mine_hard_negatives(
         "mean_positive_score": round(float(np.mean(positive_scores)), 6) if positive_scores else None,
         "mean_negative_score": round(float(np.mean(negative_scores)), 6) if negative_scores else None,
     }
-    return MiningResult(rows=rows, summary=summary)
 
 
 def _mine_one(
