@@ -113,6 +113,7 @@ def finetune_bi_encoder(
     (``precision``; weights stay fp32). ``freeze_embeddings`` keeps the word-embedding matrix fixed (half of MiniLM's
     parameters: a cheaper optimizer step). Seeded. Returns ``output_dir``.
     """
+    from .cpu_attention import use_cpu_attention
     from .fast_dropout import use_fast_dropout
     from .inference import resolve_precision
     from .memory import trim_heap
@@ -126,6 +127,7 @@ def finetune_bi_encoder(
     tokenizer = AutoTokenizer.from_pretrained(name_or_path)
     model = AutoModel.from_pretrained(name_or_path, use_safetensors=True).train()
     use_fast_dropout(model)
+    use_cpu_attention(model)
     if freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     ids_a = tokenizer(texts_a, truncation=True, max_length=max_length)["input_ids"]

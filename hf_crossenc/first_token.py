@@ -29,13 +29,13 @@ from torch import nn
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.bert.modeling_bert import eager_attention_forward
 
-from .fast_dropout import ATTENTION_NAME as FAST_DROPOUT_ATTENTION
+from .cpu_attention import ATTENTION_NAME as CPU_ATTENTION
 
 # Sequence classifiers whose head reads only hidden_states[:, 0] and whose layers have BERT's
 # module layout (attention.self.{query,key,value}, attention.output, feed_forward_chunk).
 SUPPORTED_MODEL_TYPES = frozenset({"bert"})
 # Attention functions whose mask is a plain tensor (or None) that can be cut to the first query row.
-ATTENTION_IMPLEMENTATIONS = frozenset({"eager", "sdpa", FAST_DROPOUT_ATTENTION})
+ATTENTION_IMPLEMENTATIONS = frozenset({"eager", "sdpa", CPU_ATTENTION})
 
 
 def _last_layer(model: nn.Module) -> nn.Module | None:

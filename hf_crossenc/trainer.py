@@ -100,7 +100,9 @@ class CrossEncoderTrainer(Trainer):
     * `_push_from_checkpoint` / `push_to_hub` — Hub pushes through `hf_crossenc.publish` (one
       commit, retries, no pickles) instead of Trainer's upload of the whole output directory;
     * `__init__` — on CPU (``--fast_dropout``, the default there), swaps the model's dropout for
-      `hf_crossenc.fast_dropout.FastDropout` (same distribution, cheaper masks; weights untouched);
+      `hf_crossenc.fast_dropout.FastDropout` and its SDPA attention for `hf_crossenc.cpu_attention`'s (same
+      distribution, cheaper masks; weights untouched), and adds the token-length column a dataset lacks when batches
+      are grouped by length;
     * `evaluate` — only to remember which split is being scored (for the card's plots). Every
       evaluation also checks for collapse: near-constant scores are logged as a loud warning;
     * `_clip_grad_norm` — on CPU, gradients are multiplied only when the norm exceeds
@@ -120,9 +122,11 @@ class CrossEncoderTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self._add_missing_lengths()
         if getattr(self.args, "fast_dropout", False) and self.model is not None and self.args.device.type == "cpu":
+            from .cpu_attention import use_cpu_attention
             from .fast_dropout import use_fast_dropout
 
             use_fast_dropout(self.model)
+            use_cpu_attention(self.model)
         # Our loss is a per-batch mean: let Trainer divide it by the accumulation steps.
         self.loss_is_scaled_for_ga = False
         self.model_card = model_card

@@ -12,6 +12,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.models.bert.modeling_bert import BertLayer
 
 from hf_crossenc.commands.train import main
+from hf_crossenc.cpu_attention import use_cpu_attention
 from hf_crossenc.fast_dropout import use_fast_dropout
 from hf_crossenc.first_token import first_token_only
 from hf_crossenc.memory import KERNEL_CACHE_VARIABLES, bound_kernel_caches, trim_heap
@@ -74,6 +75,7 @@ def _step(model, batch, limit: int) -> tuple[int, list[int], dict[str, torch.Ten
 def test_same_gradients_bit_for_bit_with_dropout(tiny_model_dir):
     model, batch = _model_and_batch(tiny_model_dir)
     use_fast_dropout(model)  # dropout masks drawn from the global generator: the recomputation must replay them
+    use_cpu_attention(model)
     tokens = batch["input_ids"].numel()
     none, calls_none, grads_none = _step(model, batch, limit=0)
     one, calls_one, grads_one = _step(model, batch, limit=tokens - 1)  # keeps floor(2 * (T-1) / T) = 1 of 2 layers
