@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,8 @@ import numpy as np
 CURVE_PNG = "training_curve.png"
 SCATTER_PNG = "eval_scatter.png"
 SCORES_PNG = "eval_scores.png"
+
+logger = logging.getLogger(__name__)
 
 
 def save_plots(card: Any, folder: Path, scores: Any = None, labels: Any = None) -> list[str]:
@@ -21,13 +25,12 @@ def save_plots(card: Any, folder: Path, scores: Any = None, labels: Any = None) 
       and negative pairs, with the decision threshold of a binary classifier.
 
     `scores` and `labels` are the validation predictions, shape (N,) (labels 0–1; 0/1 for binary
-    classification and reranking). Multi-class classification gets no prediction plot.
+    classification and reranking). Multi-class classification gets no prediction plot. Without matplotlib (the
+    ``plots`` extra) nothing is written and the card has no images.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
+    if plt is None:
+        return []
     written = [CURVE_PNG] if plot_curve(card, folder, plt) else []
     if scores is None or labels is None or len(scores) == 0:
         return written
@@ -39,6 +42,25 @@ def save_plots(card: Any, folder: Path, scores: Any = None, labels: Any = None) 
         plot_histograms(card, folder, plt, scores, labels)
         written.append(SCORES_PNG)
     return written
+
+
+def pyplot() -> Any | None:
+    """`matplotlib.pyplot` on the non-interactive Agg backend, or None when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        warn_no_matplotlib()
+        return None
+    return plt
+
+
+@functools.cache
+def warn_no_matplotlib() -> None:
+    """Said once per process: model cards get no plots without matplotlib."""
+    logger.warning('matplotlib is not installed: model cards are written without plots (pip install "hf_crossenc[plots]" adds them).')
 
 
 def plot_curve(card: Any, folder: Path, plt: Any) -> bool:
