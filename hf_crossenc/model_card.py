@@ -22,7 +22,7 @@ import numbers
 import platform
 from dataclasses import MISSING, dataclass, field, fields
 from enum import Enum
-from importlib import metadata
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
@@ -92,11 +92,12 @@ RANKING_EXTRAS = ("queries", "skipped_queries")
 
 
 def template_path() -> Path:
-    """The card template: ``model_card_template.md`` at the repository root (shipped inside the package when installed)."""
-    for candidate in (Path(__file__).resolve().parents[1] / TEMPLATE_NAME, Path(__file__).resolve().parent / TEMPLATE_NAME):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"{TEMPLATE_NAME} not found next to the hf_crossenc package")
+    """The card template, ``hf_crossenc/model_card_template.md`` as the package carries it (a file in an installed wheel;
+    in a checkout, a symlink to the top-level ``model_card_template.md``)."""
+    path = Path(str(resources.files("hf_crossenc") / TEMPLATE_NAME))
+    if not path.is_file():
+        raise FileNotFoundError(f"{TEMPLATE_NAME} not found in the hf_crossenc package: {path}")
+    return path
 
 
 def is_secret(key: str) -> bool:
