@@ -11,8 +11,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-# Flags of other tools the docs show in commands: accelerate launch, ruff.
+# Flags of other tools the docs show in commands: accelerate launch and ruff; pip and twine.
 OTHER_TOOLS = {"multi_gpu", "num_processes", "cpu", "config_file", "machine_rank", "num_cpu_threads_per_process", "check"}
+OTHER_TOOLS |= {"index-url", "strict"}
 
 
 def option_names(parser: argparse.ArgumentParser) -> set[str]:
