@@ -47,6 +47,23 @@ def split_list(value: str | None) -> list[str]:
     return [item.strip() for item in (value or "").split(",") if item.strip()]
 
 
+def reporting_integrations(report_to: str | list[str] | None) -> str | list[str]:
+    """``--report_to`` checked early (before any data is read): 'none', 'all' or a list of transformers' integration
+    names ('tensorboard,wandb' splits at the commas); ValueError for an unknown name, or for tensorboard not installed."""
+    from transformers.integrations import INTEGRATION_TO_CALLBACK, is_tensorboard_available
+
+    if report_to is None or report_to in ("none", "all", ["none"], ["all"]):
+        return "none" if report_to is None else report_to
+    names = split_list(report_to) if isinstance(report_to, str) else [str(name).strip() for name in report_to]
+    unknown = [name for name in names if name not in INTEGRATION_TO_CALLBACK]
+    if unknown:
+        known = ", ".join(sorted(INTEGRATION_TO_CALLBACK))
+        raise ValueError(f"--report_to {','.join(unknown)}: not an integration of transformers; use 'none', 'all' or some of {known}")
+    if "tensorboard" in names and not is_tensorboard_available():
+        raise ValueError("--report_to tensorboard needs the tensorboard package: pip install tensorboard")
+    return names
+
+
 def has_accelerator() -> bool:
     """A CUDA, MPS or XPU device is available."""
     mps = getattr(torch.backends, "mps", None)
@@ -192,6 +209,16 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             "(a GPU with bf16, or a CPU with AVX512-BF16/AMX), else off."
         },
     )
+    report_to: None | str | list[str] = field(
+        default="none",
+        metadata={
+            "help": "Experiment tracking: where the training loss and evaluation metrics are logged. 'none' (default): nowhere "
+            "but the console and trainer_state.json; 'tensorboard': OUTPUT_DIR/runs/ (needs `pip install tensorboard`; "
+            "`hf-crossenc publish --include_logs` uploads it, and the Hub shows it in the model's Training metrics tab); "
+            "or any of transformers' integrations, comma-separated: azure_ml, clearml, codecarbon, comet_ml, dagshub, "
+            "dvclive, flyte, kubeflow, mlflow, neptune, swanlab, tensorboard, trackio, wandb; 'all': every one installed."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -224,6 +251,7 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             raise ValueError(f"--bootstrap_resamples must be 0 (no intervals) or a number of resamples, got {self.bootstrap_resamples}")
         if self.fast_dropout is None:
             self.fast_dropout = bool(self.use_cpu)
+        self.report_to = reporting_integrations(self.report_to)
         super().__post_init__()
         if self.remove_unused_columns:
             raise ValueError("--remove_unused_columns must stay False: the collator tokenizes the text columns")
