@@ -2,7 +2,8 @@
 
 The folder is checked locally first (safetensors weights, `config.json`, no pickle files, a valid
 README.md front matter), then uploaded in ONE commit with `HfApi.upload_folder`. Training leftovers
-(`checkpoint-*` folders, `runs/` tensorboard logs, hidden files) are never uploaded.
+(`checkpoint-*` folders, hidden files) are never uploaded; the TensorBoard traces of ``--report_to tensorboard``
+(`runs/`) only with ``include_logs=True`` (the Hub shows them in the model's Training metrics tab).
 
 Endpoint and token follow the `huggingface_hub` conventions: `HF_ENDPOINT` (read when
 `huggingface_hub` is imported), and the token passed in, else `HF_TOKEN`, else the one saved by
@@ -38,15 +39,22 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-IGNORE_PATTERNS = ("checkpoint-*", "checkpoint-*/**", "runs/**", "rounds/**", "soup/**", "teacher/**", ".*")
-"""Never uploaded: Trainer checkpoints, tensorboard logs, earlier distillation rounds, the other members of a
-seed soup, the fine-tuned bi-encoder teacher, hidden files (`.git`, ...)."""
+LOG_PATTERNS = ("runs/**",)
+"""The TensorBoard traces (``--report_to tensorboard`` writes OUTPUT_DIR/runs/): uploaded only with ``include_logs``."""
+IGNORE_PATTERNS = ("checkpoint-*", "checkpoint-*/**", *LOG_PATTERNS, "rounds/**", "soup/**", "teacher/**", ".*")
+"""Not uploaded: Trainer checkpoints, tensorboard logs (unless ``include_logs``), earlier distillation rounds, the other
+members of a seed soup, the fine-tuned bi-encoder teacher, hidden files (`.git`, ...)."""
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle")
 RETRY_STATUS = (408, 429)  # plus every 5xx
 CONFLICT_STATUS = 412  # "a commit has happened since": retried after reading the new head
 BACKOFF_ENV = "HF_CROSSENC_PUBLISH_BACKOFF"
 DEFAULT_COMMIT_MESSAGE = "Upload cross-encoder with hf-crossenc"
+
+
+def ignore_patterns(include_logs: bool = False) -> list[str]:
+    """The patterns `publish_folder` leaves out: `IGNORE_PATTERNS`, without `LOG_PATTERNS` when logs are included."""
+    return [pattern for pattern in IGNORE_PATTERNS if not (include_logs and pattern in LOG_PATTERNS)]
 
 
 class PublishError(UserInputError):
@@ -281,12 +289,14 @@ def publish_folder(
     max_attempts: int = 5,
     backoff: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
+    include_logs: bool = False,
 ) -> PublishResult:
     """Upload a trained model folder to the Hub as one commit (or one pull request with ``create_pr=True``).
 
     Creates the repo (``private`` only applies when it is created) and, if ``revision`` names a branch
     that does not exist, that branch (from main). Re-publishing identical files makes no commit
-    (``changed=False``). Raises `PublishError` (a `UserInputError`) for a bad folder or README,
+    (``changed=False``). ``include_logs`` also uploads the TensorBoard traces in ``runs/`` (`LOG_PATTERNS`).
+    Raises `PublishError` (a `UserInputError`) for a bad folder or README,
     missing or rejected credentials and other refused requests; transient errors are retried
     ``max_attempts`` times with ``backoff * 2**attempt`` s between attempts, then re-raised.
     """
@@ -296,6 +306,8 @@ def publish_folder(
         raise PublishError(f"--create-pr opens a pull request against main; it cannot be combined with --revision {revision!r}.")
     if max_attempts < 1 or backoff < 0:
         raise PublishError("max_attempts must be >= 1 and the retry backoff >= 0.")
+    if include_logs and not any((path / "runs").rglob("events.out.tfevents.*")):
+        logger.warning("--include_logs: %s has no TensorBoard trace in runs/ (train with --report_to tensorboard)", path)
     from .model_card import set_card_model_id
 
     if set_card_model_id(path / "README.md", repo_id):
@@ -331,7 +343,8 @@ def publish_folder(
         logger.warning("%s already exists and is public: --private only applies when the repo is created.", repo_id)
     head_before = info.sha
 
-    upload = _Upload(api, path, repo_id, branch=branch, create_pr=create_pr, message=message, head_before=head_before)
+    ignore = ignore_patterns(include_logs)
+    upload = _Upload(api, path, repo_id, branch=branch, create_pr=create_pr, message=message, head_before=head_before, ignore=ignore)
     if create_pr:
         upload.prs_before = step(upload.pr_refs, "list pull requests of")
     commit = step(upload.attempt, "upload the folder to", retry_if=lambda err: is_transient(err) or _status(err) == CONFLICT_STATUS)
@@ -356,7 +369,9 @@ def _validate_repo_id(repo_id: str) -> None:
 class _Upload:
     """One `upload_folder` commit, made retry-safe (see the module docstring)."""
 
-    def __init__(self, api: Any, folder: Path, repo_id: str, *, branch: str, create_pr: bool, message: str, head_before: str) -> None:
+    def __init__(
+        self, api: Any, folder: Path, repo_id: str, *, branch: str, create_pr: bool, message: str, head_before: str, ignore: list[str]
+    ) -> None:
         self.api, self.folder, self.repo_id = api, folder, repo_id
         self.branch, self.create_pr, self.message = branch, create_pr, message
         self.head_before = head_before
@@ -364,6 +379,7 @@ class _Upload:
         self.pr_url: str | None = None
         self.pr_revision: str | None = None
         self.attempts = 0
+        self.ignore_patterns = ignore
 
     def pr_refs(self) -> set[str]:
         refs = self.api.list_repo_refs(self.repo_id, include_pull_requests=True)
@@ -403,5 +419,5 @@ class _Upload:
             revision=None if create_pr else revision,
             create_pr=create_pr,
             parent_commit=parent,
-            ignore_patterns=list(IGNORE_PATTERNS),
+            ignore_patterns=list(self.ignore_patterns),
         )

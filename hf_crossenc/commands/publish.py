@@ -22,6 +22,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--commit-message", default=None, metavar="MSG", help=f"commit (or PR) title (default: {publish.DEFAULT_COMMIT_MESSAGE!r})"
     )
+    parser.add_argument(
+        "--include_logs",
+        "--include-logs",
+        action="store_true",
+        help="also upload the TensorBoard traces in runs/ (written by training with --report_to tensorboard): the Hub "
+        "shows them in the model's Training metrics tab",
+    )
     parser.add_argument("--max-attempts", type=int, default=5, metavar="N", help="tries per Hub request on transient errors (default: 5)")
     parser.add_argument(
         "--retry-backoff",
@@ -33,7 +40,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.description = parser.description or "Upload a trained model folder to the Hugging Face Hub in one commit (or one pull request)."
     parser.epilog = (
         "The token comes from HF_TOKEN or a saved `hf auth login`; the endpoint from HF_ENDPOINT. "
-        "checkpoint-*/, runs/ and hidden files are not uploaded; pickle files (*.bin, *.pt, ...) are refused."
+        "checkpoint-*/, runs/ (unless --include_logs) and hidden files are not uploaded; pickle files (*.bin, *.pt, ...) are refused."
     )
     return parser
 
@@ -65,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         commit_message=args.commit_message,
         max_attempts=args.max_attempts,
         backoff=_backoff_from(args),
+        include_logs=args.include_logs,
     )
     url = result.pr_url or result.repo_url
     if not result.pr_url and args.revision not in (None, "main"):
