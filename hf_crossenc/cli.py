@@ -1,4 +1,4 @@
-"""`hf-crossenc` command line: train, evaluate, predict, rank, mine and publish."""
+"""`hf-crossenc` command line: train, evaluate, predict, rank, mine, publish, search and data."""
 
 from __future__ import annotations
 
@@ -6,11 +6,19 @@ import argparse
 import logging
 import sys
 
-from .commands import evaluate, mine, predict, publish, rank, search
+from .commands import data, evaluate, mine, predict, publish, rank, search
 from .commands.common import EPILOG, exit_code_of
 from .logs import setup_logging
 
-COMMANDS = {"evaluate": evaluate, "predict": predict, "rank": rank, "mine": mine, "publish": publish, "search": search}
+COMMANDS = {
+    "evaluate": evaluate,
+    "predict": predict,
+    "rank": rank,
+    "mine": mine,
+    "publish": publish,
+    "search": search,
+    "data": data,
+}
 """Every subcommand but train, in the order `hf-crossenc --help` lists them: its module has `add_parser` and `run`."""
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .arguments import DataArguments
+from .benchmarks import resolve_data_file
 from .data import (
     TEXT_A,
     TEXT_B,
@@ -30,6 +31,8 @@ from .training_args import split_list
 
 
 def read_split_tables(data_args: DataArguments) -> dict[str, Table]:
+    """Every split the arguments name, read; a missing benchmark file of the shipped configs (``../shared/data/...``)
+    is read from the user cache instead, fetched there first if needed (`hf_crossenc.benchmarks.resolve_data_file`)."""
     tables: dict[str, Table] = {}
     if data_args.dataset_name:
         names = {"train": data_args.train_split, "validation": data_args.validation_split, "test": data_args.test_split}
@@ -40,7 +43,7 @@ def read_split_tables(data_args: DataArguments) -> dict[str, Table]:
         files = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}
         for split, path in files.items():
             if path:
-                tables[split] = read_table(path)
+                tables[split] = read_table(resolve_data_file(path))
     return tables
 
 

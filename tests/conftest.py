@@ -1,4 +1,9 @@
-"""Shared fixtures: offline Hub settings, a per-test working directory, a tiny model built once and its tokenizer."""
+"""Shared fixtures: offline Hub settings, a per-test working directory, a tiny model built once and its tokenizer.
+
+Tests that read the benchmark sets of ../shared/data carry the `benchmark_data` marker (with the sets they read;
+none = all): when the files are absent they are skipped, or fail with HF_CROSSENC_REQUIRE_DATA=1 (our CI).
+Tests using the `stsb_slices` or `trecqa_slices` fixtures get the marker by themselves.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hub_server import LocalHub  # noqa: E402
 from tiny_model import build_tiny_model  # noqa: E402
 
+from hf_crossenc import benchmarks  # noqa: E402
+
+REQUIRE_DATA_ENV = "HF_CROSSENC_REQUIRE_DATA"
+DATA_FIXTURES = {"stsb_slices": "stsb", "trecqa_slices": "trecqa"}
+"""Fixtures that read a benchmark set: a test using one is marked `benchmark_data(<set>)`."""
 HUB_TOKEN = "hf_local_test_token"
 """The write token the `hub` fixture's server accepts (also exported as HF_TOKEN)."""
 HUB_USER = "tester"
@@ -46,11 +56,42 @@ def hub_env(url: str, hf_home: Path, token: str = HUB_TOKEN) -> dict[str, str]:
     }
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, name in DATA_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.benchmark_data(name))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A `benchmark_data` test without its files: skipped, or failed under HF_CROSSENC_REQUIRE_DATA=1."""
+    for marker in item.iter_markers("benchmark_data"):
+        for name in marker.args or benchmarks.BENCHMARKS:
+            for file in benchmarks.BENCHMARKS[name].sha256:
+                require_benchmark_data(SHARED_DATA / name / file)
+
+
+def require_benchmark_data(path: Path) -> Path:
+    """`path`, a file of ../shared/data; when it is absent the test is skipped, or fails if HF_CROSSENC_REQUIRE_DATA=1."""
+    if not path.is_file():
+        message = f"benchmark data missing: {path} (`hf-crossenc data fetch all --dest {SHARED_DATA}` gets it)"
+        if os.environ.get(REQUIRE_DATA_ENV) == "1":
+            pytest.fail(f"{message}; {REQUIRE_DATA_ENV}=1 makes its absence a failure", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+def _no_download(url: str) -> bytes:
+    raise RuntimeError(f"tests never download: {url} (monkeypatch hf_crossenc.benchmarks.download_bytes)")
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Path:
-    """Every test runs in its own tmp dir with its own HF_HOME; nothing may touch the network."""
+    """Every test runs in its own tmp dir with its own HF_HOME and benchmark cache; nothing may touch the network."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv(benchmarks.DATA_ENV, str(tmp_path / "benchmark_cache"))
+    monkeypatch.setattr(benchmarks, "download_bytes", _no_download)
     if request.node.get_closest_marker("hub") is None:
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("HF_TOKEN", raising=False)
@@ -87,10 +128,7 @@ def tokenizer(tiny_model_dir: Path):
 
 
 def stsb_file(split: str) -> Path:
-    path = SHARED_DATA / "stsb" / f"{split}.csv"
-    if not path.is_file():
-        pytest.fail(f"benchmark data missing: {path} (the checkout needs ../shared/data beside it)")
-    return path
+    return require_benchmark_data(SHARED_DATA / "stsb" / f"{split}.csv")
 
 
 def write_slice(src: Path, dst: Path, n: int, start: int = 0) -> Path:

@@ -18,7 +18,7 @@ COMMANDS_DIR = Path(cli.__file__).parent / "commands"
 
 
 def test_every_command_module_has_add_parser_and_run():
-    assert list(cli.COMMANDS) == ["evaluate", "predict", "rank", "mine", "publish", "search"]
+    assert list(cli.COMMANDS) == ["evaluate", "predict", "rank", "mine", "publish", "search", "data"]
     for name, module in cli.COMMANDS.items():
         assert module.__name__ == f"hf_crossenc.commands.{name}"
         assert list(inspect.signature(module.add_parser).parameters) == ["subparsers"], name
@@ -38,7 +38,7 @@ def test_help_lists_every_command(capsys):
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: hf-crossenc ") and EPILOG in out
-    assert "{train,evaluate,predict,rank,mine,publish,search}" in out
+    assert "{train,evaluate,predict,rank,mine,publish,search,data}" in out
     subparsers = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert all(choice.help for choice in subparsers._choices_actions)
 
