@@ -60,6 +60,7 @@ def test_rounds_must_be_positive():
 
 
 @pytest.mark.slow
+@pytest.mark.benchmark_data("stsb")
 def test_bench_quick_mode_runs_both_sides(tmp_path):
     from conftest import SHARED_DATA
 

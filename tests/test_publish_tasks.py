@@ -15,7 +15,7 @@ from test_publish import client_env, run_cli, run_python
 from hf_crossenc import CrossEncoderPredictor
 from hf_crossenc.commands.train import main as train_main
 
-pytestmark = pytest.mark.hub
+pytestmark = [pytest.mark.hub, pytest.mark.benchmark_data("trecqa", "msrp")]
 
 QUERY = "who wrote the iron lady ?"
 PASSAGES = [

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_DATA, accelerate_launch, write_slice
+from conftest import SHARED_DATA, accelerate_launch, require_benchmark_data, write_slice
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from test_model_card import row_starting, section, table_rows
@@ -32,10 +32,7 @@ BATCH = 8
 
 
 def data_file(task: str, split: str) -> Path:
-    path = SHARED_DATA / task / f"{split}.csv"
-    if not path.is_file():
-        pytest.fail(f"benchmark data missing: {path} (the checkout needs ../shared/data beside it)")
-    return path
+    return require_benchmark_data(SHARED_DATA / task / f"{split}.csv")
 
 
 def common_flags(tiny: Path, out: Path, epochs: int = 2) -> list[str]:
@@ -73,6 +70,7 @@ def card_metrics(folder: Path) -> dict[str, dict[str, float]]:
 # ---- binary classification ----------------------------------------------------------------
 
 
+@pytest.mark.benchmark_data("msrp")
 def test_binary_classification_threshold_is_chosen_on_dev_and_saved(tmp_path, tiny_model_dir):
     train = write_slice(data_file("msrp", "train"), tmp_path / "train.csv", 96)
     dev = write_slice(data_file("msrp", "dev"), tmp_path / "dev.csv", 48)
@@ -152,6 +150,7 @@ def three_class_file(src: Path, dst: Path, n: int) -> Path:
     return dst
 
 
+@pytest.mark.benchmark_data("stsb")
 def test_multiclass_classification_in_process(tmp_path, tiny_model_dir, capsys):
     train = three_class_file(data_file("stsb", "train"), tmp_path / "train.csv", 96)
     dev = three_class_file(data_file("stsb", "dev"), tmp_path / "dev.csv", 40)
@@ -353,6 +352,7 @@ def test_listwise_soup_fine_tunes_its_teacher_once(tmp_path, tiny_model_dir, tre
     assert str(teacher) not in card
 
 
+@pytest.mark.benchmark_data("msrp")
 def test_binary_classification_with_teacher_in_process(tmp_path, tiny_model_dir, caplog):
     caplog.set_level(logging.INFO, logger="hf_crossenc")
     train = write_slice(data_file("msrp", "train"), tmp_path / "train.csv", 64)
@@ -394,6 +394,7 @@ def test_listwise_training_without_any_positive_exits_2(tmp_path, capsys, tiny_m
     assert not out.exists()
 
 
+@pytest.mark.benchmark_data("msrp")
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
