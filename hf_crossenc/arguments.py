@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from .errors import ConfigError
 from .inference import PRECISIONS
 from .modeling import BUNDLED_MODEL
+from .pooling import POOLING_CHOICES
 
 DEPRECATED_NAMES = {
     "cross_encoder_teacher_weight": "cross_encoder_share",
@@ -250,6 +251,15 @@ class TeacherArguments:
             "choices": list(PRECISIONS),
         },
     )
+    teacher_pooling: str = field(
+        default="auto",
+        metadata={
+            "help": "How the bi-encoder --teacher pools its token embeddings into a sentence embedding: auto (read from its "
+            "sentence-transformers files, modules.json and 1_Pooling/config.json: mean for all-MiniLM-L6-v2, CLS for the "
+            "bge family; mean pooling, logged, for a model without them), mean, cls or max (forces that one).",
+            "choices": list(POOLING_CHOICES),
+        },
+    )
     teacher_finetune_epochs: float | None = field(
         default=None,
         metadata={
@@ -297,6 +307,8 @@ class TeacherArguments:
                 "--teacher_finetune_epochs needs --task regression or reranking and a bi-encoder --teacher with --teacher_weight > 0 "
                 "(configs/stsb.yaml sets it to 2: with the teacher off, pass --teacher_finetune_epochs 0 too)."
             )
+        if self.teacher_pooling not in POOLING_CHOICES:
+            raise ConfigError(f"--teacher_pooling must be one of {', '.join(POOLING_CHOICES)}, got {self.teacher_pooling!r}.")
         if self.teacher_precision not in PRECISIONS:
             raise ConfigError(f"--teacher_precision must be one of {', '.join(PRECISIONS)}, got {self.teacher_precision!r}.")
         if self.distill_rounds > 1 and not (task == "regression" and self.active):

@@ -1,9 +1,10 @@
-"""A bi-encoder teacher: mean-pooled sentence embeddings with plain transformers (no network).
+"""A bi-encoder teacher: pooled sentence embeddings with plain transformers (no network).
 
 A cross-encoder fine-tuned on a few thousand pairs forgets much of what its pretrained base knew
-about sentence similarity; the same base used as a bi-encoder (cosine of mean-pooled embeddings)
-generalises well. `finetune_bi_encoder` first adapts it to the training pairs (``--teacher_finetune_epochs``);
-`hf_crossenc.distillation` turns its cosines into training targets.
+about sentence similarity; the same base used as a bi-encoder (cosine of its pooled embeddings)
+generalises well. The pooling (mean, CLS or max) is the model's own, read from its sentence-transformers
+files (`hf_crossenc.pooling`), or the one the caller forces. `finetune_bi_encoder` first adapts it to the
+training pairs (``--teacher_finetune_epochs``); `hf_crossenc.distillation` turns its cosines into training targets.
 """
 
 from __future__ import annotations
@@ -18,22 +19,38 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
+from .pooling import Pooling, mean_pool, pool, resolve_pooling, write_pooling_files
+
+__all__ = ["BiEncoder", "finetune_bi_encoder", "length_grouped_batches", "mean_pool", "pair_step", "save_bi_encoder"]
+
 logger = logging.getLogger(__name__)
 
 
 class BiEncoder:
-    """Sentence embeddings by attention-masked mean pooling, L2-normalised (sentence-transformers' recipe)."""
+    """Sentence embeddings pooled as the model pools them (mean, CLS or max; see `hf_crossenc.pooling`), L2-normalised."""
 
-    def __init__(self, name_or_path: str, max_length: int = 128, batch_size: int = 128, precision: str = "auto") -> None:
+    def __init__(
+        self,
+        name_or_path: str,
+        max_length: int = 128,
+        batch_size: int = 128,
+        precision: str = "auto",
+        pooling: str | Pooling = "auto",
+        flag: str = "--teacher",
+    ) -> None:
         """``precision``: 'fp32', 'bf16' (weights and forward in bf16, pooling in fp32) or 'auto' (bf16 where the
         hardware computes it natively). On the bundled MiniLM, bf16 encodes STS-B's sentences ~2.3x faster on an
-        AMX CPU; the cosines move by at most 0.007 and their Spearman with the gold labels by 1e-4."""
+        AMX CPU; the cosines move by at most 0.007 and their Spearman with the gold labels by 1e-4.
+        ``pooling``: 'auto' (the model's sentence-transformers files; mean pooling, logged, when it has none), 'mean',
+        'cls', 'max', or a resolved `Pooling`. ``flag`` names the model in errors (e.g. '--teacher', '--model')."""
         from .inference import resolve_precision
 
         self.precision = resolve_precision(precision, use_cpu=True)  # the bi-encoder runs on the CPU
         extra = {"dtype": torch.bfloat16, "attn_implementation": "eager"} if self.precision == "bf16" else {}
         self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         self.model = AutoModel.from_pretrained(name_or_path, use_safetensors=True, **extra).eval()
+        self.pooling = pooling if isinstance(pooling, Pooling) else resolve_pooling(name_or_path, pooling, flag)
+        logger.info("bi-encoder %s: %s", name_or_path, self.pooling.describe())
         # Never past the encoder's own position table (a caller may pass a longer model's limit).
         self.max_length = min(max_length, getattr(self.model.config, "max_position_embeddings", max_length))
         self.batch_size = batch_size
@@ -47,7 +64,7 @@ class BiEncoder:
         for start in range(0, len(order), self.batch_size):
             batch = [missing[i] for i in order[start : start + self.batch_size]]
             enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-            pooled = mean_pool(self.model(**enc).last_hidden_state.float(), enc["attention_mask"])
+            pooled = pool(self.model(**enc).last_hidden_state.float(), enc["attention_mask"], self.pooling.mode)
             self._cache.update(zip(batch, pooled.float().numpy()))
         if not texts:
             return np.zeros((0, self.model.config.hidden_size), dtype=np.float32)
@@ -71,9 +88,11 @@ def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def pair_step(model: Any, tokenizer: Any, ids: list[list[int]], targets: torch.Tensor, autocast: bool) -> torch.Tensor:
+def pair_step(
+    model: Any, tokenizer: Any, ids: list[list[int]], targets: torch.Tensor, autocast: bool, pooling: str = "mean"
+) -> torch.Tensor:
     """Forward and backward of one batch: `ids` holds the first texts then the second texts; the loss is the squared
-    error between the cosine of each pair's mean-pooled embeddings and its target."""
+    error between the cosine of each pair's embeddings (pooled by `pooling`) and its target."""
     enc = tokenizer.pad(
         {"input_ids": ids},
         padding=True,
@@ -82,7 +101,7 @@ def pair_step(model: Any, tokenizer: Any, ids: list[list[int]], targets: torch.T
     )
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         hidden = model(**enc).last_hidden_state
-    pooled = mean_pool(hidden.float(), enc["attention_mask"])
+    pooled = pool(hidden.float(), enc["attention_mask"], pooling)
     first, second = pooled[: len(targets)], pooled[len(targets) :]
     loss = torch.nn.functional.mse_loss(torch.nn.functional.cosine_similarity(first, second), targets)
     loss.backward()
@@ -102,12 +121,15 @@ def finetune_bi_encoder(
     seed: int = 42,
     precision: str = "auto",
     freeze_embeddings: bool = False,
+    pooling: Pooling | None = None,
 ) -> str:
-    """Fine-tune a bi-encoder on pairs scored 0–1 and save it (safetensors + tokenizer) to ``output_dir``.
+    """Fine-tune a bi-encoder on pairs scored 0–1 and save it (safetensors + tokenizer, and its ``pooling`` as
+    sentence-transformers files, so it is read back pooled the same way) to ``output_dir``.
 
     sentence-transformers' CosineSimilarityLoss recipe in plain transformers: squared error between the cosine of
-    the two texts' mean-pooled embeddings and the label; AdamW (weight decay 0.01), linear warm-up over 10% of the
-    steps then linear decay, gradients clipped at norm 1. Faster on CPU than that recipe at the same arithmetic per
+    the two texts' embeddings (pooled as ``pooling`` says, the pooling the teacher is used with; mean when None) and
+    the label; AdamW (weight decay 0.01), linear warm-up over 10% of the steps then linear decay, gradients clipped
+    at norm 1. Faster on CPU than that recipe at the same arithmetic per
     pair: texts are tokenized once, batches hold pairs of similar token length (``length_grouped_batches``), dropout
     uses `use_fast_dropout`, and the forward runs under bf16 autocast where the CPU computes bf16 natively
     (``precision``; weights stay fp32). ``freeze_embeddings`` keeps the word-embedding matrix fixed (half of MiniLM's
@@ -118,6 +140,7 @@ def finetune_bi_encoder(
     from .inference import resolve_precision
     from .memory import trim_heap
 
+    pooling = pooling or Pooling("mean", normalize=True, origin="default")
     texts_a, texts_b = list(texts_a), list(texts_b)
     targets = torch.tensor(np.asarray(labels, dtype=np.float32))
     if not len(texts_a) == len(texts_b) == len(targets) > 0:
@@ -146,7 +169,8 @@ def finetune_bi_encoder(
         for rows in length_grouped_batches(lengths, batch_size, rng):
             if step == total:
                 break
-            loss = pair_step(model, tokenizer, [ids_a[i] for i in rows] + [ids_b[i] for i in rows], targets[rows], autocast)
+            batch = [ids_a[i] for i in rows] + [ids_b[i] for i in rows]
+            loss = pair_step(model, tokenizer, batch, targets[rows], autocast, pooling.mode)
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             scheduler.step()
@@ -161,15 +185,14 @@ def finetune_bi_encoder(
         np.mean(losses[:10]),
         np.mean(losses[-10:]),
     )
-    model.eval()
-    model.save_pretrained(output_dir, safe_serialization=True)
-    tokenizer.save_pretrained(output_dir)
+    save_bi_encoder(model.eval(), tokenizer, output_dir, pooling)
     del model, optimizer, scheduler, trainable
     trim_heap()  # the optimizer state and activations go back to the OS before the cross-encoder trains
     return str(output_dir)
 
 
-def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """L2-normalised attention-masked mean of the token embeddings (sentence-transformers' pooling)."""
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
+def save_bi_encoder(model: Any, tokenizer: Any, output_dir: str | Path, pooling: Pooling) -> None:
+    """A bi-encoder folder: safetensors weights, tokenizer, and its pooling as sentence-transformers files."""
+    model.save_pretrained(output_dir, safe_serialization=True)
+    tokenizer.save_pretrained(output_dir)
+    write_pooling_files(output_dir, pooling, model.config.hidden_size)

@@ -50,7 +50,7 @@ def distill_labels(
     teacher_path = resolve_model_path(teacher_args.teacher)
     if (teacher_args.teacher_finetune_epochs or 0) > 0:
         teacher_path = finetuned_teacher(teacher_path, dataset, gold, teacher_args, max_length, training_args)
-    teacher = BiEncoder(teacher_path, max_length=max_length, precision=teacher_args.teacher_precision)
+    teacher = BiEncoder(teacher_path, max_length=max_length, precision=teacher_args.teacher_precision, pooling=teacher_args.teacher_pooling)
     cosine = teacher.cosine(dataset[TEXT_A], dataset[TEXT_B])
     if task == "regression":
         slope, intercept = calibrate(cosine, gold)
@@ -112,7 +112,8 @@ def finetuned_teacher(
     training_args: CrossEncoderTrainingArguments | None,
 ) -> str:
     """``--teacher_finetune_epochs``: the bi-encoder teacher fine-tuned on the training pairs, in OUTPUT_DIR/teacher (reused
-    when a complete one made from the same base, data and settings is there, e.g. with --resume; replaced otherwise)."""
+    when a complete one made from the same base, data and settings is there, e.g. with --resume; replaced otherwise).
+    It trains with the pooling it teaches with (``--teacher_pooling``, else the base's own), and keeps it in its folder."""
     import hashlib
     import multiprocessing
     import shutil
@@ -122,11 +123,13 @@ def finetuned_teacher(
     from accelerate import PartialState
 
     from .bi_encoder import finetune_bi_encoder
+    from .pooling import resolve_pooling
 
     if training_args is None:
         raise ValueError("--teacher_finetune_epochs needs the training arguments (where to save the fine-tuned teacher)")
     folder = Path(training_args.output_dir, TEACHER_DIR)
     digest = hashlib.sha256(json.dumps([list(dataset[TEXT_A]), list(dataset[TEXT_B]), gold.tolist()]).encode()).hexdigest()
+    pooling = resolve_pooling(base, teacher_args.teacher_pooling)  # in this process: a bad pooling stops before the child
     made_from = {
         "teacher": teacher_args.teacher,  # as the user named it (the model card shows it)
         "base": base,
@@ -134,6 +137,7 @@ def finetuned_teacher(
         "seed": training_args.seed,
         "max_length": max_length,
         "freeze_embeddings": True,
+        "pooling": pooling.mode,
         "data": digest,
     }
     record = folder / "finetune.json"
@@ -173,6 +177,7 @@ def finetuned_teacher(
                     seed=training_args.seed,
                     precision=teacher_args.teacher_precision,
                     freeze_embeddings=True,  # same dev Spearman (0.8933 vs 0.8934 after 1 epoch), 25% faster
+                    pooling=pooling,
                 ).result()
             (tmp / "finetune.json").write_text(json.dumps(made_from, indent=2) + "\n")
             tmp.rename(folder)  # complete or absent: an interrupted fine-tune is never reused
@@ -236,7 +241,7 @@ def listwise_teachers(
     if (teacher_args.teacher_finetune_epochs or 0) > 0:
         gold = np.asarray(pairs["label"], dtype=np.float64)
         teacher_path = finetuned_teacher(teacher_path, pairs, gold, teacher_args, max_length, training_args)
-    teacher = BiEncoder(teacher_path, max_length=max_length, precision=teacher_args.teacher_precision)
+    teacher = BiEncoder(teacher_path, max_length=max_length, precision=teacher_args.teacher_precision, pooling=teacher_args.teacher_pooling)
     logger.info(
         "listwise targets: %.2f x one-hot + %.2f x softmax(teacher cosine / %g)",
         1 - teacher_args.teacher_weight,

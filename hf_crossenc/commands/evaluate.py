@@ -47,8 +47,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         const="bundled:all-MiniLM-L6-v2",
         default=None,
         metavar="BI_ENCODER",
-        help="also score the file with a bi-encoder (cosine of mean-pooled embeddings; default: the bundled "
-        "all-MiniLM-L6-v2, zero-shot) and report the paired difference of the metrics that need no threshold "
+        help="also score the file with a bi-encoder (cosine of its embeddings, pooled as its sentence-transformers files "
+        "say, else mean-pooled; default: the bundled all-MiniLM-L6-v2, zero-shot) and report the paired difference of the metrics that need no threshold "
         "(correlations, ROC AUC / average precision, ranking metrics): does the cross-encoder beat it?",
     )
     parser.add_argument("--output", default=None, help="also write the metrics to this JSON file")
