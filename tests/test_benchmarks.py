@@ -259,3 +259,11 @@ def test_missing_benchmark_files_offline_raise_a_data_error_and_create_no_cache(
     with pytest.raises(DataError, match="hf-crossenc data fetch trecqa --dest /x/shared/data"):
         resolve_data_file("/x/shared/data/trecqa/dev.csv")
     assert not benchmarks.cache_root().exists()
+
+
+def test_the_docs_list_the_pinned_commits_and_checksums():
+    text = (Path(__file__).parents[1] / "docs" / "data.md").read_text(encoding="utf-8")
+    for name, bench in BENCHMARKS.items():
+        assert f"[{bench.repository}](https://github.com/{bench.repository}/tree/{bench.commit})" in text
+        for file, digest in bench.sha256.items():
+            assert f"{digest}  {name}/{file}\n" in text
