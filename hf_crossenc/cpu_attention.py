@@ -4,6 +4,8 @@ probabilities while training.
 `use_cpu_attention(model)` routes an SDPA model's attention through `attention_with_fast_dropout` (registered with
 transformers' `AttentionInterface` as ``"hf_crossenc_cpu"``). transformers does not serialise the attention
 implementation, so the saved model loads and scores exactly as before. On GPUs it is transformers' own SDPA path.
+When the transformers internals this needs (`hf_crossenc.compat.cpu_attention_support`) have moved, the model keeps its
+own attention, with one warning.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .compat import CpuAttentionSupport, cpu_attention_support
 from .fast_dropout import fast_dropout
 
 logger = logging.getLogger(__name__)
@@ -38,10 +41,11 @@ def attention_with_fast_dropout(
     sentence-pair lengths it is also faster than SDPA's flash kernel in evaluation); off CPU it is
     transformers' own SDPA path.
     """
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     if query.device.type != "cpu":
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+        support = cpu_attention_support()
+        if support is None:  # use_cpu_attention registers this function only after finding them
+            raise RuntimeError("hf_crossenc_cpu attention without transformers' SDPA attention (see hf_crossenc.compat)")
+        return support.sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     if scaling is None:
         scaling = query.size(-1) ** -0.5
     if key.shape[1] != query.shape[1]:  # grouped-query attention: repeat the key/value heads
@@ -61,20 +65,20 @@ def attention_with_fast_dropout(
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
 
 
-def _register() -> None:
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-    AttentionInterface.register(ATTENTION_NAME, attention_with_fast_dropout)
-    AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)
+def _register(support: CpuAttentionSupport) -> None:
+    support.attention_interface.register(ATTENTION_NAME, attention_with_fast_dropout)
+    support.mask_interface.register(ATTENTION_NAME, support.sdpa_mask)
 
 
 def use_cpu_attention(model: nn.Module) -> bool:
     """Route an SDPA model's attention through `attention_with_fast_dropout`; False (and nothing changed) for any other
-    attention implementation."""
+    attention implementation, or when transformers' attention registries have moved (one warning)."""
     config = getattr(model, "config", None)
     if config is not None and getattr(config, "_attn_implementation", None) == "sdpa" and hasattr(model, "set_attn_implementation"):
-        _register()
+        support = cpu_attention_support()
+        if support is None:
+            return False
+        _register(support)
         model.set_attn_implementation(ATTENTION_NAME)
         return True
     logger.info("fast dropout: attention implementation %r left unchanged", getattr(config, "_attn_implementation", None))

@@ -15,7 +15,8 @@ transformers computes are unchanged::
         logits = model(**batch).logits      # same logits, less work
 
 Models outside the supported list (BERT-family classifiers whose head reads the first token)
-are left untouched.
+are left untouched, and so is every model, with one warning, when the transformers internals this uses
+(`hf_crossenc.compat.first_token_attention`) have moved.
 """
 
 from __future__ import annotations
@@ -26,9 +27,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.models.bert.modeling_bert import eager_attention_forward
 
+from .compat import first_token_attention
 from .cpu_attention import ATTENTION_NAME as CPU_ATTENTION
 
 # Sequence classifiers whose head reads only hidden_states[:, 0] and whose layers have BERT's
@@ -54,7 +54,9 @@ def _last_layer(model: nn.Module) -> nn.Module | None:
         return None
     layer = layers[-1]
     needed = hasattr(layer, "attention") and hasattr(layer.attention, "self") and hasattr(layer, "feed_forward_chunk")
-    return layer if needed else None
+    if not needed or first_token_attention() is None:  # None: transformers' attention functions moved (warned once)
+        return None
+    return layer
 
 
 def _first_token_forward(
@@ -75,7 +77,11 @@ def _first_token_forward(
     value = attn.value(hidden_states).view(batch, length, -1, head).transpose(1, 2)
     if attention_mask is not None and attention_mask.dim() == 4 and attention_mask.shape[-2] != 1:
         attention_mask = attention_mask[:, :, :1, :]
-    interface = ALL_ATTENTION_FUNCTIONS.get_interface(attn.config._attn_implementation, eager_attention_forward)
+    found = first_token_attention()
+    if found is None:  # first_token_only swaps the class in only after finding them
+        raise RuntimeError("first-token forward without transformers' attention functions (see hf_crossenc.compat)")
+    functions, eager_attention_forward = found
+    interface = functions.get_interface(attn.config._attn_implementation, eager_attention_forward)
     context, _ = interface(
         attn, query, key, value, attention_mask, dropout=attn.dropout.p if attn.training else 0.0, scaling=attn.scaling, **kwargs
     )

@@ -20,8 +20,8 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
-from transformers.modeling_layers import GradientCheckpointingLayer
 
+from .compat import gradient_checkpointing_layer
 from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -228,12 +228,16 @@ def layers_to_recompute(tokens: int, limit: int, layers: int) -> int:
 def recomputable_layers(model: PreTrainedModel) -> list[nn.Module]:
     """The layers `recompute_layers` may recompute: the trained transformer layers below the last, bottom first;
     none when the layers are not transformers' `GradientCheckpointingLayer`s (or cannot be found), or when the
-    model already checkpoints (``--gradient_checkpointing``), which is then left to it."""
+    model already checkpoints (``--gradient_checkpointing``), which is then left to it; none, with one warning, when
+    transformers no longer has that class where `hf_crossenc.compat.gradient_checkpointing_layer` looks."""
+    layer_class = gradient_checkpointing_layer()
+    if layer_class is None:
+        return []
     try:
         stack = list(encoder_layers(model))
     except ConfigError:
         return []
-    if not all(isinstance(layer, GradientCheckpointingLayer) and not layer.gradient_checkpointing for layer in stack):
+    if not all(isinstance(layer, layer_class) and not layer.gradient_checkpointing for layer in stack):
         return []
     return [layer for layer in stack[:-1] if any(p.requires_grad for p in layer.parameters())]
 

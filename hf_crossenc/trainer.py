@@ -18,6 +18,7 @@ from transformers import Trainer
 from transformers.trainer_utils import HubStrategy, get_last_checkpoint
 
 from .averaging import WeightAverageCallback, load_members
+from .compat import gradient_checkpointing_layer
 from .data import TEXT_A, TEXT_B
 from .data_collator import LENGTH_GROUPED, add_lengths
 from .first_token import first_token_only
@@ -140,7 +141,9 @@ class CrossEncoderTrainer(Trainer):
         if self.args.torch_empty_cache_steps and self.args.device.type == "cpu":
             self.heap_trim = HeapTrimCallback(self.args.torch_empty_cache_steps)
             self.add_callback(self.heap_trim)
-        if getattr(self.args, "recompute_above_tokens", 0) and self.model is not None and not recomputable_layers(self.model):
+        recompute = getattr(self.args, "recompute_above_tokens", 0) and self.model is not None
+        # Without transformers' GradientCheckpointingLayer, hf_crossenc.compat has already said that recompute is off.
+        if recompute and gradient_checkpointing_layer() is not None and not recomputable_layers(self.model):
             logger.warning(
                 "--recompute_above_tokens: %s has no trained transformers GradientCheckpointingLayer below its last layer "
                 "(or checkpoints every batch already): every batch keeps its activations",
