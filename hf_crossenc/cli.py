@@ -1,4 +1,4 @@
-"""`hf-crossenc` command line: train, evaluate, predict, rank, mine, publish, search and data."""
+"""`hf-crossenc` command line: builds the parser from the command modules (`hf_crossenc.commands`) and dispatches."""
 
 from __future__ import annotations
 

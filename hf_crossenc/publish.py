@@ -1,4 +1,4 @@
-"""Publishing a trained model folder to the Hugging Face Hub: `publish_folder` and `hf-crossenc publish`.
+"""Publishing a trained model folder to the Hugging Face Hub: `publish_folder` (the `hf-crossenc publish` command calls it).
 
 The folder is checked locally first (safetensors weights, `config.json`, no pickle files, a valid
 README.md front matter), then uploaded in ONE commit with `HfApi.upload_folder`. Training leftovers

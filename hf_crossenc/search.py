@@ -1,4 +1,4 @@
-"""`hf-crossenc search`: a small grid search over training flags that selects on the validation split only.
+"""A small grid search over training flags that selects on the validation split only.
 
 Every combination of the `--grid` values (times every `--seeds` seed) is one training run: its flags (the config, the
 grid values, the seed and the flags after `--`) are parsed into the job's arguments and `hf_crossenc.job.train` runs in a
