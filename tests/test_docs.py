@@ -12,7 +12,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 # Flags of other tools the docs show in commands: accelerate launch and ruff; pip and twine.
-OTHER_TOOLS = {"multi_gpu", "num_processes", "cpu", "config_file", "machine_rank", "num_cpu_threads_per_process", "check"}
+OTHER_TOOLS = {
+    "multi_gpu",
+    "num_processes",
+    "cpu",
+    "config_file",
+    "machine_rank",
+    "num_cpu_threads_per_process",
+    "check",
+    "num_machines",
+    "mixed_precision",
+    "dynamo_backend",
+}
 OTHER_TOOLS |= {"index-url", "strict"}
 
 
