@@ -21,6 +21,7 @@ from transformers import set_seed
 from . import __version__
 from .arguments import DataArguments, ModelArguments, TeacherArguments
 from .averaging import check_members
+from .card_names import local_name
 from .checkpoints import check_output_dir, latest_complete_checkpoint
 from .data import TEXT_A, TEXT_B
 from .data_collator import CrossEncoderDataCollator
@@ -306,25 +307,27 @@ def run_record(
     trainer: CrossEncoderTrainer,
     examples_per_epoch: int,
 ) -> dict[str, Any]:
-    """How the model was trained, for results.json (the keys of `RUN_KEYS` known once training is over)."""
+    """How the model was trained, for results.json (the keys of `RUN_KEYS` known once training is over). results.json is
+    published with the model: local paths (base model, teachers, silver files, checkpoint) are named by their last
+    part (`hf_crossenc.card_names.local_name`); Hub ids and ``bundled:...`` stay as given."""
     vocab, averaging, world = data.vocab, trainer.weight_average, training_args.world_size
     teacher = teacher_args.active
     return {
         "task": data.task,
         "loss": training_args.loss,
-        "base_model": model_args.model_name_or_path,
+        "base_model": local_name(model_args.model_name_or_path),
         "train_pairs": len(data.splits["train"]),
         "train_examples_per_epoch": examples_per_epoch,
         **({"train_group_size": training_args.train_group_size} if training_args.loss == "listwise" else {}),
         **({"label_names": list(vocab.names), "binary": vocab.binary} if vocab else {}),
         "train_pair_order": data_args.train_pair_order,
-        "teacher": teacher_args.teacher if teacher else None,
+        "teacher": local_name(teacher_args.teacher) if teacher else None,
         "teacher_precision": resolve_precision(teacher_args.teacher_precision, use_cpu=True) if teacher else None,
         "teacher_weight": teacher_args.teacher_weight,
         "teacher_finetune_epochs": teacher_args.teacher_finetune_epochs,
         "silver_pairs": teacher_args.silver_pairs,
-        "silver_file": teacher_args.silver_file,
-        "cross_encoder_teacher": teacher_args.cross_encoder_teacher,
+        "silver_file": local_name(teacher_args.silver_file),
+        "cross_encoder_teacher": local_name(teacher_args.cross_encoder_teacher),
         "cross_encoder_share": teacher_args.cross_encoder_share if teacher_args.cross_encoder_teacher else None,
         "epochs": training_args.num_train_epochs,
         "freeze_embeddings": model_args.freeze_embeddings,
@@ -336,7 +339,7 @@ def run_record(
         "global_steps": trainer.state.global_step,
         "world_size": world,
         "global_batch_size": training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps * world,
-        "best_model_checkpoint": None if averaging is not None and averaging.steps else trainer.state.best_model_checkpoint,
+        "best_model_checkpoint": None if averaging is not None and averaging.steps else local_name(trainer.state.best_model_checkpoint),
         "averaged_steps": list(averaging.steps) if averaging is not None and averaging.epochs else None,
         "metric_for_best_model": training_args.metric_for_best_model,
         "collapsed_evaluations": trainer.collapsed_evaluations,

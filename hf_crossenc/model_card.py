@@ -30,6 +30,8 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers import TrainerCallback
 
 from . import __version__
+from .card_names import DESCRIPTIONS, python_string
+from .card_names import local_base_lineage as local_base_lineage  # re-exported: its home was this module
 from .card_plots import save_plots
 from .tasks import DEFAULT_METRIC, TASKS
 
@@ -56,6 +58,8 @@ DEFAULT_YAML_METRICS = {
     "multiclass": ["accuracy", "f1"],
     "reranking": ["map", "mrr", "ndcg"],
 }
+BASE_TAGS = ("sentence-transformers", "cross-encoder", "transformers", "generated_from_trainer", "hf_crossenc")
+"""Tags of every card (the task, and ``reranker`` for rerankers, are added): the Hub lists the model under them."""
 PIPELINE_TAGS = {"regression": "text-classification", "classification": "text-classification", "reranking": "text-ranking"}
 # (task_type, task_name) of the model-index results.
 EVAL_TASKS = {
@@ -163,9 +167,9 @@ class CrossEncoderModelCardData(ModelCardData):
     # Front matter (built by huggingface_hub)
     language: str | list[str] | None = "en"
     license: str | None = None
-    library_name: str | None = "transformers"
+    library_name: str | None = "sentence-transformers"  # sentence_transformers.CrossEncoder loads it (so do transformers, hf_crossenc)
     pipeline_tag: str | None = None
-    tags: list[str] = field(default_factory=lambda: ["cross-encoder", "generated_from_trainer", "hf_crossenc"])
+    tags: list[str] = field(default_factory=lambda: list(BASE_TAGS))
     base_model: str | None = None
     datasets: list[str] | None = None
     metrics: list[str] | None = None
@@ -209,7 +213,7 @@ class CrossEncoderModelCardData(ModelCardData):
         self.ignore_metadata_errors = False
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}: expected one of {', '.join(TASKS)}")
-        for tag in ("cross-encoder", "generated_from_trainer", "hf_crossenc", self.task):
+        for tag in (*BASE_TAGS, self.task, *(["reranker"] if self.task == "reranking" else [])):
             if tag not in self.tags:
                 self.tags.append(tag)
 
@@ -475,18 +479,6 @@ def hyperparameter_table(args: Any, extra: dict[str, Any] | None = None) -> dict
     return table
 
 
-def local_base_lineage(folder: str | Path) -> str | None:
-    """The Hub base model recorded in a local model folder's card (``base_model`` of its README.md),
-    so a model trained from a locally trained one still names the Hub model its weights come from."""
-    readme = Path(folder) / "README.md"
-    if not readme.is_file():
-        return None
-    base = ModelCard.load(readme).data.base_model
-    if isinstance(base, list):
-        base = base[0] if len(base) == 1 else None
-    return base or None
-
-
 def render_card(card: CrossEncoderModelCardData) -> ModelCard:
     """The card as a `ModelCard` (front matter from `card.to_dict()`, body from the template)."""
     versions = framework_versions()
@@ -502,7 +494,14 @@ def render_card(card: CrossEncoderModelCardData) -> ModelCard:
         cell=md_cell,
         fmt=format_metric,
         count=format_count,
+        py=python_string,
+        ref=model_reference,
     )
+
+
+def model_reference(name: Any) -> str:
+    """A model named in the card's prose: a name (Hub id, folder name) as code, an intermediate model in words."""
+    return str(name) if name in DESCRIPTIONS else f"`{name}`"
 
 
 def set_card_model_id(readme: str | Path, repo_id: str) -> bool:

@@ -167,7 +167,7 @@ def test_soup_seeds_average_the_runs_of_each_seed(tmp_path, tiny_model_dir, stsb
     card = (out / "README.md").read_text()
     assert "The model is the uniform average of 2 runs of the same recipe with different seeds (a seed soup)" in card
     assert "this run (seed 6; the average of its weights at the end of each epoch" in card
-    assert "`seed-5` (seed 5; validation Spearman" in card
+    assert "the run with seed 5 (validation Spearman" in card and "seed-5" not in card
 
 
 def test_average_with_a_model_of_another_architecture_is_refused(tmp_path, tiny_model_dir, stsb_slices, capsys) -> None:

@@ -167,8 +167,8 @@ def test_model_card_matches_results_and_hides_secrets(trained):
     card = ModelCard.load(out / "README.md")
     results = json.loads((out / "results.json").read_text())
     data = card.data.to_dict()
-    assert data["pipeline_tag"] == "text-classification" and data["library_name"] == "transformers"
-    assert {"cross-encoder", "generated_from_trainer", "hf_crossenc", "regression"} <= set(data["tags"])
+    assert data["pipeline_tag"] == "text-classification" and data["library_name"] == "sentence-transformers"
+    assert {"sentence-transformers", "cross-encoder", "generated_from_trainer", "hf_crossenc", "regression"} <= set(data["tags"])
     by_split = {}
     for result in card.data.eval_results:
         by_split.setdefault(result.dataset_split, {})[result.metric_type] = result.metric_value

@@ -127,7 +127,7 @@ def test_silver_file_pairs_are_labelled_by_the_teacher(tmp_path, capsys, caplog,
     out = tmp_path / "out"
     assert main([*common, "--silver_file", str(silver), "--silver_pairs", "1", "--output_dir", str(out)]) == 0
     run = json.loads((out / "results.json").read_text())["run"]
-    assert run["train_examples_per_epoch"] > 16 + 2 and run["silver_file"] == str(silver)  # with --silver_pairs too
+    assert run["train_examples_per_epoch"] > 16 + 2 and run["silver_file"] == "extra.csv"  # with --silver_pairs too
     assert f"added 2 teacher-labelled pairs from {silver}" in caplog.text
 
     bad = tmp_path / "bad.csv"

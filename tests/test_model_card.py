@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from huggingface_hub import ModelCard
 
+from hf_crossenc.card_names import STSB_STAGE, describe_local_base
 from hf_crossenc.model_card import (
     CrossEncoderModelCardCallback,
     CrossEncoderModelCardData,
@@ -76,12 +77,12 @@ def test_a_model_trained_from_a_local_model_names_the_hub_base_beneath_it(tmp_pa
     write_card(card_data(), stage1)
     assert local_base_lineage(stage1) == "sentence-transformers/all-MiniLM-L6-v2"
     assert local_base_lineage(tmp_path / "no-card") is None
-    card = ModelCard(render_card(card_data(via_model="stsb-model", task="reranking", label_scale=[0.0, 1.0])).content)
+    via = describe_local_base(stage1)  # in words: the folder name means nothing on the Hub
+    assert via == STSB_STAGE
+    card = ModelCard(render_card(card_data(via_model=via, task="reranking", label_scale=[0.0, 1.0])).content)
     assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
-    assert (
-        "from [`sentence-transformers/all-MiniLM-L6-v2`](https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2) by way of `stsb-model`"
-        in card.text
-    )
+    hub_link = "[`sentence-transformers/all-MiniLM-L6-v2`](https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2)"
+    assert f"from {hub_link} by way of {STSB_STAGE} (not on the Hub)" in card.text and "stsb-model" not in card.text
 
 
 def test_publish_points_snippets_at_the_repo(tmp_path):

@@ -71,7 +71,7 @@ def test_distill_rounds_teach_the_last_round_with_the_previous_model(tmp_path, c
     final = json.loads((out / "results.json").read_text())
     assert first["cross_encoder_teacher"] is None and first["train_examples_per_epoch"] <= 24 * 2
     run = final["run"]
-    assert run["cross_encoder_teacher"] == str(round_1) and run["cross_encoder_share"] == 0.7
+    assert run["cross_encoder_teacher"] == "round-1" and run["cross_encoder_share"] == 0.7  # results.json is published: names, no paths
     assert run["silver_pairs"] == 2 and run["train_examples_per_epoch"] > first["train_examples_per_epoch"]
     assert (first["epochs"], run["epochs"]) == (1, 2)  # --later_rounds_epochs applies to round 2 only
     assert [r["round"] for r in run["distill_rounds"]] == [1, 2]
@@ -119,13 +119,15 @@ def test_finetuned_teacher_labels_every_round_and_is_never_published(tmp_path, c
     assert not list(out.glob("**/teacher.partial"))
     first = json.loads((out / "rounds" / "round-1" / "results.json").read_text())["run"]
     last = json.loads((out / "results.json").read_text())["run"]
-    assert (first["teacher"], first["teacher_finetune_epochs"]) == (str(tiny_model_dir), 1)
-    assert (last["teacher"], last["teacher_finetune_epochs"]) == (str(teacher), 0)  # round 2 reuses round 1's
+    assert (first["teacher"], first["teacher_finetune_epochs"]) == (tiny_model_dir.name, 1)
+    assert (last["teacher"], last["teacher_finetune_epochs"]) == ("teacher", 0)  # round 2 reuses round 1's
     assert "teacher/**" in IGNORE_PATTERNS
-    # Both cards name the teacher as the user gave it, with its fine-tuning, never the local teacher/ folder.
+    # Both cards name the teacher by the folder the user gave (its name: no local path), with its fine-tuning, never the
+    # local teacher/ folder.
     for card in (out / "README.md", out / "rounds" / "round-1" / "README.md"):
         text = card.read_text()
-        assert f"bi-encoder teacher (`{tiny_model_dir}`, mean-pooled embeddings, first fine-tuned for 1 epoch(s)" in text
+        assert f"bi-encoder teacher (`{tiny_model_dir.name}`, mean-pooled embeddings, first fine-tuned for 1 epoch(s)" in text
+        assert str(tiny_model_dir) not in text
         assert "| `teacher_finetune_epochs` | `1.0` |" in text and str(teacher) not in text
     # One round into the same folder: the same settings reuse the teacher, other ones replace it.
     single = [*flags[: flags.index("--distill_rounds")], "--output_dir", str(tmp_path / "one"), "--overwrite_output_dir", "true"]
