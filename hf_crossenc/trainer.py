@@ -18,6 +18,7 @@ from transformers import Trainer
 from transformers.trainer_utils import HubStrategy, get_last_checkpoint
 
 from .averaging import WeightAverageCallback, load_members
+from .card_names import local_name
 from .compat import gradient_checkpointing_layer
 from .data import TEXT_A, TEXT_B
 from .data_collator import LENGTH_GROUPED, add_lengths
@@ -83,6 +84,20 @@ def clip_grad_norm_cpu(parameters: list[nn.Parameter], max_norm: float) -> torch
     if bool(max_norm / (total + 1e-6) < 1.0):  # torch's coefficient, computed the same way
         torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, total)
     return total
+
+
+PATH_ARGUMENTS = ("output_dir", "logging_dir", "run_name", "resume_from_checkpoint", "average_with")
+"""Training arguments that may hold local paths: training_args.json (uploaded with the model) names them by their last part."""
+
+
+def public_arguments(args: Any) -> dict[str, Any]:
+    """The training arguments as training_args.json records them: `TrainingArguments.to_dict()` (every *_token value
+    already a placeholder), local paths reduced to their file or folder name."""
+    values = args.to_dict()
+    for key in PATH_ARGUMENTS:
+        if isinstance(values.get(key), str):
+            values[key] = local_name(values[key])
+    return values
 
 
 class CrossEncoderTrainer(Trainer):
@@ -269,8 +284,7 @@ class CrossEncoderTrainer(Trainer):
             model.save_pretrained(output_dir, state_dict=state_dict)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
-        # TrainingArguments.to_dict() already replaces every *_token value by a placeholder.
-        Path(output_dir, "training_args.json").write_text(json.dumps(self.args.to_dict(), indent=2, default=str) + "\n")
+        Path(output_dir, "training_args.json").write_text(json.dumps(public_arguments(self.args), indent=2, default=str) + "\n")
         if self.model_card is not None:
             self.write_model_card(output_dir)
 

@@ -37,3 +37,13 @@ def test_cpu_clipping_equals_torch(scale: float, tiny_model_dir, monkeypatch: py
     assert torch.equal(trainer._clip_grad_norm(model), expected_norm) and len(calls) == 1
     for p, q in zip(reference.parameters(), model.parameters()):
         assert torch.equal(p.grad, q.grad)
+
+
+def test_training_args_json_names_local_paths_by_their_last_part(tmp_path):
+    from hf_crossenc.trainer import public_arguments
+    from hf_crossenc.training_args import CrossEncoderTrainingArguments
+
+    members = f"{tmp_path / 'soup' / 'seed-7'},{tmp_path / 'soup' / 'seed-9'}"
+    values = public_arguments(CrossEncoderTrainingArguments(output_dir=str(tmp_path / "out"), average_with=members, hub_token="hf_secret"))
+    assert (values["output_dir"], values["average_with"]) == ("out", "seed-7,seed-9")
+    assert str(tmp_path) not in str(values) and "hf_secret" not in str(values)
