@@ -6,18 +6,27 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import struct
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .fingerprint import FINGERPRINT_FILE
+from .tasks import MODEL_FILES
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 TORCH_STATE_FILES = ("optimizer.pt", "scheduler.pt", "rng_state.pth")
 AVERAGE_FILE = "weight_average.safetensors"  # the running sum of --average_checkpoints (hf_crossenc.averaging)
+RUN_FILES = (*MODEL_FILES, "results.json", FINGERPRINT_FILE)
+"""Files a run writes into its output folder (removed by --overwrite_output_dir; other files stay)."""
+RUN_PATTERNS = ("checkpoint-*", "model-*-of-*.safetensors")
+RUN_FOLDERS = ("rounds", "soup", "teacher", "teacher.partial")
+"""Sub-folders of distillation rounds, seed soups and the fine-tuned bi-encoder teacher (`hf_crossenc.teacher.TEACHER_DIR`)."""
 
 
 def _safetensors_ok(path: Path) -> bool:
@@ -91,6 +100,7 @@ def check_output_dir(training_args: Any, rounds: bool = False) -> None:
     out = Path(training_args.output_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--output_dir {out} exists and is not a directory.")
+    check_writable(out)
     if training_args.resume:
         averaged = training_args.average_checkpoints
         if training_args.resume_from_checkpoint is None and not resumable(out, averaged, earlier=rounds):
@@ -103,3 +113,49 @@ def check_output_dir(training_args: Any, rounds: bool = False) -> None:
             f"--output_dir {out} already exists and is not empty. Pass --resume to continue an interrupted run from its "
             "newest complete checkpoint, --overwrite_output_dir to train into it anyway, or choose another --output_dir."
         )
+
+
+def check_writable(out: Path) -> None:
+    """`ConfigError` naming --output_dir unless `out` (or, when it does not exist yet, its nearest existing parent, where
+    it will be created) is a folder this process can create files in. Nothing is left behind: the probe is an anonymous
+    temporary file."""
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"--output_dir {out} cannot be created: {existing} is a file, not a folder.")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        where = "" if existing == out else f" (it would be created in {existing})"
+        raise ConfigError(f"--output_dir {out} is not writable{where}: {err.strerror or err}.") from None
+
+
+def clear_previous_run(training_args: Any, in_use: list[str | None], keep_teacher: bool) -> list[str]:
+    """``--overwrite_output_dir`` (without --resume): remove what an earlier run wrote into the output folder before this
+    one trains — checkpoints, model, card, results, fingerprint and the sub-folders `RUN_FOLDERS` — except the sub-folders
+    holding a model of `in_use` (an earlier round or soup member of this job) and, with `keep_teacher`, teacher/ (its
+    finetune.json decides whether it is reused). Other files stay. Main process only; returns the names removed."""
+    from accelerate import PartialState
+
+    out = Path(training_args.output_dir)
+    keep = {"teacher"} if keep_teacher else set()
+    root = out.resolve()
+    for path in filter(None, in_use):
+        resolved = Path(path).resolve()
+        if resolved != root and resolved.is_relative_to(root):
+            keep.add(resolved.relative_to(root).parts[0])
+    state = PartialState()
+    removed: list[str] = []
+    if state.is_main_process and out.is_dir():
+        names = [*RUN_FILES, *RUN_FOLDERS]
+        for path in sorted({*(out / name for name in names), *(p for pattern in RUN_PATTERNS for p in out.glob(pattern))}):
+            if path.name in keep or not (path.exists() or path.is_symlink()):
+                continue
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            removed.append(path.name)
+        if removed:
+            logger.info("--overwrite_output_dir: removed the earlier run's %s from %s", ", ".join(removed), out)
+    state.wait_for_everyone()
+    return removed

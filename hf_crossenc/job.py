@@ -22,11 +22,12 @@ from . import __version__
 from .arguments import DataArguments, ModelArguments, TeacherArguments
 from .averaging import check_members
 from .card_names import local_name
-from .checkpoints import check_output_dir, latest_complete_checkpoint
+from .checkpoints import check_output_dir, clear_previous_run, latest_complete_checkpoint
 from .data import TEXT_A, TEXT_B
 from .data_collator import CrossEncoderDataCollator
 from .errors import ConfigError
 from .evaluation import split_metrics
+from .fingerprint import check_resume, run_fingerprint
 from .inference import CrossEncoderPredictor, resolve_precision
 from .job_card import build_card, card_examples
 from .memory import bound_kernel_caches, release_memory
@@ -95,8 +96,10 @@ def train_once(
     """One training run of checked arguments. `earlier_rounds` (from `run_rounds`, for the last round): their scores go
     into results.json as ``run.distill_rounds``, before the card is written and anything is pushed."""
     kernel_caches = bound_kernel_caches(training_args.cpu_kernel_cache)
+    check_output_dir(training_args)  # writable, and empty unless --overwrite_output_dir or --resume
+    fingerprint = run_fingerprint(model_args, data_args, teacher_args, training_args)  # as recipes compute it for reuse
     check_arguments(model_args, data_args, teacher_args, training_args)
-    check_output_dir(training_args)
+    check_resume(training_args, fingerprint)  # --resume continues only a run of the same fingerprint
     data = load_task_data(data_args, training_args.task, teacher_args.silver_file)
     choose_loss(data, training_args)
     threads = configure_cpu_threads(training_args.cpu_threads)
@@ -108,6 +111,14 @@ def train_once(
     eval_dataset = data.splits["validation"].dataset if "validation" in data.splits else None
     if eval_dataset is None and training_args.eval_strategy != "no":
         raise ConfigError("no validation split: pass --validation_file (or --validation_split), or --eval_strategy no.")
+    if training_args.overwrite_output_dir and not training_args.resume:  # all checked: the earlier run goes
+        in_use = [
+            model_args.model_name_or_path,
+            teacher_args.teacher,
+            teacher_args.cross_encoder_teacher,
+            *split_list(training_args.average_with),
+        ]
+        clear_previous_run(training_args, in_use, keep_teacher=(teacher_args.teacher_finetune_epochs or 0) > 0)
     collator = CrossEncoderDataCollator(
         tokenizer, max_length=model_args.max_length, pad_to_multiple_of=model_args.pad_to_multiple_of or None
     )
@@ -124,6 +135,7 @@ def train_once(
         callbacks=callbacks,
     )
     trainer.card_examples = card_examples(data)
+    trainer.run_fingerprint = fingerprint
     if trainer.hub_model_id:
         card.model_id = trainer.hub_model_id  # full NAME/REPO as created by Trainer.init_hf_repo
     log_start(data, train_dataset, training_args, threads, trainer.accelerator.mixed_precision)

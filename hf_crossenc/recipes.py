@@ -16,6 +16,7 @@ from typing import Any
 from .arguments import DataArguments, ModelArguments, TeacherArguments
 from .checkpoints import check_output_dir, latest_complete_checkpoint
 from .errors import ConfigError
+from .fingerprint import check_fingerprint, run_fingerprint
 from .memory import release_memory
 from .results import CrossEncoderJobResult
 from .teacher import TEACHER_DIR
@@ -57,6 +58,7 @@ def run_rounds(
         if not last:
             train = replace(train, push_to_hub=False)
             if training_args.resume and (folder / "results.json").is_file():
+                check_fingerprint(folder, run_fingerprint(model, data_args, teach, train), f"--resume (round {k})")
                 logger.info("round %d/%d: reusing the complete round in %s", k, rounds, folder)
                 history.append({"round": k, **CrossEncoderJobResult.read(folder).metrics})
                 teacher = str(folder)
@@ -173,6 +175,7 @@ def run_soup(
         else:
             train = replace(train, push_to_hub=False)
             if training_args.resume and (folder / "results.json").is_file():
+                check_fingerprint(folder, run_fingerprint(model_args, data_args, teach, train), f"--resume (soup member seed {seed})")
                 logger.info("soup member %d/%d: reusing the finished run in %s", k, len(seeds), folder)
                 members.append(str(folder))
                 continue

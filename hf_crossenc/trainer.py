@@ -22,6 +22,7 @@ from .card_names import local_name
 from .compat import gradient_checkpointing_layer
 from .data import TEXT_A, TEXT_B
 from .data_collator import LENGTH_GROUPED, add_lengths
+from .fingerprint import write_fingerprint
 from .first_token import first_token_only
 from .losses import cross_encoder_loss
 from .memory import HeapTrimCallback
@@ -133,6 +134,8 @@ class CrossEncoderTrainer(Trainer):
     """
 
     args: CrossEncoderTrainingArguments
+    run_fingerprint: dict[str, Any] | None = None
+    """Set by the job (`hf_crossenc.fingerprint.run_fingerprint`): written into every checkpoint and the saved model."""
 
     def __init__(self, *args: Any, model_card: CrossEncoderModelCardData | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -285,6 +288,8 @@ class CrossEncoderTrainer(Trainer):
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
         Path(output_dir, "training_args.json").write_text(json.dumps(public_arguments(self.args), indent=2, default=str) + "\n")
+        if self.run_fingerprint is not None:
+            write_fingerprint(output_dir, self.run_fingerprint)
         if self.model_card is not None:
             self.write_model_card(output_dir)
 
