@@ -8,12 +8,13 @@ STS-B recipe of ``configs/stsb.yaml`` (shipped inside the package), the one defi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import logging
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import yaml
 from transformers import HfArgumentParser
@@ -21,6 +22,7 @@ from transformers import HfArgumentParser
 from .arguments import DEPRECATED_NAMES, DataArguments, ModelArguments, TeacherArguments
 from .errors import ConfigError
 from .training_args import CrossEncoderTrainingArguments
+from .validation import TypeMismatch, coerce_value
 
 logger = logging.getLogger("hf_crossenc")
 
@@ -60,6 +62,8 @@ def parse_job_arguments(argv: list[str] | None = None) -> JobArguments:
         parser.set_defaults(**default_job(own_teacher=given.teacher is not None or given.teacher_weight is not None))
     try:
         model_args, data_args, teacher_args, training_args, _ = parser.parse_args_into_dataclasses(args=rest)
+    except ConfigError:  # our own checks (hf_crossenc.validation), already named by flag
+        raise
     except ValueError as err:  # raised by TrainingArguments.__post_init__ for inconsistent settings
         raise ConfigError(f"invalid arguments: {err}") from None
     return model_args, data_args, teacher_args, training_args
@@ -119,4 +123,34 @@ def load_config_file(path: str | Path, parser: argparse.ArgumentParser | None = 
             close = difflib.get_close_matches(str(key), sorted(valid), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"config file {path}: unknown key {key!r}.{hint} Run with --help for every valid key.")
-    return values
+    return typed_values(values, path, parser or build_parser())
+
+
+def typed_values(values: dict[str, Any], path: str | Path, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """A config's values converted to their fields' types (as the command line converts its text) and checked against
+    their choices: a value of the wrong type is a `ConfigError` naming the file and key, not a traceback later."""
+    hints = field_types(parser)
+    choices = {action.dest: action.choices for action in parser._actions if action.choices}
+    typed = {}
+    for key, value in values.items():
+        if key not in hints:
+            typed[key] = value
+            continue
+        try:
+            typed[key] = coerce_value(value, hints[key])
+        except TypeMismatch as err:
+            raise ConfigError(f"config file {path}: {key} must be {err.expected}, got {value!r}.") from None
+        allowed = choices.get(key)
+        items = typed[key] if isinstance(typed[key], list) else [typed[key]]
+        if allowed is not None and any(item is not None and item not in allowed for item in items):
+            raise ConfigError(f"config file {path}: {key} must be one of {', '.join(map(str, allowed))}, got {value!r}.")
+    return typed
+
+
+def field_types(parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """Field name → its resolved type, over the dataclasses of an `HfArgumentParser` (none for a plain parser)."""
+    hints: dict[str, Any] = {}
+    for cls in getattr(parser, "dataclass_types", ()):
+        resolved = get_type_hints(cls)
+        hints.update({spec.name: resolved[spec.name] for spec in dataclasses.fields(cls) if spec.init})
+    return hints

@@ -47,6 +47,7 @@ from .task_data import TaskData, load_task_data
 from .trainer import CrossEncoderTrainer
 from .training_args import CrossEncoderTrainingArguments, configure_cpu_threads, split_list
 from .training_data import build_train_dataset
+from .validation import check_max_length, check_values
 
 logger = logging.getLogger("hf_crossenc")
 
@@ -79,7 +80,9 @@ def train(
 def check_arguments(
     model_args: ModelArguments, data_args: DataArguments, teacher_args: TeacherArguments, training_args: CrossEncoderTrainingArguments
 ) -> None:
-    """Every group's checks for the task (each fills its task-dependent defaults)."""
+    """Every value against its allowed range (`hf_crossenc.validation`), then every group's checks for the task (each
+    fills its task-dependent defaults)."""
+    check_values(model_args, data_args, teacher_args, training_args)
     task = training_args.task
     data_args.check(task)
     teacher_args.check(task, training_args.loss)
@@ -105,6 +108,7 @@ def train_once(
     threads = configure_cpu_threads(training_args.cpu_threads)
     set_seed(training_args.seed)
     model_path = resolve_model_path(model_args.model_name_or_path)
+    check_max_length(model_path, model_args.max_length)  # the model's config only: before the weights load
     tokenizer = load_tokenizer(model_path)
     model, semantics = load_model(model_path, model_args, data, training_args)
     train_dataset, callbacks = build_train_dataset(data, data_args, teacher_args, training_args, tokenizer, model_args.max_length)

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
+from .errors import ConfigError
 from .tasks import DEFAULT_LOSS, DEFAULT_METRIC, LOSSES, TASK_LOSSES, TASKS
+from .validation import check_values
 
 
 def bf16_is_fast(use_cpu: bool = False) -> bool:
@@ -221,18 +223,15 @@ class CrossEncoderTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"--task must be one of {TASKS}, got {self.task!r}")
+        """Our values first (`hf_crossenc.validation.RANGES` and the choices: `ConfigError` naming the flag), then
+        transformers' own checks, whose ValueErrors become `ConfigError` too (no traceback, on every path)."""
+        check_values(self)
         if self.metric_for_best_model is None:
             self.metric_for_best_model = DEFAULT_METRIC[self.task]
         if self.loss is None:
             self.loss = DEFAULT_LOSS.get(self.task)  # classification: decided from the labels (bce or ce)
         if self.loss is not None and self.loss not in TASK_LOSSES[self.task]:
-            raise ValueError(f"--loss {self.loss} does not fit --task {self.task}: use one of {TASK_LOSSES[self.task]}")
-        if self.cpu_threads is not None and self.cpu_threads < 1:
-            raise ValueError(f"--cpu_threads must be at least 1, got {self.cpu_threads}")
-        if self.train_group_size < 2:
-            raise ValueError(f"--train_group_size must be at least 2 (a positive and a negative), got {self.train_group_size}")
+            raise ConfigError(f"--loss {self.loss} does not fit --task {self.task}: use one of {TASK_LOSSES[self.task]}")
         if str(getattr(self.eval_strategy, "value", self.eval_strategy)) == "no" and self.load_best_model_at_end:
             self.load_best_model_at_end = False  # our default needs evaluations; without them the last checkpoint is kept
         if self.average_checkpoints and self.load_best_model_at_end:
@@ -243,15 +242,14 @@ class CrossEncoderTrainingArguments(TrainingArguments):
             # Without a GPU, transformers needs use_cpu for bf16 autocast, and for DDP across CPU processes
             # (`accelerate launch --multi_gpu --num_processes 2`): otherwise each rank trains alone.
             self.use_cpu = True
-        if self.cpu_kernel_cache < 0:
-            raise ValueError(f"--cpu_kernel_cache must be 0 (PyTorch's default) or a number of kernels, got {self.cpu_kernel_cache}")
-        if self.recompute_above_tokens < 0:
-            raise ValueError(f"--recompute_above_tokens must be 0 (off) or a number of tokens, got {self.recompute_above_tokens}")
-        if self.bootstrap_resamples < 0:
-            raise ValueError(f"--bootstrap_resamples must be 0 (no intervals) or a number of resamples, got {self.bootstrap_resamples}")
         if self.fast_dropout is None:
             self.fast_dropout = bool(self.use_cpu)
-        self.report_to = reporting_integrations(self.report_to)
-        super().__post_init__()
+        try:
+            self.report_to = reporting_integrations(self.report_to)
+            super().__post_init__()
+        except ConfigError:
+            raise
+        except ValueError as err:
+            raise ConfigError(f"invalid arguments: {err}") from None
         if self.remove_unused_columns:
-            raise ValueError("--remove_unused_columns must stay False: the collator tokenizes the text columns")
+            raise ConfigError("--remove_unused_columns must stay False: the collator tokenizes the text columns")
