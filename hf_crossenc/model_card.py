@@ -504,16 +504,24 @@ def model_reference(name: Any) -> str:
     return str(name) if name in DESCRIPTIONS else f"`{name}`"
 
 
+def card_with_model_id(text: str, repo_id: str) -> str | None:
+    """A generated card's text with its usage snippets pointed at `repo_id`; None when it has no placeholder left."""
+    if MODEL_ID_PLACEHOLDER not in text:
+        return None
+    lines = [line for line in text.splitlines(keepends=True) if not line.startswith(MODEL_ID_COMMENT)]
+    return "".join(lines).replace(f'"{MODEL_ID_PLACEHOLDER}"', f'"{repo_id}"')
+
+
 def set_card_model_id(readme: str | Path, repo_id: str) -> bool:
-    """Point the usage snippets of a generated card at `repo_id` (done by publish); True if the file changed."""
+    """Point the usage snippets of a card file at `repo_id` in place; True if the file changed. (Publishing does not
+    call this: it uploads a copy, `card_with_model_id`, and leaves the folder's README.md as training wrote it.)"""
     path = Path(readme)
     if not path.is_file():
         return False
-    text = path.read_text(encoding="utf-8")
-    if MODEL_ID_PLACEHOLDER not in text:
+    text = card_with_model_id(path.read_text(encoding="utf-8"), repo_id)
+    if text is None:
         return False
-    lines = [line for line in text.splitlines(keepends=True) if not line.startswith(MODEL_ID_COMMENT)]
-    path.write_text("".join(lines).replace(f'"{MODEL_ID_PLACEHOLDER}"', f'"{repo_id}"'), encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     return True
 
 

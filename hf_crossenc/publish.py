@@ -1,7 +1,11 @@
 """Publishing a trained model folder to the Hugging Face Hub: `publish_folder` (the `hf-crossenc publish` command calls it).
 
-The folder is checked locally first (safetensors weights, `config.json`, no pickle files, a valid
-README.md front matter), then uploaded in ONE commit with `HfApi.upload_folder`. Training leftovers
+Everything that can be checked locally is checked before the first request (`check_can_publish`, `validate_folder`):
+the repo id, offline mode, a token, the folder (`config.json`, every safetensors file to upload readable and as long
+as its header says, no pickle files) and the card that will be uploaded (README.md with the repo id set into its
+snippets, parsed as the Hub would). The folder is then uploaded in ONE commit with `HfApi.upload_folder`. The folder
+is never changed, whether publishing fails or succeeds: when the card needs the repo id, the upload reads a temporary
+staging folder (links to the folder's files plus the rewritten README.md) instead. Training leftovers
 (`checkpoint-*` folders, hidden files) are never uploaded; the TensorBoard traces of ``--report_to tensorboard``
 (`runs/`) only with ``include_logs=True`` (the Hub shows them in the model's Training metrics tab).
 
@@ -23,12 +27,17 @@ request opened by the failed attempt (found by its title) instead of opening a s
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import logging
+import os
 import re
+import shutil
+import struct
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -79,8 +88,11 @@ def _is_checkpoint_path(rel: Path) -> bool:
     return fnmatch.fnmatch(rel.parts[0], "checkpoint-*") or rel.parts[0] in ("rounds", "soup", "teacher")
 
 
-def validate_folder(folder: str | Path) -> Path:
-    """Check a model folder before anything is sent; returns it as a Path. Raises `PublishError`."""
+def validate_folder(folder: str | Path, include_logs: bool = False) -> Path:
+    """Check a model folder before anything is sent; returns it as a Path. Raises `PublishError`.
+
+    Every safetensors file that would be uploaded (``include_logs``: the same choice as `publish_folder`'s) must be
+    readable and complete (`safetensors_problem`)."""
     path = Path(folder)
     if not path.is_dir():
         what = "is not a folder" if path.exists() else "does not exist"
@@ -88,6 +100,11 @@ def validate_folder(folder: str | Path) -> Path:
     if not (path / "config.json").is_file():
         raise PublishError(f"model folder {path} has no config.json: it is not a transformers model folder.")
     _check_weights(path)
+    for rel in upload_files(path, ignore_patterns(include_logs)):
+        if rel.endswith(".safetensors"):
+            problem = safetensors_problem(path / rel)
+            if problem is not None:
+                raise PublishError(f"{path / rel} cannot be published: {problem}. Save the model again (save_pretrained()).")
     pickles = sorted(
         rel.as_posix()
         for rel in (p.relative_to(path) for p in path.rglob("*") if p.is_file())
@@ -128,17 +145,51 @@ def _check_weights(path: Path) -> None:
     )
 
 
+def upload_files(folder: Path, ignore: list[str]) -> list[str]:
+    """The files of `folder` (relative POSIX paths) that `upload_folder` sends with these ignore patterns."""
+    from huggingface_hub.hf_api import DEFAULT_IGNORE_PATTERNS
+    from huggingface_hub.utils import filter_repo_objects
+
+    rels = sorted(p.relative_to(folder).as_posix() for p in folder.glob("**/*") if p.is_file())
+    return list(filter_repo_objects(rels, ignore_patterns=[*ignore, *DEFAULT_IGNORE_PATTERNS]))
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why `path` is not a complete safetensors file (cut off, or not safetensors at all), or None if it is."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            (header_len,) = struct.unpack("<Q", f.read(8))
+            if header_len > size - 8:
+                return f"its header needs {header_len} bytes but the file has {size} (truncated, or not a safetensors file)"
+            header = json.loads(f.read(header_len))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    except OSError as err:
+        return f"it cannot be read ({err.strerror or err})"
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, struct.error):
+        return "its safetensors header is unreadable (truncated, or not a safetensors file)"
+    expected = 8 + header_len + end
+    if size != expected:
+        return f"it is {size} bytes long but its header says {expected} (truncated or damaged)"
+    return None
+
+
 def validate_readme(readme: str | Path) -> dict[str, Any]:
     """Parse the YAML front matter of a model card locally, as the Hub would; returns the metadata."""
-    import yaml
-    from huggingface_hub import ModelCard
-    from huggingface_hub.repocard import REGEX_YAML_BLOCK
-
     readme = Path(readme)
     try:
         text = readme.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise PublishError(f"cannot read {readme}: {err}") from err
+    return validate_card_text(text, readme)
+
+
+def validate_card_text(text: str, readme: str | Path) -> dict[str, Any]:
+    """`validate_readme` for a card's text (`readme` names it in the messages); returns the metadata."""
+    import yaml
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard import REGEX_YAML_BLOCK
+
     match = REGEX_YAML_BLOCK.search(text)
     if match is None:
         if re.match(r"\s*---[ \t]*\r?\n", text):
@@ -300,7 +351,8 @@ def publish_folder(
     missing or rejected credentials and other refused requests; transient errors are retried
     ``max_attempts`` times with ``backoff * 2**attempt`` s between attempts, then re-raised.
     """
-    path = validate_folder(folder)  # everything local comes first: no network call before this passes
+    # Everything local comes first, and nothing local is changed: no request before these pass.
+    path = validate_folder(folder, include_logs)
     _validate_repo_id(repo_id)
     if create_pr and revision not in (None, "main"):
         raise PublishError(f"--create-pr opens a pull request against main; it cannot be combined with --revision {revision!r}.")
@@ -308,17 +360,12 @@ def publish_folder(
         raise PublishError("max_attempts must be >= 1 and the retry backoff >= 0.")
     if include_logs and not any((path / "runs").rglob("events.out.tfevents.*")):
         logger.warning("--include_logs: %s has no TensorBoard trace in runs/ (train with --report_to tensorboard)", path)
-    from .model_card import set_card_model_id
+    card_text = card_to_upload(path, repo_id)
+    resolved = check_can_publish(repo_id, token)
 
-    if set_card_model_id(path / "README.md", repo_id):
-        logger.info("model card: usage snippets now load %r", repo_id)
-
-    from huggingface_hub import HfApi, constants, get_token
+    from huggingface_hub import HfApi, constants
 
     endpoint = constants.ENDPOINT
-    resolved = token or get_token()
-    if not resolved:
-        raise PublishError(f"no Hugging Face token found (HF_TOKEN is not set and no saved login). {_auth_help(endpoint)}")
     redact = _redactor(resolved)
     api = HfApi(token=resolved)
     message = commit_message or DEFAULT_COMMIT_MESSAGE
@@ -344,17 +391,96 @@ def publish_folder(
     head_before = info.sha
 
     ignore = ignore_patterns(include_logs)
-    upload = _Upload(api, path, repo_id, branch=branch, create_pr=create_pr, message=message, head_before=head_before, ignore=ignore)
-    if create_pr:
-        upload.prs_before = step(upload.pr_refs, "list pull requests of")
-    commit = step(upload.attempt, "upload the folder to", retry_if=lambda err: is_transient(err) or _status(err) == CONFLICT_STATUS)
+    with staged_folder(path, card_text, ignore) as upload_dir:
+        upload = _Upload(
+            api, upload_dir, repo_id, branch=branch, create_pr=create_pr, message=message, head_before=head_before, ignore=ignore
+        )
+        if create_pr:
+            upload.prs_before = step(upload.pr_refs, "list pull requests of")
+        commit = step(upload.attempt, "upload the folder to", retry_if=lambda err: is_transient(err) or _status(err) == CONFLICT_STATUS)
 
     pr_url = commit.pr_url or upload.pr_url
     changed = pr_url is not None if create_pr else commit.oid != head_before
     return PublishResult(repo_url=repo_url, commit_url=commit.commit_url, commit_oid=commit.oid, pr_url=pr_url, changed=changed)
 
 
-def _validate_repo_id(repo_id: str) -> None:
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+"""The variables that put huggingface_hub in offline mode (it reads them when imported)."""
+
+
+def check_can_publish(repo_id: str | None, token: str | None = None, *, flag: str = "hf-crossenc publish") -> str:
+    """What publishing needs that can be checked without a request: a well-formed `repo_id` (None: the Trainer's
+    default, the output folder's name), offline mode off, and a token (`token`, else HF_TOKEN, else the saved login).
+    Returns the token. Raises `PublishError` naming `flag`, the command or option that wants to publish."""
+    from huggingface_hub import constants, get_token
+
+    if repo_id is not None:
+        _check_repo_id(repo_id)
+    if constants.HF_HUB_OFFLINE:
+        set_vars = [f"{name}={os.environ[name]}" for name in OFFLINE_VARS if os.environ.get(name)] or ["HF_HUB_OFFLINE"]
+        names = " and ".join(value.split("=")[0] for value in set_vars)
+        raise PublishError(
+            f"{flag} cannot reach the Hub while offline mode is on ({', '.join(set_vars)}): unset {names} "
+            f"(`unset {names.replace(' and ', ' ')}`, or drop it from the command line) and run it again."
+        )
+    resolved = token or get_token()
+    if not resolved:
+        raise PublishError(
+            f"{flag}: no Hugging Face token found (HF_TOKEN is not set and no saved login). {_auth_help(constants.ENDPOINT)}"
+        )
+    return resolved
+
+
+def check_push_to_hub(training_args: Any) -> None:
+    """For a training job with ``--push_to_hub``: `check_can_publish` before anything is read, loaded or trained."""
+    if getattr(training_args, "push_to_hub", False):
+        check_can_publish(training_args.hub_model_id, training_args.hub_token, flag="--push_to_hub")
+
+
+def card_to_upload(path: Path, repo_id: str) -> str | None:
+    """The folder's README.md as it will be uploaded when publishing changes it (the repo id set into the snippets of a
+    generated card), parsed as the Hub would; None when README.md is uploaded as it is (or there is none)."""
+    from .model_card import card_with_model_id
+
+    readme = path / "README.md"
+    if not readme.is_file():
+        return None
+    text = card_with_model_id(readme.read_text(encoding="utf-8"), repo_id)
+    if text is None:
+        return None
+    validate_card_text(text, f"{readme}, with the repo id {repo_id} set into it")
+    logger.info("model card: the uploaded copy's usage snippets load %r (%s itself is left as it is)", repo_id, readme)
+    return text
+
+
+@contextlib.contextmanager
+def staged_folder(path: Path, card_text: str | None, ignore: list[str]) -> Iterator[Path]:
+    """The folder to upload: `path` itself, or, with a card to replace, a temporary folder of links to the files to upload
+    and `card_text` as README.md (removed afterwards). `path` is never written to."""
+    if card_text is None:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="hf_crossenc_publish_") as tmp:
+        staging = Path(tmp)
+        for rel in upload_files(path, ignore):
+            if rel != "README.md":
+                target = staging / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _link(path / rel, target)
+        (staging / "README.md").write_text(card_text, encoding="utf-8")
+        yield staging
+
+
+def _link(source: Path, target: Path) -> None:
+    """A symbolic link `target` -> `source`, or a copy where links cannot be made."""
+    try:
+        os.symlink(source.resolve(), target)
+    except OSError as err:
+        logger.debug("cannot link %s (%s): copying it for the upload", source, err)
+        shutil.copy2(source, target)
+
+
+def _check_repo_id(repo_id: str) -> None:
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
@@ -362,6 +488,10 @@ def _validate_repo_id(repo_id: str) -> None:
         validate_repo_id(repo_id)
     except HFValidationError as err:
         raise PublishError(f"invalid repo id {repo_id!r}: {err}") from None
+
+
+def _validate_repo_id(repo_id: str) -> None:
+    _check_repo_id(repo_id)
     if repo_id.count("/") != 1:
         raise PublishError(f"invalid repo id {repo_id!r}: use NAMESPACE/NAME (your user name or an organization, then the model name).")
 

@@ -321,6 +321,7 @@ def test_missing_token_is_refused_before_any_request(
     monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
     monkeypatch.delenv("HF_OIDC_RESOURCE", raising=False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # online (HfApi still forbidden): the token check
     code = cli_main(["publish", str(model_folder), "--repo-id", f"{HUB_USER}/no-token"])
     err = capsys.readouterr().err
     assert code == 2
@@ -503,6 +504,7 @@ def test_create_pr_retry_resumes_into_the_same_pull_request(model_folder: Path, 
 
     api = FakeApi()
     monkeypatch.setattr(huggingface_hub, "HfApi", lambda token=None: api)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # CI runs pytest with HF_HUB_OFFLINE=1
     result = publish_folder(model_folder, "u/r", create_pr=True, token="hf_fake", backoff=0.0)
     assert result == PublishResult("http://hub/u/r", "http://hub/c/" + "b" * 40, "b" * 40, "http://hub/u/r/discussions/1", True)
     first, second = api.uploads
