@@ -41,6 +41,7 @@ from .modeling import (
     record_score_semantics,
     resolve_model_path,
 )
+from .publish import check_push_to_hub
 from .recipes import run_rounds, run_soup, soup_member_summary
 from .results import CrossEncoderJobResult
 from .task_data import TaskData, load_task_data
@@ -68,6 +69,7 @@ def train(
     # Before the first kernel of the process (teachers, rounds and soup members included) and any child process.
     bound_kernel_caches(training_args.cpu_kernel_cache)
     check_arguments(model_args, data_args, teacher_args, training_args)
+    check_push_to_hub(training_args)  # --push_to_hub: token, not offline, repo id; before any data, model or training
     if training_args.soup_seeds:
         return run_soup(model_args, data_args, teacher_args, training_args, train_once=train_once)
     if teacher_args.distill_rounds > 1:
