@@ -33,6 +33,7 @@ from .checkpoints import resumable
 from .errors import ConfigError, UserInputError
 from .search_report import metric_values, run_name
 from .tasks import WEIGHT_FILES
+from .validation import MAX_SEED
 
 KNOWN_METRICS = ("pearson", "spearman", "accuracy", "f1", "auc", "average_precision", "map", "mrr@10", "ndcg@10")
 RESERVED = {"output_dir": "the search sets it per run (see --output_root)", "config": "pass it to the search as --config"}
@@ -143,6 +144,9 @@ def parse_seeds(text: str | None) -> list[int]:
             raise ConfigError(f"--seeds {text!r}: expected comma-separated integers, e.g. 42,1234.") from None
     if len(set(seeds)) < len(seeds):
         raise ConfigError(f"--seeds {text!r}: a seed is listed twice.")
+    for seed in seeds:
+        if not 0 <= seed <= MAX_SEED:  # the range of the training flag --seed
+            raise ConfigError(f"--seeds {text!r}: each seed must lie in [0, {MAX_SEED}], got {seed}.")
     return seeds
 
 

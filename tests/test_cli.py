@@ -44,8 +44,12 @@ def test_help_lists_every_command(capsys):
 
 
 def test_commands_are_dispatched_and_bad_input_exits_2(capsys):
-    assert cli.main(["evaluate", "model", "data.csv", "--bootstrap", "-1"]) == 2
-    assert capsys.readouterr().err == "error: --bootstrap must be 0 (no intervals) or a number of resamples, got -1.\n"
+    with pytest.raises(SystemExit) as done:  # a bad number: argparse refuses it, naming the flag
+        cli.main(["evaluate", "model", "data.csv", "--bootstrap", "-1"])
+    assert done.value.code == 2
+    assert capsys.readouterr().err.endswith("error: argument --bootstrap: must be a whole number, 0 or more, got -1\n")
+    assert cli.main(["evaluate", "model", "data.csv", "--compare", "other", "--bootstrap", "0"]) == 2  # the command's own check
+    assert capsys.readouterr().err == "error: --compare needs resamples: drop --bootstrap 0 (or give a positive number).\n"
     assert cli.main(["rank", "model", "--query", "q", "--passages", "no-such-file.txt"]) == 2
     assert capsys.readouterr().err == "error: file no-such-file.txt: not found.\n"
 

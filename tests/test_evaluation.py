@@ -163,9 +163,11 @@ def test_split_metrics_adds_intervals_unless_zero_resamples():
 
 @pytest.mark.parametrize(("flags", "named"), [(["--bootstrap", "-1"], "--bootstrap"), (["--level", "1.5"], "--level")])
 def test_evaluate_refuses_bad_interval_flags_before_loading_anything(flags, named, tmp_path, capsys):
-    # Checked first: neither the (missing) model nor the (missing) data file is touched.
-    assert cli_main(["evaluate", str(tmp_path / "no-model"), str(tmp_path / "no-data.csv"), *flags]) == 2
-    assert named in capsys.readouterr().err
+    # Checked first, by argparse: neither the (missing) model nor the (missing) data file is touched.
+    with pytest.raises(SystemExit) as done:
+        cli_main(["evaluate", str(tmp_path / "no-model"), str(tmp_path / "no-data.csv"), *flags])
+    assert done.value.code == 2
+    assert f"argument {named}" in capsys.readouterr().err
 
 
 def test_training_refuses_negative_bootstrap_resamples(tmp_path, stsb_slices, capsys):

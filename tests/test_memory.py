@@ -268,7 +268,9 @@ def test_scoring_commands_bound_the_kernel_caches(monkeypatch, tiny_model_dir, c
     assert predict("--cpu_kernel_cache", "0", environ=environ) == 0
     assert not set(KERNEL_CACHE_VARIABLES) & set(environ)
     environ = dict(clean)
-    assert predict("--cpu_kernel_cache", "-1", environ=environ) == 2
-    assert "--cpu_kernel_cache" in capsys.readouterr().err and not set(KERNEL_CACHE_VARIABLES) & set(environ)
+    with pytest.raises(SystemExit) as done:  # argparse refuses it before anything is set or loaded
+        predict("--cpu_kernel_cache", "-1", environ=environ)
+    assert done.value.code == 2
+    assert "argument --cpu_kernel_cache" in capsys.readouterr().err and not set(KERNEL_CACHE_VARIABLES) & set(environ)
     for command in (["evaluate", "m", "data.csv"], ["rank", "m", "--query", "q", "--passage", "p"]):
         assert cli.build_parser().parse_args([*command, "--cpu_kernel_cache", "8"]).cpu_kernel_cache == 8

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,30 @@ def exit_code_of(command: Callable[[Any], Any], argument: Any) -> int:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
     return result if isinstance(result, int) else 0
+
+
+def _number_type(kind: type, allowed: Callable[[float], bool], wanted: str) -> Callable[[str], Any]:
+    """An argparse ``type=``: the text as `kind` (int or a finite float) if `allowed`, else argparse's exit 2 naming the
+    flag (``argument --batch_size: must be at least 1, got 0``) before anything is loaded."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
+        if not (math.isfinite(value) and allowed(value)):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+
+    convert.__name__ = kind.__name__  # argparse names the type in its own messages
+    return convert
+
+
+positive_int = _number_type(int, lambda v: v >= 1, "a whole number, at least 1")
+non_negative_int = _number_type(int, lambda v: v >= 0, "a whole number, 0 or more")
+non_negative_float = _number_type(float, lambda v: v >= 0, "a number, 0 or more")
+finite_float = _number_type(float, lambda v: True, "a finite number")
+probability = _number_type(float, lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)")
 
 
 def add_column_flags(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +68,7 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--cpu_kernel_cache",
-        type=int,
+        type=non_negative_int,
         default=256,
         help="bf16 on CPU: keep at most this many compiled oneDNN kernels in each of PyTorch's two kernel caches "
         "(ONEDNN_PRIMITIVE_CACHE_CAPACITY, LRU_CACHE_CAPACITY; a value already in the environment wins; 0 leaves PyTorch's "

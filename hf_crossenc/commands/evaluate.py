@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserInputError
-from .common import add_both_orders_flag, add_column_flags, load_predictor
+from .common import add_both_orders_flag, add_column_flags, load_predictor, non_negative_int, positive_int, probability
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -22,17 +22,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_column_flags(parser)
     parser.add_argument("--label_column", default=None, help="label column (default: auto-detect)")
     parser.add_argument("--label_scale", default=None, help="raw label range, e.g. '0,5' (default: the scale the model was trained with)")
-    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--batch_size", type=positive_int, default=64, help="pairs per batch (default: 64)")
     add_both_orders_flag(parser)
     parser.add_argument(
         "--bootstrap",
-        type=int,
+        type=non_negative_int,
         default=1000,
         metavar="N",
         help="resamples for the confidence intervals of every metric (pairs resampled, or queries for a reranker; "
         "the model and threshold held fixed); 0 leaves them out (default: 1000)",
     )
-    parser.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals (default: 0.95)")
+    parser.add_argument("--level", type=probability, default=0.95, help="confidence level of the intervals (default: 0.95)")
     parser.add_argument(
         "--compare",
         default=None,

@@ -24,16 +24,16 @@ from ..mining import (
     write_atomically,
     write_mined,
 )
-from .common import EPILOG, exit_code_of
+from .common import EPILOG, exit_code_of, finite_float, non_negative_int, positive_int
 
 
 def _optional_float(value: str) -> float | None:
     if value.strip().lower() in ("none", "off", ""):
         return None
     try:
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {value!r}") from None
+        return finite_float(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a finite number or 'none', got {value!r}") from None
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -70,9 +70,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help=f"passage column of --corpus (default: its only column, or first of {', '.join(CORPUS_CANDIDATES)})",
     )
     parser.add_argument("--model", default=BUNDLED_MODEL, help=f"bi-encoder: folder, Hub id or {BUNDLED_MODEL} (default)")
-    parser.add_argument("--num_negatives", type=int, default=5, help="negatives per query (default: 5)")
-    parser.add_argument("--range_min", type=int, default=0, help="skip the candidates ranked above this (0-based rank; default: 0)")
-    parser.add_argument("--range_max", type=int, default=50, help="examine candidates ranked below this (default: 50)")
+    parser.add_argument("--num_negatives", type=positive_int, default=5, help="negatives per query (default: 5)")
+    parser.add_argument(
+        "--range_min", type=non_negative_int, default=0, help="skip the candidates ranked above this (0-based rank; default: 0)"
+    )
+    parser.add_argument("--range_max", type=positive_int, default=50, help="examine candidates ranked below this (default: 50)")
     parser.add_argument(
         "--margin",
         type=_optional_float,
@@ -80,8 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="drop candidates scoring above (lowest positive score - margin): likely unlabelled positives (default: 0.05; 'none' disables)",
     )
     parser.add_argument("--max_score", type=_optional_float, default=None, help="drop candidates with cosine above this (default: none)")
-    parser.add_argument("--batch_size", type=int, default=128, help="texts per encoder batch (default: 128)")
-    parser.add_argument("--max_length", type=int, default=128, help="tokens per text; longer ones are truncated (default: 128)")
+    parser.add_argument("--batch_size", type=positive_int, default=128, help="texts per encoder batch (default: 128)")
+    parser.add_argument("--max_length", type=positive_int, default=128, help="tokens per text; longer ones are truncated (default: 128)")
     parser.add_argument(
         "--precision",
         choices=["fp32", "bf16", "auto"],  # the values of hf_crossenc.inference.PRECISIONS, without importing torch here

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import add_both_orders_flag, add_column_flags, load_predictor
+from .common import add_both_orders_flag, add_column_flags, load_predictor, positive_int
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -21,7 +21,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--output", default=None, help="write JSON lines here instead of stdout")
     parser.add_argument("--rescale", action="store_true", help="report scores on the original label scale (e.g. 0-5)")
     add_both_orders_flag(parser)
-    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--batch_size", type=positive_int, default=64, help="pairs per batch (default: 64)")
     return parser
 
 

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from .. import publish
+from .common import non_negative_float, positive_int
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -29,10 +30,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="also upload the TensorBoard traces in runs/ (written by training with --report_to tensorboard): the Hub "
         "shows them in the model's Training metrics tab",
     )
-    parser.add_argument("--max-attempts", type=int, default=5, metavar="N", help="tries per Hub request on transient errors (default: 5)")
+    parser.add_argument(
+        "--max-attempts", type=positive_int, default=5, metavar="N", help="tries per Hub request on transient errors (default: 5)"
+    )
     parser.add_argument(
         "--retry-backoff",
-        type=float,
+        type=non_negative_float,
         default=None,
         metavar="SECONDS",
         help=f"first wait between retries, doubled each time (default: ${publish.BACKOFF_ENV} or 1.0)",

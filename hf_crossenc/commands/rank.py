@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserInputError
-from .common import add_model_flags, load_predictor
+from .common import add_model_flags, load_predictor, positive_int
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -19,8 +19,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--passages", help="text file with one passage per line")
     source.add_argument("--passage", action="append", help="one passage (repeatable)")
-    parser.add_argument("--top_k", type=int, default=None, help="print only the best K")
-    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--top_k", type=positive_int, default=None, help="print only the best K")
+    parser.add_argument("--batch_size", type=positive_int, default=64, help="pairs per batch (default: 64)")
     add_model_flags(parser)
     return parser
 

@@ -44,7 +44,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--output_root", required=True, help="folder holding one sub-folder per run, search.md and search.json")
     parser.add_argument(
-        "--seeds", default=None, metavar="S1,S2", help="train every grid point with each seed and average (default: the config's seed)"
+        "--seeds",
+        type=_seed_list,
+        default=None,
+        metavar="S1,S2",
+        help="train every grid point with each seed and average (default: the config's seed)",
     )
     parser.add_argument(
         "--metric",
@@ -64,6 +68,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "Exit codes: 0 success, 2 bad input (flags, grid, config), 1 if any run failed (see <run folder>.log)."
     )
     return parser
+
+
+def _seed_list(text: str) -> str:
+    """argparse ``type=`` of --seeds: the text, if `parse_seeds` accepts it (else exit 2 naming the flag)."""
+    try:
+        parse_seeds(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix(f"--seeds {text!r}: ")) from None
+    return text
 
 
 def _checked_request(args: argparse.Namespace) -> tuple[list[dict[str, str]], list[int], list[str], list[str], str | None]:
