@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
+from .model_files import model_load_errors
 from .pooling import Pooling, mean_pool, pool, resolve_pooling, write_pooling_files
 
 __all__ = ["BiEncoder", "finetune_bi_encoder", "length_grouped_batches", "mean_pool", "pair_step", "save_bi_encoder"]
@@ -47,8 +48,9 @@ class BiEncoder:
 
         self.precision = resolve_precision(precision, use_cpu=True)  # the bi-encoder runs on the CPU
         extra = {"dtype": torch.bfloat16, "attn_implementation": "eager"} if self.precision == "bf16" else {}
-        self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        self.model = AutoModel.from_pretrained(name_or_path, use_safetensors=True, **extra).eval()
+        with model_load_errors(name_or_path, flag):
+            self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+            self.model = AutoModel.from_pretrained(name_or_path, use_safetensors=True, **extra).eval()
         self.pooling = pooling if isinstance(pooling, Pooling) else resolve_pooling(name_or_path, pooling, flag)
         logger.info("bi-encoder %s: %s", name_or_path, self.pooling.describe())
         # Never past the encoder's own position table (a caller may pass a longer model's limit).

@@ -81,7 +81,12 @@ def compare_bi_encoder(
     from .modeling import resolve_model_path
 
     task = predictor.semantics.task
-    encoder = BiEncoder(resolve_model_path(bi_encoder), max_length=predictor.max_length, precision=precision, flag="--compare_bi_encoder")
+    encoder = BiEncoder(
+        resolve_model_path(bi_encoder, "--compare_bi_encoder"),
+        max_length=predictor.max_length,
+        precision=precision,
+        flag="--compare_bi_encoder",
+    )
     cosine = encoder.cosine(split.dataset["text_a"], split.dataset["text_b"])
     labels, queries = split_labels(task, split)
     difference = bootstrap_difference(task, scores, cosine, labels, queries, threshold, resamples=resamples, level=level)

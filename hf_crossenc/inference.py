@@ -13,6 +13,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 
 from .data import LabelScale
 from .first_token import first_token_only
+from .model_files import check_model_source, model_load_errors
 from .modeling import ScoreSemantics, safetensors_only
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class CrossEncoderPredictor:
         revision: str | None = None,
         trust_pickle_weights: bool = False,
         precision: str = "fp32",
+        flag: str = "model",
     ) -> CrossEncoderPredictor:
         """Load a saved folder or Hub repo; safetensors weights only unless ``trust_pickle_weights=True``.
 
@@ -83,8 +85,12 @@ class CrossEncoderPredictor:
         times faster on CPUs with AVX512-BF16/AMX and on GPUs; scores differ from fp32 in the third
         decimal); ``"auto"`` picks bf16 where the hardware computes it natively. The default fp32
         gives exactly the scores of plain transformers.
+
+        A model that cannot be loaded (no such folder, no config.json, truncated or pickle-only weights, a Hub id not
+        in the cache while offline) is a `ConfigError` naming ``flag`` (e.g. '--compare'), checked before loading.
         """
-        use_safetensors = safetensors_only(str(name_or_path), trust_pickle_weights)
+        name_or_path = check_model_source(name_or_path, flag, trust_pickle_weights, revision)
+        use_safetensors = safetensors_only(name_or_path, trust_pickle_weights)
         precision = resolve_precision(precision)
         extra: dict[str, Any] = {}
         if precision == "bf16":
@@ -96,10 +102,11 @@ class CrossEncoderPredictor:
                 # On CPU, SDPA's flash kernel costs ~15% of a bf16 forward at STS lengths; the plain
                 # softmax(QKᵀ)V path is faster there (and gives the same scores to bf16 precision).
                 extra["attn_implementation"] = "eager"
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(name_or_path), revision=revision, use_safetensors=use_safetensors, **extra
-        )
-        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), revision=revision)
+        with model_load_errors(name_or_path, flag):
+            model = AutoModelForSequenceClassification.from_pretrained(
+                name_or_path, revision=revision, use_safetensors=use_safetensors, **extra
+            )
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path, revision=revision)
         if device is not None:
             model.to(device)
         return cls(model, tokenizer, max_length=max_length, precision=precision)

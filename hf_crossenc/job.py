@@ -32,6 +32,7 @@ from .inference import CrossEncoderPredictor, resolve_precision
 from .job_card import build_card, card_examples
 from .memory import bound_kernel_caches, release_memory
 from .metrics import best_threshold, metrics_for_task
+from .model_files import check_training_models
 from .modeling import (
     CONFIG_KEY,
     ScoreSemantics,
@@ -70,6 +71,7 @@ def train(
     bound_kernel_caches(training_args.cpu_kernel_cache)
     check_arguments(model_args, data_args, teacher_args, training_args)
     check_push_to_hub(training_args)  # --push_to_hub: token, not offline, repo id; before any data, model or training
+    check_training_models(model_args, teacher_args, training_args)  # every model given, before anything is written
     if training_args.soup_seeds:
         return run_soup(model_args, data_args, teacher_args, training_args, train_once=train_once)
     if teacher_args.distill_rounds > 1:
@@ -109,7 +111,7 @@ def train_once(
     choose_loss(data, training_args)
     threads = configure_cpu_threads(training_args.cpu_threads)
     set_seed(training_args.seed)
-    model_path = resolve_model_path(model_args.model_name_or_path)
+    model_path = resolve_model_path(model_args.model_name_or_path, "--model_name_or_path", model_args.trust_pickle_weights)
     check_max_length(model_path, model_args.max_length)  # the model's config only: before the weights load
     tokenizer = load_tokenizer(model_path)
     model, semantics = load_model(model_path, model_args, data, training_args)

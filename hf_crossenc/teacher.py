@@ -47,7 +47,7 @@ def distill_labels(
     from .distillation import calibrate, calibrate_logistic, mix_labels, silver_pairs, teacher_probabilities, teacher_targets
 
     gold = np.asarray(dataset["label"], dtype=np.float64)
-    teacher_path = resolve_model_path(teacher_args.teacher)
+    teacher_path = resolve_model_path(teacher_args.teacher, "--teacher")
     if (teacher_args.teacher_finetune_epochs or 0) > 0:
         teacher_path = finetuned_teacher(teacher_path, dataset, gold, teacher_args, max_length, training_args)
     teacher = BiEncoder(teacher_path, max_length=max_length, precision=teacher_args.teacher_precision, pooling=teacher_args.teacher_pooling)
@@ -207,7 +207,7 @@ def _child_setup(threads: int) -> None:
 
 def cross_encoder_teacher(teacher_args: TeacherArguments, bi_encoder_targets: Any) -> Any:
     """Teacher targets of (cosine, texts_a, texts_b): w * cross-encoder score (both orders) + (1 - w) * calibrated cosine."""
-    predictor = CrossEncoderPredictor.from_pretrained(teacher_args.cross_encoder_teacher, precision="auto")
+    predictor = CrossEncoderPredictor.from_pretrained(teacher_args.cross_encoder_teacher, precision="auto", flag="--cross_encoder_teacher")
     if predictor.semantics.activation != "sigmoid" or predictor.semantics.task not in (None, "regression"):
         raise ConfigError(f"--cross_encoder_teacher {teacher_args.cross_encoder_teacher} must be a similarity (regression) model.")
     weight = teacher_args.cross_encoder_share
@@ -221,7 +221,7 @@ def cross_encoder_teacher(teacher_args: TeacherArguments, bi_encoder_targets: An
 
 def reranker_teacher(name_or_path: str) -> Any:
     """A trained one-score model (reranker or similarity model) whose logits teach listwise groups."""
-    predictor = CrossEncoderPredictor.from_pretrained(name_or_path, precision="auto")
+    predictor = CrossEncoderPredictor.from_pretrained(name_or_path, precision="auto", flag="--cross_encoder_teacher")
     if predictor.model.config.num_labels != 1:
         raise ConfigError(f"--cross_encoder_teacher {name_or_path} must be a one-score model (a reranker), not a classifier.")
     return predictor
@@ -237,7 +237,7 @@ def listwise_teachers(
 
     if not teacher_args.active:
         return None, None
-    teacher_path = resolve_model_path(teacher_args.teacher)
+    teacher_path = resolve_model_path(teacher_args.teacher, "--teacher")
     if (teacher_args.teacher_finetune_epochs or 0) > 0:
         gold = np.asarray(pairs["label"], dtype=np.float64)
         teacher_path = finetuned_teacher(teacher_path, pairs, gold, teacher_args, max_length, training_args)

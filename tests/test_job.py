@@ -43,7 +43,7 @@ def test_a_base_model_that_is_neither_a_folder_nor_loadable_exits_2(tmp_path, ca
     argv = ["--model_name_or_path", "outputs/stsb-not-trained-yet", "--train_file", str(stsb_slices["train"])]
     code, err = run_main(capsys, *argv, "--label_scale", "0,5", "--output_dir", str(out))
     assert code == 2
-    assert "base model 'outputs/stsb-not-trained-yet' is not a folder under" in err and "Traceback" not in err
+    assert "--model_name_or_path 'outputs/stsb-not-trained-yet' is not a folder under" in err and "Traceback" not in err
     assert not out.exists()
 
 

@@ -76,9 +76,9 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_predictor(args: argparse.Namespace, model: str | None = None) -> Any:
+def load_predictor(args: argparse.Namespace, model: str | None = None, flag: str = "model") -> Any:
     """Bound the CPU kernel caches (before the first bf16 kernel is built), then load `model` (default: `args.model`)
-    with the model flags of `add_model_flags`."""
+    with the model flags of `add_model_flags`; one that cannot be loaded is a `UserInputError` naming `flag`."""
     from ..inference import CrossEncoderPredictor
     from ..memory import bound_kernel_caches
 
@@ -87,7 +87,7 @@ def load_predictor(args: argparse.Namespace, model: str | None = None) -> Any:
     except ValueError as err:  # a negative capacity
         raise UserInputError(str(err)) from err
     return CrossEncoderPredictor.from_pretrained(
-        args.model if model is None else model, trust_pickle_weights=args.trust_pickle_weights, precision=args.precision
+        args.model if model is None else model, trust_pickle_weights=args.trust_pickle_weights, precision=args.precision, flag=flag
     )
 
 

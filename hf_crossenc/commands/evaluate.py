@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     # Comparisons that cannot be made are refused before anything is scored.
     other = None
     if args.compare is not None:
-        other = load_predictor(args, model=args.compare)
+        other = load_predictor(args, model=args.compare, flag="--compare")
         check_comparable(predictor, other, args.model, args.compare)
     if args.compare_bi_encoder is not None and predictor.semantics.activation == "softmax":
         raise UserInputError(f"--compare_bi_encoder: {args.model} is a multi-class classifier; a cosine scores one class only.")

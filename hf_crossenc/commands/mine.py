@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     queries, positives = read_pairs(args.input, args.query_column, args.positive_column)
     corpus = read_corpus(args.corpus, args.corpus_column) if args.corpus else None
 
-    model_path = resolve_model_path(args.model)
+    model_path = resolve_model_path(args.model, "--model")
     encoder = BiEncoder(model_path, max_length=args.max_length, batch_size=args.batch_size, precision=args.precision, flag="--model")
     result = mine_hard_negatives(
         queries,
