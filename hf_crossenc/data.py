@@ -18,7 +18,7 @@ from typing import Any
 
 import datasets
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -268,6 +268,33 @@ def _check_duplicate_columns(columns: list[str], source: str) -> None:
         seen.add(name)
 
 
+class _JsonObject(dict):
+    """A JSON object as read, with the keys that occurred in it more than once (`json` would keep the last value)."""
+
+    duplicates: tuple[str, ...] = ()
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> _JsonObject:
+    """`object_pairs_hook` of every JSON read: records the duplicate keys so that `_check_duplicate_keys` refuses them."""
+    record = _JsonObject(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        record.duplicates = tuple(key for key, _ in pairs if key in seen or seen.add(key))
+    return record
+
+
+def _check_duplicate_keys(record: Any, source: str, row: int | None) -> None:
+    duplicates = getattr(record, "duplicates", ())
+    if duplicates:
+        raise DataError(
+            f"the key {duplicates[0]!r} appears more than once in the record (JSON would silently keep its last value).",
+            source=source,
+            row=row,
+            column=duplicates[0],
+            hint="Give every key a distinct name.",
+        )
+
+
 def _read_jsonl(text: str, source: str) -> Table:
     rows, numbers, columns = [], [], []
     # Split on newlines only: str.splitlines() also breaks at U+2028/U+2029/U+0085, which JSON strings may hold.
@@ -275,11 +302,12 @@ def _read_jsonl(text: str, source: str) -> Table:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=_json_object)
         except json.JSONDecodeError as err:
             raise DataError(f"is not valid JSON: {err.msg}.", source=source, row=line_number) from None
         if not isinstance(record, dict):
             raise DataError("must be a JSON object with one key per column.", source=source, row=line_number)
+        _check_duplicate_keys(record, source, line_number)
         for key in record:
             if key not in columns:
                 columns.append(key)
@@ -290,11 +318,12 @@ def _read_jsonl(text: str, source: str) -> Table:
 
 def _read_json(text: str, source: str) -> Table:
     try:
-        data = json.loads(text) if text.strip() else []
+        data = json.loads(text, object_pairs_hook=_json_object) if text.strip() else []
     except json.JSONDecodeError as err:
         raise DataError(f"is not valid JSON: {err.msg} (line {err.lineno}).", source=source) from None
     if isinstance(data, dict):
         # Column-oriented: {"sentence1": [...], "sentence2": [...], "label": [...]}
+        _check_duplicate_keys(data, source, None)
         lengths = {len(v) for v in data.values() if isinstance(v, list)}
         if len(lengths) != 1 or not all(isinstance(v, list) for v in data.values()):
             raise DataError("a JSON object must map every column name to a list of equal length.", source=source)
@@ -306,6 +335,7 @@ def _read_json(text: str, source: str) -> Table:
         for i, record in enumerate(data, start=1):
             if not isinstance(record, dict):
                 raise DataError("must be a JSON object with one key per column.", source=source, row=i)
+            _check_duplicate_keys(record, source, i)
             columns.extend(k for k in record if k not in columns)
         rows = data
     else:
@@ -396,9 +426,13 @@ def parse_label_scale(value: str | None) -> LabelScale | str | None:
     parts = text.replace(":", ",").split(",")
     try:
         low, high = (float(p) for p in parts)
-        return LabelScale(low, high)
     except ValueError:
-        raise DataError(f"label scale {value!r} is not 'low,high' (e.g. '0,5') or 'auto'.", source="--label_scale") from None
+        raise ConfigError(f"--label_scale {value!r} is not 'low,high' (e.g. '0,5') or 'auto'.") from None
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ConfigError(f"--label_scale {value!r}: low and high must be finite numbers (e.g. '0,5').")
+    if low >= high:
+        raise ConfigError(f"--label_scale {value!r}: low ({low:g}) must be below high ({high:g}), e.g. '0,5'.")
+    return LabelScale(low, high)
 
 
 def parse_label(value: Any, table: Table, index: int, column: str) -> float:
@@ -420,16 +454,23 @@ def parse_label(value: Any, table: Table, index: int, column: str) -> float:
     return number
 
 
-def check_text(value: Any, table: Table, index: int, column: str) -> str:
-    row = table.locate(index)
+def text_problem(value: Any) -> str | None:
+    """Why `value` is not a usable text (missing, not a string, empty or whitespace only); None if it is. The one
+    validation of every text: data files (`check_text`) and the command line (`hf_crossenc.text_inputs`)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        raise DataError("the text is missing (empty/NaN).", source=table.source, row=row, column=column, hint="Fill it in or drop the row.")
+        return "the text is missing (empty/NaN)."
     if not isinstance(value, str):
-        raise DataError(f"expected text, found {type(value).__name__} {value!r}.", source=table.source, row=row, column=column)
+        return f"expected text, found {type(value).__name__} {value!r}."
     if not value.strip():
-        raise DataError(
-            "the text is empty or whitespace only.", source=table.source, row=row, column=column, hint="Fill it in or drop the row."
-        )
+        return "the text is empty or whitespace only."
+    return None
+
+
+def check_text(value: Any, table: Table, index: int, column: str) -> str:
+    problem = text_problem(value)
+    if problem is not None:
+        hint = None if problem.startswith("expected") else "Fill it in or drop the row."
+        raise DataError(problem, source=table.source, row=table.locate(index), column=column, hint=hint)
     return value
 
 

@@ -261,6 +261,18 @@ def build_ranking_split(table: Table, *, name: str, max_samples: int | None = No
     return RankingSplit(name=name, source=table.source, shape=shape, groups=groups, dataset=pair_dataset(groups), raw_label_stats=stats)
 
 
+def check_pointwise_training(groups: list[QueryGroup], source: str = "training data") -> None:
+    """Pointwise reranking training (``--loss bce``) refuses data in which no query has a relevant candidate, as listwise
+    training does (`listwise_dataset`): a reranker trained on it would only learn that nothing is relevant."""
+    if not any(any(group.labels) for group in groups):
+        raise DataError(
+            f"no training query has a relevant (label 1) candidate: all {len(groups)} queries have none, so a reranker "
+            "cannot learn what is relevant.",
+            source=source,
+            hint="Check the label column (1 = relevant, 0 = not relevant).",
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # Listwise training groups
 # --------------------------------------------------------------------------------------------

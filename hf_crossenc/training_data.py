@@ -13,7 +13,7 @@ from .data import TEXT_A, TEXT_B
 from .data_collator import LENGTH_GROUPED, add_lengths
 from .errors import ConfigError
 from .memory import release_memory
-from .ranking import GROUP, INDEX, ListwiseSampler, listwise_dataset
+from .ranking import GROUP, INDEX, ListwiseSampler, check_pointwise_training, listwise_dataset
 from .task_data import TaskData
 from .teacher import distill_labels, listwise_teachers
 from .training_args import CrossEncoderTrainingArguments
@@ -34,6 +34,8 @@ def build_train_dataset(
     if listwise:
         dataset = listwise_dataset(train.groups, source=train.source)
     else:
+        if data.task == "reranking":
+            check_pointwise_training(train.groups, source=train.source)
         dataset = train.dataset.remove_columns([GROUP]) if GROUP in train.dataset.column_names else train.dataset
         if teacher_args.active:
             if data.vocab is not None and not data.vocab.binary:

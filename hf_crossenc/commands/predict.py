@@ -38,8 +38,9 @@ def _read_pairs(path: str, text_a_column: str | None, text_b_column: str | None)
 
 def run(args: argparse.Namespace) -> int:
     from ..inference import prediction_record
+    from ..text_inputs import flag_pairs
 
-    pairs = _read_pairs(args.input, args.text_a_column, args.text_b_column) if args.input else [tuple(p) for p in args.pair]
+    pairs = _read_pairs(args.input, args.text_a_column, args.text_b_column) if args.input else flag_pairs(args.pair)
     predictor = load_predictor(args)
     scores = predictor.predict(pairs, batch_size=args.batch_size, rescale=args.rescale, symmetric=args.both_orders)
     lines = [json.dumps({"text_a": a, "text_b": b, **prediction_record(predictor, s)}) for (a, b), s in zip(pairs, scores)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from ..errors import UserInputError
@@ -25,20 +24,23 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _read_passages(path: Path) -> list[str]:
-    if not path.is_file():
-        raise UserInputError(f"file {path}: not found.")
-    # One passage per line (split on newlines only: str.splitlines() also breaks at U+2028, form feeds...).
-    return [line.strip() for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
-
-
 def run(args: argparse.Namespace) -> int:
-    passages = _read_passages(Path(args.passages)) if args.passages else list(args.passage)
+    from ..text_inputs import flag_text, read_text_lines
+
+    query = flag_text(args.query, "--query")
+    if args.passages:  # one passage per line, blank lines skipped
+        passages = read_text_lines(args.passages, "--passages")
+    else:
+        passages = [
+            flag_text(p, f"--passage (passage {i})" if len(args.passage) > 1 else "--passage") for i, p in enumerate(args.passage, 1)
+        ]
     if not passages:
-        raise UserInputError("no passages to rank.")
+        raise UserInputError(
+            f"no passages to rank: file {args.passages} holds only blank lines." if args.passages else "no passages to rank."
+        )
     predictor = load_predictor(args)
     if predictor.semantics.activation == "softmax":
         raise UserInputError(f"{args.model} is a multi-class classifier: rank needs a one-score model (a reranker or similarity model).")
-    ranked = predictor.rank(args.query, passages, top_k=args.top_k, batch_size=args.batch_size)
+    ranked = predictor.rank(query, passages, top_k=args.top_k, batch_size=args.batch_size)
     sys.stdout.write("".join(json.dumps({"index": r.index, "score": round(r.score, 6), "passage": r.passage}) + "\n" for r in ranked))
     return 0
