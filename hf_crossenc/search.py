@@ -33,7 +33,7 @@ from .checkpoints import resumable
 from .errors import ConfigError, UserInputError
 from .search_report import metric_values, run_name
 from .tasks import WEIGHT_FILES
-from .validation import MAX_SEED
+from .validation import MAX_SEED, RANGES, check_value
 
 KNOWN_METRICS = ("pearson", "spearman", "accuracy", "f1", "auc", "average_precision", "map", "mrr@10", "ndcg@10")
 RESERVED = {"output_dir": "the search sets it per run (see --output_root)", "config": "pass it to the search as --config"}
@@ -130,6 +130,12 @@ def _check_value(action: argparse.Action, dest: str, value: str) -> None:
             raise ConfigError(f"--grid {dest}: invalid value {value!r} ({err or 'wrong type'}).") from None
     if action.choices is not None and converted not in action.choices:
         raise ConfigError(f"--grid {dest}: invalid value {value!r}; choose from {list(action.choices)}.")
+    rule = RANGES.get(dest)
+    if rule is not None and rule.when is None:  # the training flag's range (one that depends on other flags: the run checks it)
+        try:
+            check_value(dest, converted, rule)
+        except ConfigError as err:
+            raise ConfigError(f"--grid {dest}={value}: {err}") from None
 
 
 def parse_seeds(text: str | None) -> list[int]:

@@ -238,3 +238,15 @@ def test_a_bad_number_of_another_command_exits_2_from_argparse_naming_the_flag(a
     err = capsys.readouterr().err
     assert f"error: argument {flag}" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists() and not (tmp_path / "o.csv").exists()
+
+
+def test_search_grid_values_are_checked_against_the_training_ranges():
+    from hf_crossenc.search import check_grid_keys
+
+    with pytest.raises(
+        ConfigError, match=r"--grid per_device_train_batch_size=0: --per_device_train_batch_size must be at least 1, got 0\."
+    ):
+        check_grid_keys([{"per_device_train_batch_size": "16"}, {"per_device_train_batch_size": "0"}])
+    with pytest.raises(ConfigError, match="--learning_rate must be greater than 0"):
+        check_grid_keys([{"learning_rate": "-1e-5"}])
+    assert check_grid_keys([{"learning_rate": "3e-5"}]) == [{"learning_rate": "3e-5"}]
