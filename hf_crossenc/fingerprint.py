@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -73,12 +74,17 @@ def model_identity(name_or_path: str | None) -> dict[str, Any] | None:
     return {"files": {file.name: file_sha256(file) for file in files if file.is_file()}}
 
 
+def readable_file(path: str | Path | None) -> bool:
+    """A file this process can read (one that is missing or unreadable is reported by the data checks, by name)."""
+    return bool(path) and Path(path).is_file() and os.access(path, os.R_OK)
+
+
 def data_identity(data_args: DataArguments, teacher_args: TeacherArguments) -> dict[str, Any]:
     """The sha256 of every data file the run reads (a comma-separated --silver_file: one per file, in order)."""
     values = {key: getattr(data_args, key) for key in DATA_KEYS[:3]}
-    data: dict[str, Any] = {key: file_sha256(path) if path and Path(path).is_file() else path for key, path in values.items()}
+    data: dict[str, Any] = {key: file_sha256(path) if readable_file(path) else path for key, path in values.items()}
     silver = split_list(teacher_args.silver_file)
-    data["silver_file"] = [file_sha256(path) if Path(path).is_file() else path for path in silver] or None
+    data["silver_file"] = [file_sha256(path) if readable_file(path) else path for path in silver] or None
     return data
 
 
