@@ -159,3 +159,43 @@ def test_differences_name_arguments_data_and_models():
         "teacher: another model (its config.json or weight files differ)",
     ]
     assert differences(recorded, recorded) == []
+
+
+def test_a_soup_member_trained_from_other_data_is_not_reused(tmp_path, tiny_model_dir):
+    from hf_crossenc.recipes import run_soup
+
+    out = tmp_path / "out"
+    train_file = tmp_path / "t.csv"
+    train_file.write_text("sentence1,sentence2,score\na,b,0.5\n")
+    model_args, data_args, teacher_args = (
+        ModelArguments(model_name_or_path=str(tiny_model_dir)),
+        DataArguments(train_file=str(train_file)),
+        TeacherArguments(),
+    )
+    training_args = CrossEncoderTrainingArguments(output_dir=str(out), resume=True, soup_seeds="5,6")
+    member = out / "soup" / "seed-5"
+    member.mkdir(parents=True)
+    CrossEncoderJobResult(str(member), {}, {}).write()
+    as_run = replace(training_args, soup_seeds=None, seed=5, output_dir=str(member), overwrite_output_dir=True, push_to_hub=False)
+    write_fingerprint(member, run_fingerprint(model_args, data_args, teacher_args, as_run))
+    train_file.write_text("sentence1,sentence2,score\na,b,0.7\n")  # the data changed since
+
+    def fake_train_once(*args, **kwargs):
+        pytest.fail("a member trained before the soup's member was checked")
+
+    with pytest.raises(ConfigError, match=r"--resume \(soup member seed 5\).*train_file content differs"):
+        run_soup(model_args, data_args, teacher_args, training_args, train_once=fake_train_once)
+
+
+def test_overwrite_keeps_what_the_run_uses_and_files_it_does_not_write(tmp_path):
+    from hf_crossenc.checkpoints import clear_previous_run
+
+    out = tmp_path / "out"
+    for name in ("checkpoint-3", "rounds/round-1", "soup/seed-5", "teacher"):
+        (out / name).mkdir(parents=True)
+    for name in ("model.safetensors", "README.md", "results.json", FINGERPRINT_FILE, "notes.txt"):
+        (out / name).write_text("x")
+    args = CrossEncoderTrainingArguments(output_dir=str(out))
+    removed = clear_previous_run(args, [str(out / "rounds" / "round-1"), None, "some/hub-id"], keep_teacher=True)
+    assert sorted(removed) == sorted(["checkpoint-3", "soup", "model.safetensors", "README.md", "results.json", FINGERPRINT_FILE])
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "rounds", "teacher"]
