@@ -158,4 +158,18 @@ def check_training_models(model_args: Any, teacher_args: Any, training_args: Any
     if teacher_args.cross_encoder_teacher:
         check_model_source(teacher_args.cross_encoder_teacher, "--cross_encoder_teacher")
     for member in split_list(getattr(training_args, "average_with", None)):
-        check_model_source(member, "--average_with")
+        check_soup_member(member)
+
+
+def check_soup_member(folder: str, flag: str = "--average_with") -> None:
+    """A soup member is averaged by its weights alone: an existing folder with a whole model.safetensors (the tensors'
+    names and shapes are checked against the model being trained once it is built, `averaging.check_members`)."""
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"{flag} {folder}: the folder does not exist (relative paths are read from {Path.cwd()}).")
+    weights = path / "model.safetensors"
+    if not weights.is_file():
+        raise ConfigError(f"{flag}: {folder} has no model.safetensors (pass folders written by training).")
+    problem = safetensors_problem(weights)
+    if problem is not None:
+        raise ConfigError(f"{flag} {folder}: the weights file model.safetensors is {problem}. Copy or save the model again.")
