@@ -163,3 +163,15 @@ def test_label_scale_messages_name_the_flag(scale, says, tmp_path, stsb_slices, 
     line = one_error_line(capsys.readouterr().err)
     assert line.startswith(f"error: --label_scale '{scale}'") and says in line and "file --label_scale" not in line, line
     assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["missing", "no_config", "truncated", "hub_id"])
+def test_mine_model_goes_through_the_same_door(kind, tmp_path, tiny_model_dir, capsys):
+    model, says = make_bad_model(kind, tmp_path, tiny_model_dir)
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("query,positive\nwho barks?,dogs bark\nwhat is blue?,the sky is blue\n")
+    output = tmp_path / "mined.csv"
+    assert cli_main(["mine", str(pairs), "--output", str(output), "--model", model]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith("error: --model ") and model in line and says in line, line
+    assert not output.exists()
