@@ -175,3 +175,14 @@ def test_mine_model_goes_through_the_same_door(kind, tmp_path, tiny_model_dir, c
     line = one_error_line(capsys.readouterr().err)
     assert line.startswith("error: --model ") and model in line and says in line, line
     assert not output.exists()
+
+
+@pytest.mark.parametrize("kind", ["missing", "no_config", "truncated", "hub_id"])
+def test_evaluate_compare_bi_encoder_is_checked_before_anything_is_scored(kind, tmp_path, tiny_model_dir, stsb_slices, capsys):
+    model, says = make_bad_model(kind, tmp_path, tiny_model_dir)
+    output = tmp_path / "metrics.json"
+    argv = ["evaluate", str(tiny_model_dir), str(stsb_slices["validation"]), "--compare_bi_encoder", model, "--output", str(output)]
+    assert cli_main(argv) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith("error: --compare_bi_encoder ") and model in line and says in line, line
+    assert not output.exists()

@@ -69,9 +69,13 @@ def run(args: argparse.Namespace) -> int:
     from ..comparison import check_comparable, compare_bi_encoder, compare_models
     from ..data import read_table
     from ..evaluation import labelled_split, split_metrics
+    from ..model_files import check_model_source
 
     _check_flags(args)
     table = read_table(args.data)  # validate the input before loading the model
+    for flag, other_model in (("--compare", args.compare), ("--compare_bi_encoder", args.compare_bi_encoder)):
+        if other_model is not None:  # every model given is checked before any is loaded or anything scored
+            check_model_source(other_model, flag, args.trust_pickle_weights and flag == "--compare")
     predictor = load_predictor(args)
     task = predictor.semantics.task
     # Comparisons that cannot be made are refused before anything is scored.
