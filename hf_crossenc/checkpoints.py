@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .fingerprint import FINGERPRINT_FILE
-from .tasks import MODEL_FILES
+from .tasks import FINGERPRINT_FILE, MODEL_FILES
 
 logger = logging.getLogger(__name__)
 

@@ -21,11 +21,12 @@ from transformers import TrainingArguments
 
 from . import __version__
 from .arguments import DataArguments, ModelArguments, TeacherArguments
+from .checkpoints import latest_complete_checkpoint
 from .errors import ConfigError
 from .modeling import BUNDLED_MODEL, bundled_model_path
+from .tasks import FINGERPRINT_FILE
 from .training_args import CrossEncoderTrainingArguments, split_list
 
-FINGERPRINT_FILE = "run_fingerprint.json"
 FORMAT = 1
 
 MODEL_KEYS = ("model_name_or_path", "teacher", "cross_encoder_teacher", "average_with")
@@ -174,8 +175,6 @@ def check_fingerprint(folder: str | Path, fingerprint: dict[str, Any], what: str
 def check_resume(training_args: CrossEncoderTrainingArguments, fingerprint: dict[str, Any]) -> None:
     """With ``--resume`` (or ``--resume_from_checkpoint``): the checkpoint it would continue, and the model folder
     itself when it records a fingerprint (a finished run), must come from the same fingerprint."""
-    from .checkpoints import latest_complete_checkpoint
-
     out = Path(training_args.output_dir)
     checkpoint = training_args.resume_from_checkpoint
     if checkpoint is None and training_args.resume:

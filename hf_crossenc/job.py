@@ -120,13 +120,7 @@ def train_once(
     if eval_dataset is None and training_args.eval_strategy != "no":
         raise ConfigError("no validation split: pass --validation_file (or --validation_split), or --eval_strategy no.")
     if training_args.overwrite_output_dir and not training_args.resume:  # all checked: the earlier run goes
-        in_use = [
-            model_args.model_name_or_path,
-            teacher_args.teacher,
-            teacher_args.cross_encoder_teacher,
-            *split_list(training_args.average_with),
-        ]
-        clear_previous_run(training_args, in_use, keep_teacher=(teacher_args.teacher_finetune_epochs or 0) > 0)
+        clear_overwritten(model_args, teacher_args, training_args)
     collator = CrossEncoderDataCollator(
         tokenizer, max_length=model_args.max_length, pad_to_multiple_of=model_args.pad_to_multiple_of or None
     )
@@ -172,16 +166,33 @@ def train_once(
     result = CrossEncoderJobResult(training_args.output_dir, metrics, {key: run[key] for key in RUN_KEYS if key in run})
     if earlier_rounds is not None:
         result.run["distill_rounds"] = [*earlier_rounds, {"round": len(earlier_rounds) + 1, **result.metrics}]
+    write_results(trainer, card, result, train_seconds)
+    return result
+
+
+def clear_overwritten(model_args: ModelArguments, teacher_args: TeacherArguments, training_args: CrossEncoderTrainingArguments) -> None:
+    """``--overwrite_output_dir``: remove the earlier run's files, keeping what this run reads (models given as folders
+    inside it, the fine-tuned teacher when this run fine-tunes one)."""
+    in_use = [
+        model_args.model_name_or_path,
+        teacher_args.teacher,
+        teacher_args.cross_encoder_teacher,
+        *split_list(training_args.average_with),
+    ]
+    clear_previous_run(training_args, in_use, keep_teacher=(teacher_args.teacher_finetune_epochs or 0) > 0)
+
+
+def write_results(trainer: CrossEncoderTrainer, card: Any, result: CrossEncoderJobResult, train_seconds: float) -> None:
+    """The final card and results.json on the main process, then the final push (which carries both)."""
     card.eval_metrics = dict(result.metrics)
     card.train_runtime_s = train_seconds
     card.threshold = (getattr(trainer.model.config, CONFIG_KEY, None) or {}).get("threshold")
     if trainer.is_world_process_zero():
         result.write()
-        trainer.write_model_card(training_args.output_dir)
+        trainer.write_model_card(trainer.args.output_dir)
         logger.info("results: %s", json.dumps(result.metrics))
-    if training_args.push_to_hub:
+    if trainer.args.push_to_hub:
         trainer.push_to_hub(commit_message="End of training: best model and evaluation results")
-    return result
 
 
 def choose_loss(data: TaskData, training_args: CrossEncoderTrainingArguments) -> None:

@@ -30,3 +30,6 @@ MODEL_FILES = (
     "training_args.json",
 )
 """The publishable files of a saved model folder (sharded weights `model-*.safetensors` besides)."""
+
+FINGERPRINT_FILE = "run_fingerprint.json"
+"""What produced a checkpoint or model folder (hf_crossenc.fingerprint): resuming checks it."""
