@@ -220,7 +220,7 @@ def test_default_job_offline_without_data_exits_2_naming_the_fetch_command(tmp_p
     assert not out.exists() and not benchmarks.cache_root().exists()
 
 
-def test_a_failed_download_exits_2_naming_the_fetch_command(tmp_path, capsys, monkeypatch):
+def test_a_failed_download_exits_2_naming_the_fetch_command(tmp_path, capsys, monkeypatch, tiny_model_dir):
     monkeypatch.delenv("HF_HUB_OFFLINE")
 
     def unreachable(url: str) -> bytes:
@@ -228,7 +228,8 @@ def test_a_failed_download_exits_2_naming_the_fetch_command(tmp_path, capsys, mo
 
     monkeypatch.setattr(benchmarks, "download_bytes", unreachable)
     out = tmp_path / "out"
-    assert train_main(["--config", str(Path(__file__).parents[1] / "configs" / "msrp.yaml"), "--output_dir", str(out)]) == 2
+    config = str(Path(__file__).parents[1] / "configs" / "msrp.yaml")  # its base model (stage 1's output) replaced: the data is what fails
+    assert train_main(["--config", config, "--model_name_or_path", str(tiny_model_dir), "--output_dir", str(out)]) == 2
     err = capsys.readouterr().err
     assert "file ../shared/data/msrp/train.csv: file not found, and fetching MSRP into" in err and "could not download" in err
     assert "`hf-crossenc data fetch msrp --dest ../shared/data`" in err
