@@ -125,6 +125,32 @@ def detect_shape(table: Table, query_column: str | None = None, passage_column: 
     return "rows"
 
 
+def _add_list_rows(table: Table, rows: list[dict[str, Any]], group_of: Any, passage_column: str | None, label_column: str | None) -> None:
+    """The "lists" shape: each row's query with a list of passages and a list of 0/1 labels of the same length."""
+    passages_col = _pick(table, passage_column, PASSAGE_LIST_CANDIDATES)
+    labels_col = _pick(table, label_column, LABEL_LIST_CANDIDATES)
+    if labels_col is None:
+        raise DataError(
+            f"a passages list column {passages_col!r} but no labels list column (looked for {', '.join(LABEL_LIST_CANDIDATES)}).",
+            source=table.source,
+            hint="Add a 'labels' list of 0/1 of the same length, or set --label_column.",
+        )
+    for i, row in enumerate(rows):
+        passages, labels = row.get(passages_col), row.get(labels_col)
+        if not isinstance(passages, list | tuple | np.ndarray) or not isinstance(labels, list | tuple | np.ndarray):
+            raise DataError(
+                f"{passages_col!r} and {labels_col!r} must both be lists.", source=table.source, row=table.locate(i), column=labels_col
+            )
+        if len(passages) != len(labels):
+            raise DataError(
+                f"{len(passages)} passages but {len(labels)} labels.", source=table.source, row=table.locate(i), column=labels_col
+            )
+        group = group_of(i)
+        for k, (passage, label) in enumerate(zip(passages, labels)):
+            text = check_text(passage, table, i, f"{passages_col}[{k}]")
+            group.add(text, _relevance(label, table, i, labels_col, k))
+
+
 def read_groups(
     table: Table,
     *,
@@ -156,28 +182,7 @@ def read_groups(
         return groups[query]
 
     if shape == "lists":
-        passages_col = _pick(table, passage_column, PASSAGE_LIST_CANDIDATES)
-        labels_col = _pick(table, label_column, LABEL_LIST_CANDIDATES)
-        if labels_col is None:
-            raise DataError(
-                f"a passages list column {passages_col!r} but no labels list column (looked for {', '.join(LABEL_LIST_CANDIDATES)}).",
-                source=table.source,
-                hint="Add a 'labels' list of 0/1 of the same length, or set --label_column.",
-            )
-        for i, row in enumerate(rows):
-            passages, labels = row.get(passages_col), row.get(labels_col)
-            if not isinstance(passages, list | tuple | np.ndarray) or not isinstance(labels, list | tuple | np.ndarray):
-                raise DataError(
-                    f"{passages_col!r} and {labels_col!r} must both be lists.", source=table.source, row=table.locate(i), column=labels_col
-                )
-            if len(passages) != len(labels):
-                raise DataError(
-                    f"{len(passages)} passages but {len(labels)} labels.", source=table.source, row=table.locate(i), column=labels_col
-                )
-            group = group_of(i)
-            for k, (passage, label) in enumerate(zip(passages, labels)):
-                text = check_text(passage, table, i, f"{passages_col}[{k}]")
-                group.add(text, _relevance(label, table, i, labels_col, k))
+        _add_list_rows(table, rows, group_of, passage_column, label_column)
     elif shape == "positive_negatives":
         pos_col = _pick(table, None, POSITIVE_CANDIDATES)
         neg_cols = _negative_columns(table)
