@@ -149,6 +149,23 @@ class DataArguments:
         metadata={"help": "Classification: comma-separated class names in id order (default: sorted)."},
     )
 
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Train from a stream read row by row (a .csv, .tsv, .jsonl or .parquet --train_file, or --dataset_name with "
+            "datasets' streaming) instead of reading the training split into memory first: for training data larger than "
+            "memory or the disk cache. Needs --max_steps; each bad row stops training with its file, row and column. "
+            "Validation and test splits are still read whole. See docs/data.md, Streaming."
+        },
+    )
+    shuffle_buffer_size: int = field(
+        default=10000,
+        metadata={
+            "help": "With --streaming: pairs are drawn at random (seeded by --seed) from a buffer of this many pairs read ahead "
+            "of training; 0 = the stream's own order."
+        },
+    )
+
     @property
     def has_data(self) -> bool:
         return bool(self.dataset_name or self.train_file)
@@ -169,6 +186,25 @@ class DataArguments:
         for flag in ("max_train_samples", "max_eval_samples"):
             if getattr(self, flag) is not None and getattr(self, flag) < 1:
                 raise ConfigError(f"--{flag} must be at least 1, got {getattr(self, flag)}.")
+        if self.streaming:
+            self._check_streaming(task)
+
+    def _check_streaming(self, task: str) -> None:
+        """What a stream cannot serve: the rest (--max_steps, teachers, soups) is checked by `hf_crossenc.streaming`."""
+        if task == "reranking":
+            raise ConfigError("--streaming cannot be combined with --task reranking: its examples are whole queries' passage lists.")
+        if str(self.label_scale or "").strip().lower() == "auto":
+            raise ConfigError(
+                "--streaming cannot be combined with --label_scale auto: the scale would need every training label first; give "
+                "it as LOW,HIGH (e.g. --label_scale 0,5), or leave it out for labels in [0, 1]."
+            )
+        if task == "classification" and not self.class_names:
+            raise ConfigError(
+                "--streaming with --task classification needs --class_names (e.g. 0,1 or entailment,neutral,contradiction): "
+                "the classes cannot be collected from the whole stream first."
+            )
+        if self.train_pair_order == "both":
+            raise ConfigError("--streaming cannot be combined with --train_pair_order both (every pair twice); use swap or none.")
 
 
 @dataclass

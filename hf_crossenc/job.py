@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sized
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from .modeling import (
 from .publish import check_push_to_hub
 from .recipes import run_rounds, run_soup, soup_member_summary
 from .results import CrossEncoderJobResult
+from .streaming import check_streaming, load_streaming_task_data, output_entries, removed_on_data_error
 from .task_data import TaskData, load_task_data
 from .trainer import CrossEncoderTrainer
 from .training_args import CrossEncoderTrainingArguments, configure_cpu_threads, split_list
@@ -91,6 +93,7 @@ def check_arguments(
     data_args.check(task)
     teacher_args.check(task, training_args.loss)
     model_args.check(task)
+    check_streaming(data_args, teacher_args, training_args)  # --streaming: --max_steps, and what a stream cannot serve
 
 
 def train_once(
@@ -107,7 +110,7 @@ def train_once(
     fingerprint = run_fingerprint(model_args, data_args, teacher_args, training_args)  # as recipes compute it for reuse
     check_arguments(model_args, data_args, teacher_args, training_args)
     check_resume(training_args, fingerprint)  # --resume continues only a run of the same fingerprint
-    data = load_task_data(data_args, training_args.task, teacher_args.silver_file)
+    data = read_data(data_args, teacher_args, training_args)
     choose_loss(data, training_args)
     threads = configure_cpu_threads(training_args.cpu_threads)
     set_seed(training_args.seed)
@@ -115,12 +118,13 @@ def train_once(
     check_max_length(model_path, model_args.max_length)  # the model's config only: before the weights load
     tokenizer = load_tokenizer(model_path)
     model, semantics = load_model(model_path, model_args, data, training_args)
-    train_dataset, callbacks = build_train_dataset(data, data_args, teacher_args, training_args, tokenizer, model_args.max_length)
+    train_dataset, callbacks = training_examples(data, data_args, teacher_args, training_args, tokenizer, model_args.max_length)
     eval_dataset = data.splits["validation"].dataset if "validation" in data.splits else None
     if eval_dataset is None and training_args.eval_strategy != "no":
         raise ConfigError("no validation split: pass --validation_file (or --validation_split), or --eval_strategy no.")
     if training_args.overwrite_output_dir and not training_args.resume:  # all checked: the earlier run goes
         clear_overwritten(model_args, teacher_args, training_args)
+    written_before = output_entries(training_args.output_dir)  # a bad streamed row removes what the run wrote after this
     collator = CrossEncoderDataCollator(
         tokenizer, max_length=model_args.max_length, pad_to_multiple_of=model_args.pad_to_multiple_of or None
     )
@@ -141,7 +145,8 @@ def train_once(
     if trainer.hub_model_id:
         card.model_id = trainer.hub_model_id  # full NAME/REPO as created by Trainer.init_hf_repo
     log_start(data, train_dataset, training_args, threads, trainer.accelerator.mixed_precision)
-    train_output, train_seconds = fit(trainer, training_args)
+    with removed_on_data_error(training_args.output_dir, written_before, trainer.is_world_process_zero()):
+        train_output, train_seconds = fit(trainer, training_args)
     averaging = trainer.weight_average
     if averaging is not None and averaging.steps:
         card.best_step, card.averaged_steps = None, list(averaging.steps)
@@ -155,7 +160,7 @@ def train_once(
     if trainer.is_world_process_zero():
         metrics = evaluate_saved_model(training_args.output_dir, data, trainer)
     trainer.accelerator.wait_for_everyone()
-    run = run_record(model_args, data_args, teacher_args, training_args, data, trainer, len(train_dataset))
+    run = run_record(model_args, data_args, teacher_args, training_args, data, trainer, sized(train_dataset))
     run.update(
         cpu_threads_per_process=threads,
         cpu_kernel_caches=kernel_caches or None,  # --cpu_kernel_cache: the oneDNN / ideep capacities in effect
@@ -168,6 +173,27 @@ def train_once(
         result.run["distill_rounds"] = [*earlier_rounds, {"round": len(earlier_rounds) + 1, **result.metrics}]
     write_results(trainer, card, result, train_seconds)
     return result
+
+
+def read_data(data_args: DataArguments, teacher_args: TeacherArguments, training_args: CrossEncoderTrainingArguments) -> TaskData:
+    """Every split read and validated; with --streaming the training split is a stream, checked row by row as read."""
+    if data_args.streaming:
+        return load_streaming_task_data(data_args, training_args.task, training_args.seed)
+    return load_task_data(data_args, training_args.task, teacher_args.silver_file)
+
+
+def training_examples(
+    data: TaskData,
+    data_args: DataArguments,
+    teacher_args: TeacherArguments,
+    training_args: CrossEncoderTrainingArguments,
+    tokenizer: Any,
+    max_length: int,
+) -> tuple[Any, list[Any]]:
+    """The training dataset and its callbacks (`build_train_dataset`); --streaming: the stream's buffer-shuffled pairs."""
+    if data_args.streaming:
+        return data.splits["train"].dataset, []
+    return build_train_dataset(data, data_args, teacher_args, training_args, tokenizer, max_length)
 
 
 def clear_overwritten(model_args: ModelArguments, teacher_args: TeacherArguments, training_args: CrossEncoderTrainingArguments) -> None:
@@ -236,14 +262,20 @@ def load_model(
     return model, semantics
 
 
+def sized(dataset: Any) -> int | None:
+    """The examples of a training epoch; None for a stream (--streaming), whose length is unknown."""
+    return len(dataset) if isinstance(dataset, Sized) else None
+
+
 def log_start(data: TaskData, train_dataset: Any, training_args: CrossEncoderTrainingArguments, threads: int, precision: str) -> None:
     world = training_args.world_size
     unit = f"groups of {training_args.train_group_size} passages" if training_args.loss == "listwise" else "examples"
+    size = sized(train_dataset)
     logger.info(
-        "%s: training on %d pairs (%d %s per epoch) | %d process(es) x %d CPU thread(s) | global batch %d | loss %s | mixed precision %s",
+        "%s: training on %s (%s %s per epoch) | %d process(es) x %d CPU thread(s) | global batch %d | loss %s | mixed precision %s",
         data.task,
-        len(data.splits["train"]),
-        len(train_dataset),
+        "a stream of pairs" if size is None else f"{len(data.splits['train'])} pairs",
+        "?" if size is None else size,
         unit,
         world,
         threads,
@@ -336,7 +368,7 @@ def run_record(
     training_args: CrossEncoderTrainingArguments,
     data: TaskData,
     trainer: CrossEncoderTrainer,
-    examples_per_epoch: int,
+    examples_per_epoch: int | None,
 ) -> dict[str, Any]:
     """How the model was trained, for results.json (the keys of `RUN_KEYS` known once training is over). results.json is
     published with the model: local paths (base model, teachers, silver files, checkpoint) are named by their last

@@ -89,6 +89,7 @@ RANGES: dict[str, Rule] = {
     # DataArguments
     "max_train_samples": Rule(low=1, none=True),
     "max_eval_samples": Rule(low=1, none=True),
+    "shuffle_buffer_size": Rule(low=1, also=(0,), note="or 0: the stream's own order"),
     # TeacherArguments
     "teacher_weight": Rule(**_FRACTION, none=True),
     "silver_pairs": Rule(low=0, none=True),
