@@ -26,6 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_profile import cpu_description, describe  # noqa: E402
+
 
 def load_stsb(path: Path, limit: int | None) -> tuple[list[tuple[str, str]], list[float]]:
     with path.open(newline="", encoding="utf-8") as f:
@@ -52,7 +55,15 @@ def timed(fn, repeats: int) -> tuple[float, list[float], object]:
     return statistics.median(times), times, result
 
 
+def peer_bf16(args: argparse.Namespace) -> bool:
+    """The peer at its best user-settable setting: bf16 where the CPU computes it natively, unless --peer_fp32."""
+    from hf_crossenc.training_args import bf16_is_fast
+
+    return not args.peer_fp32 and bf16_is_fast(use_cpu=True)
+
+
 def run_peer(args: argparse.Namespace, work: Path) -> dict:
+    import torch
     from datasets import Dataset
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
@@ -68,20 +79,23 @@ def run_peer(args: argparse.Namespace, work: Path) -> dict:
     set_seed(args.seed)
     model = CrossEncoder(str(bundled_model_path()), num_labels=1, max_length=args.max_length)
     train = Dataset.from_dict({"sentence1": [a for a, _ in pairs], "sentence2": [b for _, b in pairs], "label": labels})
+    bf16 = peer_bf16(args)  # what its docs tell a user who wants speed: bf16=True (use_cpu=True on a CPU-only machine)
     targs = CrossEncoderTrainingArguments(
         output_dir=str(work / "peer"), num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size,
         learning_rate=args.learning_rate, warmup_steps=0.1, seed=args.seed, save_strategy="no", eval_strategy="no",
-        report_to="none", logging_steps=100, disable_tqdm=True,
+        report_to="none", logging_steps=100, disable_tqdm=True, bf16=bf16, use_cpu=bf16,
     )  # fmt: skip
     trainer = CrossEncoderTrainer(model=model, args=targs, train_dataset=train, loss=BinaryCrossEntropyLoss(model))
     start = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - start
+    if bf16:  # bf16 weights for scoring: the fastest inference a user of the peer gets on this CPU
+        model.to(torch.bfloat16)
     predict_s, predict_times, scores = timed(
         lambda: model.predict(test_pairs, batch_size=args.predict_batch_size, show_progress_bar=False), args.predict_repeats
     )
     return {"train_s": train_s, "train_examples": len(pairs) * args.epochs, "predict_s": predict_s,
-            "predict_times_s": predict_times, "predict_pairs": len(test_pairs),
+            "predict_times_s": predict_times, "predict_pairs": len(test_pairs), "bf16": bf16,
             "test_spearman": spearman(scores, test_labels), "test_scores": [float(x) for x in scores],
             "test_labels": test_labels}  # fmt: skip
 
@@ -104,40 +118,55 @@ def run_ours(args: argparse.Namespace, work: Path) -> dict:
     model_args, data_args, teacher_args, training_args = parse_job_arguments(flags)
     run = train(model_args, data_args, training_args, teacher_args).run
     test_pairs, test_labels = load_stsb(args.data_dir / "test.csv", args.max_eval_samples)
-    predictor = CrossEncoderPredictor.from_pretrained(out)
-    predict_s, predict_times, scores = timed(
-        lambda: predictor.predict(test_pairs, batch_size=args.predict_batch_size), args.predict_repeats
+    exact = CrossEncoderPredictor.from_pretrained(out, precision="fp32")
+    predict_fp32_s, predict_fp32_times, exact_scores = timed(
+        lambda: exact.predict(test_pairs, batch_size=args.predict_batch_size), args.predict_repeats
     )
-    fast = CrossEncoderPredictor.from_pretrained(out, precision="bf16")
-    predict_bf16_s, predict_bf16_times, fast_scores = timed(
-        lambda: fast.predict(test_pairs, batch_size=args.predict_batch_size), args.predict_repeats
-    )
-    train_pairs, _ = load_stsb(args.data_dir / "train.csv", args.max_train_samples)
-    enc = predictor.tokenizer([a for a, _ in train_pairs], [b for _, b in train_pairs], truncation=True, max_length=args.max_length)
-    real_tokens = sum(len(ids) for ids in enc["input_ids"]) * args.epochs
-    test_enc = predictor.tokenizer([a for a, _ in test_pairs], [b for _, b in test_pairs], truncation=True, max_length=args.max_length)
-    test_tokens = sum(len(ids) for ids in test_enc["input_ids"])
-    params = sum(p.numel() for n, p in predictor.model.named_parameters() if "embeddings" not in n)
-    return {"train_s": run["train_runtime_s"], "train_examples": run["train_examples_per_epoch"] * args.epochs,
-            "predict_s": predict_s, "predict_times_s": predict_times, "predict_pairs": len(test_pairs),
-            "test_spearman": spearman(scores, test_labels), "predict_bf16_s": predict_bf16_s,
-            "predict_bf16_times_s": predict_bf16_times, "test_spearman_bf16": spearman(fast_scores, test_labels),
-            "train_gflops": 6 * params * real_tokens / 1e9, "real_tokens": real_tokens, "non_embedding_params": params,
-            "predict_gflops": 2 * params * test_tokens / 1e9, "test_scores": [float(x) for x in scores]}  # fmt: skip
+    fast = CrossEncoderPredictor.from_pretrained(out, precision=args.ours_precision)
+    predict_s, predict_times, scores = timed(lambda: fast.predict(test_pairs, batch_size=args.predict_batch_size), args.predict_repeats)
+    train_pairs, train_labels = load_stsb(args.data_dir / "train.csv", args.max_train_samples)
+    train_lengths = token_lengths(exact.tokenizer, train_pairs, args.max_length)
+    test_lengths = sorted(token_lengths(exact.tokenizer, test_pairs, args.max_length))
+    result = {"train_s": run["train_runtime_s"], "train_examples": run["train_examples_per_epoch"] * args.epochs,
+              "predict_s": predict_s, "predict_times_s": predict_times, "predict_pairs": len(test_pairs),
+              "precision": fast.precision, "test_spearman": spearman(scores, test_labels),
+              "predict_fp32_s": predict_fp32_s, "predict_fp32_times_s": predict_fp32_times,
+              "test_spearman_fp32": spearman(exact_scores, test_labels),
+              "real_tokens": sum(train_lengths) * args.epochs, "test_tokens": sum(test_lengths),
+              "test_scores": [float(x) for x in scores]}  # fmt: skip
+    return result
 
 
-def matmul_peak(threads: int, dtype_name: str, size: int = 2048, repeats: int = 8) -> float:
-    """Measured GFLOP/s of a square matmul (the machine's practical peak for this dtype and thread count)."""
-    import torch
+def token_lengths(tokenizer, pairs: list[tuple[str, str]], max_length: int) -> list[int]:
+    enc = tokenizer([a for a, _ in pairs], [b for _, b in pairs], truncation=True, max_length=max_length)
+    return [len(ids) for ids in enc["input_ids"]]
 
-    torch.set_num_threads(threads)
-    dtype = getattr(torch, dtype_name)
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    torch.matmul(a, b)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        torch.matmul(a, b)
-    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+def run_profile(args: argparse.Namespace, work: Path) -> dict:
+    """The real-shape ceilings of scoring (the test pairs in length-sorted batches, as predict runs them) and of training
+    (forward + backward products over the epoch's batches), and op profiles of both passes, on the bundled MiniLM (its
+    speed does not depend on its weights), in a process of its own so that the other sides' peak RSS is their own."""
+    from bench_profile import linear_ceiling, linear_shapes, profile_inference, profile_training
+
+    from hf_crossenc import CrossEncoderPredictor
+    from hf_crossenc.modeling import bundled_model_path
+
+    predictor = CrossEncoderPredictor.from_pretrained(bundled_model_path(), precision=args.ours_precision)
+    test_pairs, _ = load_stsb(args.data_dir / "test.csv", args.max_eval_samples)
+    train_pairs, train_labels = load_stsb(args.data_dir / "train.csv", args.max_train_samples)
+    test_lengths = sorted(token_lengths(predictor.tokenizer, test_pairs, args.max_length))
+    train_lengths = token_lengths(predictor.tokenizer, train_pairs, args.max_length)
+    shapes = linear_shapes(predictor.model)
+    size, batch = args.predict_batch_size, args.batch_size
+    predict_batches = [sum(test_lengths[i : i + size]) for i in range(0, len(test_lengths), size)]
+    train_batches = [sum(train_lengths[i : i + batch]) for i in range(0, len(train_lengths), batch)] * max(1, round(args.epochs))
+    return {
+        "linear_shapes": {f"{k[0]}x{k[1]}": v for k, v in shapes.items()},
+        "inference_ceiling": linear_ceiling(shapes, predict_batches, passes=1),
+        "training_ceiling": linear_ceiling(shapes, train_batches, passes=3),
+        "inference": profile_inference(predictor, test_pairs, size),
+        "training": profile_training(bundled_model_path(), train_pairs, train_labels, batch, args.learning_rate, work),
+    }
 
 
 def side_main(args: argparse.Namespace) -> None:
@@ -146,7 +175,7 @@ def side_main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="hf_crossenc_bench_") as tmp:
         started = time.perf_counter()
-        result = (run_peer if args.side == "peer" else run_ours)(args, Path(tmp))
+        result = {"peer": run_peer, "ours": run_ours, "profile": run_profile}[args.side](args, Path(tmp))
         result["wall_s"] = time.perf_counter() - started
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("@@BENCH@@" + json.dumps(result), flush=True)
@@ -158,15 +187,16 @@ def launch_side(side: str, argv: list[str]) -> dict:
         sys.exit(f"{side} side failed:\n{proc.stderr[-4000:]}")
     line = next(ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("@@BENCH@@"))
     result = json.loads(line[len("@@BENCH@@") :])
+    if side == "profile":
+        return result
     result["samples_per_s"] = result["train_examples"] / result["train_s"]
     result["pairs_per_s"] = result["predict_pairs"] / result["predict_s"]
-    if "predict_bf16_s" in result:
-        result["pairs_per_s_bf16"] = result["predict_pairs"] / result["predict_bf16_s"]
-        result["train_gflop_per_s"] = result["train_gflops"] / result["train_s"]
+    if "predict_fp32_s" in result:
+        result["pairs_per_s_fp32"] = result["predict_pairs"] / result["predict_fp32_s"]
     return result
 
 
-SPEEDS = ("samples_per_s", "pairs_per_s", "pairs_per_s_bf16", "train_gflop_per_s", "wall_s")
+SPEEDS = ("samples_per_s", "pairs_per_s", "pairs_per_s_fp32", "wall_s")
 
 
 def combine(rounds: list[dict]) -> dict:
@@ -179,7 +209,7 @@ def combine(rounds: list[dict]) -> dict:
         if key in result:
             result[key] = statistics.median(r[key] for r in rounds)
     result["peak_rss_mb"] = max(r["peak_rss_mb"] for r in rounds)
-    keep = (*SPEEDS, "peak_rss_mb", "test_spearman", "test_spearman_bf16")
+    keep = (*SPEEDS, "peak_rss_mb", "test_spearman", "test_spearman_fp32")
     result["rounds"] = [{k: r[k] for k in keep if k in r} for r in rounds]
     return result
 
@@ -203,27 +233,31 @@ def quality_difference(peer: dict, ours: dict, resamples: int = 1000) -> dict:
 
 
 def report(results: dict[str, dict], output: Path, plot: Path | None) -> None:
+    peer, ours = results.get("sentence-transformers"), results["hf_crossenc"]
+    print(f"CPU: {describe(results['cpu'])}")
+    if peer:
+        print(f"peer: sentence-transformers CrossEncoderTrainer {'bf16=True, use_cpu=True; bf16 weights for predict' if peer['bf16'] else 'fp32 (--peer_fp32 or no native bf16)'}; "
+              f"hf_crossenc: its defaults, predict precision={ours['precision']}")  # fmt: skip
     rows = [("training samples/s", "samples_per_s", "samples_per_s", True),
             ("inference pairs/s", "pairs_per_s", "pairs_per_s", True),
-            ("inference pairs/s, ours bf16", "pairs_per_s", "pairs_per_s_bf16", True),
+            ("inference pairs/s, ours fp32", "pairs_per_s", "pairs_per_s_fp32", True),
             ("wall time (s)", "wall_s", "wall_s", False), ("peak RSS (MB)", "peak_rss_mb", "peak_rss_mb", False),
             ("test Spearman", "test_spearman", "test_spearman", None),
-            ("test Spearman, ours bf16", "test_spearman", "test_spearman_bf16", None)]  # fmt: skip
-    peer, ours = results.get("sentence-transformers"), results["hf_crossenc"]
+            ("test Spearman, ours fp32 scoring", "test_spearman", "test_spearman_fp32", None)]  # fmt: skip
     if peer:
         results["test_spearman_difference"] = quality_difference(peer, ours)
     for side in (peer, ours):  # the per-pair scores served the comparison; the report keeps the summaries
         for key in ("test_scores", "test_labels"):
             (side or {}).pop(key, None)
-    print(f"{'metric':<30} {'sentence-transformers':>22} {'hf_crossenc':>12} {'ratio':>8}")
+    print(f"{'metric':<34} {'sentence-transformers':>22} {'hf_crossenc':>12} {'ratio':>8}")
     for label, peer_key, key, higher_better in rows:
         p = peer[peer_key] if peer else float("nan")
         o = ours[key]
         ratio = "" if higher_better is None or not peer else f"{(o / p if higher_better else p / o):.2f}x"
-        print(f"{label:<30} {p:>22.4f} {o:>12.4f} {ratio:>8}")
+        print(f"{label:<34} {p:>22.4f} {o:>12.4f} {ratio:>8}")
     if peer and len(ours.get("rounds", [])) > 1:
-        for label, peer_key, key in (("training", "samples_per_s", "samples_per_s"), ("bf16 inference", "pairs_per_s", "pairs_per_s_bf16")):
-            per_round = [o[key] / p[peer_key] for p, o in zip(peer["rounds"], ours["rounds"])]
+        for label, key in (("training", "samples_per_s"), ("inference", "pairs_per_s")):
+            per_round = [o[key] / p[key] for p, o in zip(peer["rounds"], ours["rounds"])]
             print(
                 f"{label} ratio by round: "
                 + ", ".join(f"{r:.2f}x" for r in per_round)
@@ -237,22 +271,8 @@ def report(results: dict[str, dict], output: Path, plot: Path | None) -> None:
             f"(95% bootstrap interval {low:+.4f} to {high:+.4f}; ours higher in {diff['share_above_zero']:.1%} of "
             f"{diff['resamples']} resamples)"
         )
-    peaks = results.get("matmul_peak_gflops", {})
-    if peaks:
-        share = ours["train_gflop_per_s"] / peaks["bfloat16"]
-        print(
-            f"compute: {ours['train_gflop_per_s']:.1f} GFLOP/s achieved in training (6 x {ours['non_embedding_params'] / 1e6:.1f}M "
-            f"non-embedding params x {ours['real_tokens']} real tokens / train time) = {share:.1%} of the measured bf16 matmul peak "
-            f"({peaks['bfloat16']:.0f} GFLOP/s; fp32 {peaks['float32']:.0f})"
-        )
-        # Ceilings: the speed if every FLOP ran at the measured bf16 matmul peak (attention, norms, optimizer free).
-        train_ceiling = ours["train_examples"] / (ours["train_gflops"] / peaks["bfloat16"])
-        predict_ceiling = ours["predict_pairs"] / (ours["predict_gflops"] / peaks["bfloat16"])
-        ours["train_ceiling_samples_per_s"], ours["predict_ceiling_pairs_per_s"] = train_ceiling, predict_ceiling
-        line = f"ceilings at the bf16 matmul peak: training {train_ceiling:.0f} samples/s, inference {predict_ceiling:.0f} pairs/s"
-        if peer:
-            line += f" (= {train_ceiling / peer['samples_per_s']:.2f}x / {predict_ceiling / peer['pairs_per_s']:.2f}x the peer)"
-        print(line)
+    if "profile" in ours:
+        print_profile(ours, peer)
     output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written {output}")
     if plot is not None and peer:
@@ -268,6 +288,30 @@ def report(results: dict[str, dict], output: Path, plot: Path | None) -> None:
         fig.tight_layout()
         fig.savefig(plot)
         print(f"written {plot}")
+
+
+def print_profile(ours: dict, peer: dict | None) -> None:
+    """The real-shape ceilings (a pass bound by its linear layers' matrix products alone, at their measured bf16
+    GFLOP/s) against the measured speeds, and where the time of each pass goes."""
+    prof = ours["profile"]
+    for name, ceiling_key, count, seconds_key, unit in (
+        ("inference", "inference_ceiling", ours["predict_pairs"], "predict_s", "pairs/s"),
+        ("training", "training_ceiling", ours["train_examples"], "train_s", "samples/s"),
+    ):
+        ceiling = prof[ceiling_key]
+        limit = count / ceiling["seconds"]
+        ours[f"{name}_ceiling_per_s"] = limit
+        achieved = ceiling["gflops"] / ours[seconds_key]
+        line = (f"{name} ceiling (linear layers alone at their measured bf16 rate, {ceiling['gflop_per_s']:.0f} GFLOP/s): "
+                f"{limit:.0f} {unit}; ours {count / ours[seconds_key]:.0f} = {count / ours[seconds_key] / limit:.1%} of it "
+                f"({achieved:.0f} GFLOP/s in the linear layers)")  # fmt: skip
+        if peer:
+            line += f"; the peer {count / peer[seconds_key] / limit:.1%}"
+        print(line)
+        split = prof[name]
+        print(f"  {name} profile ({split['wall_s']:.2f} s profiled): matrix products {split['matmul_share']:.1%}, "
+              f"other ops {split['other_ops_share']:.1%}, outside ops {split['outside_ops_share']:.1%}; top: "
+              + ", ".join(f"{k} {v:.1%}" for k, v in split["top_ops"][:5]))  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -288,10 +332,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_eval_samples", type=int, default=None)
     parser.add_argument("--quick", action="store_true", help="smoke run: 256 training pairs, 256 test pairs")
     parser.add_argument("--skip_peer", action="store_true", help="only run hf_crossenc")
+    parser.add_argument(
+        "--peer_fp32", action="store_true", help="train and score the peer in fp32 (default: bf16 where the CPU computes it natively)"
+    )
+    parser.add_argument("--ours_precision", choices=["fp32", "bf16", "auto"], default="auto", help="our predict precision (default: auto)")
+    parser.add_argument("--skip_profile", action="store_true", help="no ceilings or op profiles (faster)")
     parser.add_argument("--ours_flags", default="", help="extra scripts/train.py flags for our side, e.g. '--freeze_embeddings true'")
     parser.add_argument("--output", type=Path, default=Path("bench_results.json"))
     parser.add_argument("--plot", type=Path, default=None, help="the bar plot (default: beside --output, as .png)")
-    parser.add_argument("--side", choices=["peer", "ours"], default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=["peer", "ours", "profile"], default=None, help=argparse.SUPPRESS)
     return parser
 
 
@@ -315,7 +364,9 @@ def main() -> None:
             rounds["sentence-transformers"].append(launch_side("peer", argv))
         rounds["hf_crossenc"].append(launch_side("ours", argv))
     results = {side: combine(runs) for side, runs in rounds.items() if runs}
-    results["matmul_peak_gflops"] = {name: matmul_peak(args.threads, name) for name in ("float32", "bfloat16")}
+    results["cpu"] = cpu_description()
+    if not args.skip_profile:
+        results["hf_crossenc"]["profile"] = launch_side("profile", argv)
     report(results, args.output, args.plot or args.output.with_suffix(".png"))
 
 

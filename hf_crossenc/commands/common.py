@@ -47,24 +47,32 @@ finite_float = _number_type(float, lambda v: True, "a finite number")
 probability = _number_type(float, lambda v: 0 < v < 1, "a number between 0 and 1 (exclusive)")
 
 
-def add_column_flags(parser: argparse.ArgumentParser) -> None:
+def add_column_flags(parser: argparse.ArgumentParser, precision: str = "auto") -> None:
     """`--text_a_column`, `--text_b_column`, then the model flags (`add_model_flags`)."""
     parser.add_argument("--text_a_column", default=None, help="first text column (default: auto-detect)")
     parser.add_argument("--text_b_column", default=None, help="second text column (default: auto-detect)")
-    add_model_flags(parser)
+    add_model_flags(parser, precision)
 
 
-def add_model_flags(parser: argparse.ArgumentParser) -> None:
-    """How a trained cross-encoder is loaded: `--trust_pickle_weights`, `--precision`, `--cpu_kernel_cache`."""
+PRECISION_HELP = {
+    "auto": "auto (default: bf16 where the hardware computes it natively — AVX512-BF16/AMX CPUs, bf16 GPUs — else fp32), "
+    "bf16 (weights and forward in bf16: scores within ~1e-3 of fp32), or fp32 (the exact scores of plain transformers)",
+    "fp32": "fp32 (default: the exact scores of plain transformers, so the metrics reproduce the job's results.json), "
+    "bf16 (weights and forward in bf16: faster on AVX512-BF16/AMX CPUs and GPUs), or auto (bf16 where native)",
+}
+
+
+def add_model_flags(parser: argparse.ArgumentParser, precision: str = "auto") -> None:
+    """How a trained cross-encoder is loaded: `--trust_pickle_weights`, `--precision` (default `precision`: `auto` for
+    predict and rank, where speed counts; `fp32` for evaluate, whose metrics must reproduce results.json), `--cpu_kernel_cache`."""
     parser.add_argument(
         "--trust_pickle_weights", action="store_true", help="allow a model stored as pickle (pytorch_model.bin): unpickling can run code"
     )
     parser.add_argument(
         "--precision",
         choices=["fp32", "bf16", "auto"],
-        default="fp32",
-        help="fp32 (default: the exact scores of plain transformers), bf16 (weights and forward in bf16: faster on AVX512-BF16/AMX CPUs and GPUs), "
-        "or auto (bf16 where native)",
+        default=precision,
+        help=PRECISION_HELP[precision],
     )
     parser.add_argument(
         "--cpu_kernel_cache",

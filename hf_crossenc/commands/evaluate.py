@@ -19,7 +19,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("model", help="trained model folder or Hub id")
     parser.add_argument("data", help="labelled pairs (.csv/.tsv/.json/.jsonl/.parquet)")
-    add_column_flags(parser)
+    add_column_flags(parser, precision="fp32")
     parser.add_argument("--label_column", default=None, help="label column (default: auto-detect)")
     parser.add_argument("--label_scale", default=None, help="raw label range, e.g. '0,5' (default: the scale the model was trained with)")
     parser.add_argument("--batch_size", type=positive_int, default=64, help="pairs per batch (default: 64)")
