@@ -327,12 +327,24 @@ class CrossEncoderTrainer(Trainer):
         logger.info("pushed to %s (%s)", result.repo_url, "new commit" if result.changed else "no changes")
         return result
 
+    def _card_model(self, output_dir: str) -> nn.Module | None:
+        """The model that scores the card's examples. Under FSDP or DeepSpeed the parameters are sharded across the ranks
+        and only the main process writes the card: a forward there alone would wait forever for the other ranks'
+        all-gathers, so the full copy just saved to `output_dir` scores them, on CPU (None: no weights saved there)."""
+        if not (self.is_fsdp_enabled or self.is_deepspeed_enabled):
+            return self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+        if not any(Path(output_dir, name).is_file() for name in ("model.safetensors", "model.safetensors.index.json")):
+            return None
+        from transformers import AutoModelForSequenceClassification
+
+        return AutoModelForSequenceClassification.from_pretrained(output_dir, device_map="cpu")
+
     def write_model_card(self, output_dir: str) -> None:
         """Score the card's example pairs with the current model and render README.md + plots (main process)."""
         if not self.args.should_save or self.model_card is None:
             return
-        if self.card_examples:
-            model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+        model = self._card_model(output_dir) if self.card_examples else None
+        if model is not None:
             was_training = model.training
             model.eval()
             pairs = [(ex["text_a"], ex["text_b"]) for ex in self.card_examples]

@@ -452,6 +452,10 @@ def test_shipped_accelerate_configs_load():
         "single_gpu_bf16.yaml": ("NO", 1, 1),
         "multi_gpu_ddp.yaml": ("MULTI_GPU", 4, 1),
         "multi_node.yaml": ("MULTI_GPU", 8, 2),
+        "multi_node_cpu.yaml": ("MULTI_GPU", 2, 2),  # these four: also run or checked in tests/test_distributed.py
+        "fsdp.yaml": ("FSDP", 4, 1),
+        "deepspeed_zero2.yaml": ("DEEPSPEED", 4, 1),
+        "deepspeed_zero3.yaml": ("DEEPSPEED", 4, 1),
     }
     files = sorted(p.name for p in (REPO / "configs" / "accelerate").glob("*.yaml"))
     assert files == sorted(expected)
