@@ -19,7 +19,9 @@ from .tasks import FINGERPRINT_FILE, MODEL_FILES
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
-TORCH_STATE_FILES = ("optimizer.pt", "scheduler.pt", "rng_state.pth")
+TORCH_STATE_FILES = ("optimizer.pt", "scheduler.pt", "rng_state.pth", "optimizer.bin", "pytorch_model_fsdp.bin")
+OPTIMIZER_FILES = ("optimizer.pt", "optimizer.bin")
+"""The optimizer state of a checkpoint: Trainer's own, or accelerate's under FSDP (FULL_STATE_DICT)."""
 AVERAGE_FILE = "weight_average.safetensors"  # the running sum of --average_checkpoints (hf_crossenc.averaging)
 RUN_FILES = (*MODEL_FILES, "results.json", FINGERPRINT_FILE)
 """Files a run writes into its output folder (removed by --overwrite_output_dir; other files stay)."""
@@ -59,7 +61,7 @@ def checkpoint_problem(folder: Path, averaged: bool = False) -> str | None:
         path = folder / name
         if path.exists() and not zipfile.is_zipfile(path):
             return f"{name} is truncated"
-    if not (folder / "optimizer.pt").exists():
+    if not any((folder / name).exists() for name in OPTIMIZER_FILES):
         return "optimizer.pt is missing"
     average = folder / AVERAGE_FILE
     if averaged and not (average.is_file() and _safetensors_ok(average)):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -156,19 +157,29 @@ def test_two_machines_on_one_host_match_one_machine(tmp_path, job, one_machine):
     )  # every rank's state lands in the shared checkpoints, as on one machine
 
 
-def test_fsdp_on_cpu_gathers_one_safetensors_file(tmp_path, job, one_machine):
+def fsdp_on_cpu(cwd: Path, job: list[str], out: Path, *extra: str) -> None:
+    """The job under configs/accelerate/fsdp.yaml on 2 CPU ranks (FSDP routed by FSDP_ON_CPU)."""
+    script = cwd / "fsdp_on_cpu.py"
+    script.write_text(FSDP_ON_CPU)
+    flags = ["--config_file", str(CONFIGS / "fsdp.yaml"), "--num_processes", "2", "--mixed_precision", "no",
+             "--fsdp_transformer_layer_cls_to_wrap", "BertLayer"]  # fmt: skip
+    run_together(cwd, [launch_command(flags, script, [*job, "--output_dir", str(out), *extra])])
+
+
+@pytest.fixture(scope="module")
+def fsdp_run(tmp_path_factory, job) -> Path:
+    cwd = tmp_path_factory.mktemp("fsdp")
+    fsdp_on_cpu(cwd, job, cwd / "out")
+    return cwd / "out"
+
+
+def test_fsdp_on_cpu_gathers_one_safetensors_file(fsdp_run, one_machine):
     """configs/accelerate/fsdp.yaml with 2 CPU ranks: the parameters are sharded (FSDP2) while training, and every
     checkpoint and the final model are gathered into one model.safetensors that from_pretrained loads - the same
     tensors as the DDP run's, bit for bit (fp32, 1 thread), and the same metrics."""
     from transformers import AutoModelForSequenceClassification
 
-    script = tmp_path / "fsdp_on_cpu.py"
-    script.write_text(FSDP_ON_CPU)
-    out = tmp_path / "out"
-    flags = ["--config_file", str(CONFIGS / "fsdp.yaml"), "--num_processes", "2", "--mixed_precision", "no",
-             "--fsdp_transformer_layer_cls_to_wrap", "BertLayer"]  # fmt: skip
-    run_together(tmp_path, [launch_command(flags, script, [*job, "--output_dir", str(out)])])
-
+    out = fsdp_run
     top_level = sorted(p.name for p in out.iterdir() if p.is_file())
     assert [name for name in top_level if "model" in name] == ["model.safetensors"], top_level
     checkpoints = sorted(out.glob("checkpoint-*"))
@@ -190,6 +201,62 @@ def test_fsdp_on_cpu_gathers_one_safetensors_file(tmp_path, job, one_machine):
     heading = "### Example scores"
     card, reference = (folder.joinpath("README.md").read_text() for folder in (out, one_machine))
     assert heading in card and card.split(heading)[1].split("###")[0] == reference.split(heading)[1].split("###")[0]
+
+
+@pytest.mark.slow
+def test_fsdp_checkpoint_resumes_to_the_same_model(tmp_path, job, fsdp_run):
+    """--resume from an FSDP checkpoint (accelerate's pytorch_model_fsdp.bin + optimizer.bin, no optimizer.pt)
+    continues the run: checkpoint-12 and the final metrics are those of the uninterrupted run."""
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copytree(fsdp_run / "checkpoint-6", out / "checkpoint-6")
+    shutil.copy(fsdp_run / "run_fingerprint.json", out)
+    fsdp_on_cpu(tmp_path, job, out, "--resume", "true")
+    assert_same_weights(out / "checkpoint-12" / "model.safetensors", fsdp_run / "checkpoint-12" / "model.safetensors")
+    assert_same_weights(out / "model.safetensors", fsdp_run / "model.safetensors")
+    resumed, uninterrupted = results(out), results(fsdp_run)
+    for split in ("validation", "test"):
+        assert resumed[split] == uninterrupted[split], split
+
+
+def test_fsdp_checkpoints_count_as_complete(tmp_path):
+    """accelerate's FSDP checkpoint (optimizer.bin instead of optimizer.pt) can be resumed from; either optimizer
+    file missing or truncated still cannot."""
+    import torch
+    from safetensors.torch import save_file
+
+    from hf_crossenc.checkpoints import checkpoint_problem, latest_complete_checkpoint
+
+    folder = tmp_path / "checkpoint-6"
+    folder.mkdir()
+    (folder / "trainer_state.json").write_text("{}")
+    save_file({"w": torch.ones(2)}, folder / "model.safetensors")
+    assert checkpoint_problem(folder) == "optimizer.pt is missing"
+    torch.save({"state": {}}, folder / "optimizer.bin")
+    torch.save({"w": torch.ones(2)}, folder / "pytorch_model_fsdp.bin")
+    assert checkpoint_problem(folder) is None and latest_complete_checkpoint(tmp_path) == folder
+    (folder / "optimizer.bin").write_bytes(b"PK\x03\x04cut off")
+    assert checkpoint_problem(folder) == "optimizer.bin is truncated"
+
+
+@pytest.mark.slow
+def test_two_machines_with_their_own_output_dirs(tmp_path, job, one_machine):
+    """Without a shared --output_dir the final model and metrics are still right (rank 0 writes and scores them), but
+    machine 1 keeps only its rng states: nothing to resume from there (docs/distributed.md)."""
+    port = str(free_port())
+    machines = [
+        launch_command(
+            ["--config_file", str(CONFIGS / "multi_node_cpu.yaml"), "--machine_rank", str(rank),
+             "--main_process_ip", "127.0.0.1", "--main_process_port", port],
+            TRAIN, [*job, "--output_dir", str(tmp_path / f"machine{rank}")],
+        )
+        for rank in (0, 1)
+    ]  # fmt: skip
+    run_together(tmp_path, machines)
+    assert results(tmp_path / "machine0")["test"] == results(one_machine)["test"]
+    assert_same_weights(tmp_path / "machine0" / "model.safetensors", one_machine / "model.safetensors")
+    on_machine1 = sorted(str(p.relative_to(tmp_path / "machine1")) for p in (tmp_path / "machine1").rglob("*") if p.is_file())
+    assert on_machine1 == ["checkpoint-12/rng_state_1.pth", "checkpoint-6/rng_state_1.pth"]
 
 
 @pytest.mark.slow
