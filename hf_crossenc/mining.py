@@ -7,11 +7,13 @@ retriever would rank high for the query. This module finds them with a bi-encode
 1. Rows are grouped by query text: a query that appears in several rows has several positives,
    and *all* of them are excluded from its candidates (as is any passage identical to the query).
 2. The corpus is the optional extra passages plus every positive of the file (each distinct text
-   once, first occurrence first). Every query is scored against every passage by cosine
-   similarity, in blocks of queries so the score matrix never exceeds about 16M floats (64 MB),
-   whatever the corpus size.
+   once, first occurrence first). Passages and queries are embedded in batches into files on disk
+   (`hf_crossenc.embedding_index`), and every query's nearest passages by cosine similarity are
+   found by an exact search (faiss's IndexFlatIP when faiss-cpu is installed, else numpy) that
+   reads the passages in chunks: memory stays bounded whatever the corpus size, and no
+   queries x corpus score matrix is ever held.
 3. Candidates are ranked by score, descending (ties: corpus order), and numbered from 0 after the
-   query's positives are removed. Only ranks in ``[range_min, range_max)`` are examined:
+   query's positives (and the query's own text, if it is a passage) are removed. Only ranks in ``[range_min, range_max)`` are examined:
    ``range_min > 0`` skips the very top, where unlabelled positives gather.
 4. Two false-negative filters: labelled data rarely marks every relevant passage, so a "negative"
    that scores almost as high as the true positives is likely an unlabelled positive, and
@@ -32,19 +34,29 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import logging
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from .data import TEXT_A_CANDIDATES, TEXT_B_CANDIDATES, Table, check_text, parse_label, read_table
+from .data import FIELD_LIMIT, TEXT_A_CANDIDATES, TEXT_B_CANDIDATES, Table, check_text, parse_label, read_table, text_problem
+from .embedding_index import (
+    CHUNK_ROWS,
+    EmbeddingFile,
+    TextEncoder,
+    check_embedding_dtype,
+    embed_to_file,
+    resolve_backend,
+    search_top_k,
+)
 from .errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -59,14 +71,8 @@ CORPUS_CANDIDATES = ("passage", "text", "document", "content", "positive", "answ
 """Passage column names tried in a ``--corpus`` file with several columns (a one-column file needs none)."""
 OUTPUT_SUFFIXES = (".csv", ".jsonl")
 
-SCORE_BLOCK_ELEMENTS = 1 << 24
-"""Largest query-block x corpus score matrix computed at once (float32: 64 MB)."""
-
-
-class TextEncoder(Protocol):
-    """Anything with `BiEncoder.encode`'s signature: one embedding row per text."""
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+QUERY_BLOCK = 8192
+"""Distinct queries searched together, in one pass over the passages' embedding file."""
 
 
 @dataclass
@@ -80,6 +86,17 @@ class MiningResult:
     def max_negatives(self) -> int:
         """Largest number of negatives of any row (the number of negative columns of a CSV)."""
         return max((len(row) - 2 for row in self.rows), default=0)
+
+
+@dataclass(frozen=True)
+class _Window:
+    """The settings that pick a query's negatives from its ranked candidates."""
+
+    num_negatives: int
+    range_min: int
+    range_max: int
+    margin: float | None
+    max_score: float | None
 
 
 def check_mining_settings(
@@ -98,39 +115,32 @@ def check_mining_settings(
         raise ConfigError(f"--max_score must be a finite number, got {max_score}.")
 
 
-def _normalised(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
-
-
-def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k highest scores, by score descending then index ascending (exact, also for ties)."""
-    n = len(scores)
-    if k >= n:
-        return np.lexsort((np.arange(n), -scores))
-    threshold = np.partition(scores, n - k)[n - k]
-    candidates = np.flatnonzero(scores >= threshold)  # every tie of the k-th score, so ties break by index
-    return candidates[np.lexsort((candidates, -scores[candidates]))][:k]
-
-
 def mine_hard_negatives(
     queries: list[str],
     positives: list[str],
     encoder: TextEncoder,
     *,
-    corpus: list[str] | None = None,
+    corpus: Iterable[str] | None = None,
     num_negatives: int = 5,
     range_min: int = 0,
     range_max: int = 50,
     margin: float | None = 0.05,
     max_score: float | None = None,
     seed: int = 0,
+    search: str = "auto",
+    embedding_dtype: str = "float32",
+    embeddings_dir: str | Path | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    query_block: int = QUERY_BLOCK,
 ) -> MiningResult:
     """Mine up to `num_negatives` hard negatives per distinct query (see the module docstring for the method).
 
     `queries[i]`, `positives[i]` is input row i; the result has one row per input row, in order.
     `seed` is accepted for a reproducible interface but unused: nothing is sampled (ties break by corpus order).
+    Scale settings (`hf_crossenc.embedding_index`): `search` ('auto', 'faiss', 'exact': the same neighbours),
+    `embedding_dtype` ('float32', 'float16'), `embeddings_dir` (where the temporary embedding files go, removed at the
+    end; default: the system's temporary directory), `chunk_rows` (passages searched at once) and `query_block`
+    (queries searched together, in one pass over the passages).
 
     Summary counts (all over distinct queries): ``filtered_by_range`` counts candidates skipped because
     they rank above `range_min` (ranks from `range_max` on are never examined); ``filtered_by_margin``
@@ -141,6 +151,9 @@ def mine_hard_negatives(
     if len(queries) != len(positives):
         raise ValueError(f"queries and positives differ in length: {len(queries)} vs {len(positives)}")
     check_mining_settings(num_negatives, range_min, range_max, margin, max_score)
+    backend = resolve_backend(search)
+    check_embedding_dtype(embedding_dtype)
+    window = _Window(num_negatives, range_min, range_max, margin, max_score)
 
     positives_of: dict[str, list[str]] = {}
     for query, positive in zip(queries, positives):
@@ -148,37 +161,27 @@ def mine_hard_negatives(
         if positive not in own:
             own.append(positive)
     distinct_queries = list(positives_of)
-    passages = list(dict.fromkeys([*(corpus or []), *positives]))
-    index = {text: i for i, text in enumerate(passages)}
+    index: dict[str, int] = {}  # passage text -> id: the corpus, then the positives; each distinct text once
+    for text in itertools.chain(corpus or (), positives):
+        index.setdefault(text, len(index))
+    passages = list(index)
 
     stats = {"filtered_by_range": 0, "filtered_by_margin": 0, "filtered_by_max_score": 0}
     negatives_of: dict[str, list[str]] = {}
-    positive_scores: list[float] = []
-    negative_scores: list[float] = []
+    scores: dict[str, list[float]] = {"positive": [], "negative": []}
     if distinct_queries:
-        passage_vectors = _normalised(encoder.encode(passages))
-        query_vectors = _normalised(encoder.encode(distinct_queries))
-        block = max(1, SCORE_BLOCK_ELEMENTS // max(1, len(passages)))
-        for start in range(0, len(distinct_queries), block):
-            scores = query_vectors[start : start + block] @ passage_vectors.T
-            for offset, query in enumerate(distinct_queries[start : start + block]):
-                chosen, chosen_scores, own_scores = _mine_one(
-                    scores[offset],
-                    query,
-                    positives_of[query],
-                    index,
-                    passages,
-                    num_negatives,
-                    range_min,
-                    range_max,
-                    margin,
-                    max_score,
-                    stats,
-                )
-                negatives_of[query] = chosen
-                negative_scores.extend(chosen_scores)
-                positive_scores.extend(own_scores)
-            logger.info("mined %d/%d queries", min(start + block, len(distinct_queries)), len(distinct_queries))
+        with tempfile.TemporaryDirectory(prefix="hf-crossenc-mine-", dir=embeddings_dir) as work:
+            passage_file = embed_to_file(encoder, passages, Path(work) / "passages.bin", dtype=embedding_dtype, what="passages")
+            query_file = embed_to_file(encoder, distinct_queries, Path(work) / "queries.bin", dtype=embedding_dtype, what="queries")
+            for start in range(0, len(distinct_queries), query_block):
+                group = distinct_queries[start : start + query_block]
+                vectors = query_file.read(start, start + len(group))
+                mined = _mine_group(group, vectors, positives_of, index, passage_file, window, stats, backend, chunk_rows)
+                for query, (chosen, chosen_scores, own_scores) in zip(group, mined):
+                    negatives_of[query] = [passages[i] for i in chosen]
+                    scores["negative"].extend(chosen_scores)
+                    scores["positive"].extend(own_scores)
+                logger.info("mined %d/%d queries", start + len(group), len(distinct_queries))
 
     rows = []
     for query, positive in zip(queries, positives):
@@ -187,8 +190,37 @@ def mine_hard_negatives(
         rows.append(row)
     settings = {"num_negatives": num_negatives, "range_min": range_min, "range_max": range_max, "margin": margin, "max_score": max_score}
     counts = [len(negatives_of[q]) for q in distinct_queries]
-    summary = _summary(len(rows), len(passages), settings, counts, stats, positive_scores, negative_scores)
+    summary = _summary(len(rows), len(passages), settings, counts, stats, scores["positive"], scores["negative"])
+    summary["search"] = backend
     return MiningResult(rows=rows, summary=summary)
+
+
+def _mine_group(
+    group: list[str],
+    vectors: np.ndarray,
+    positives_of: dict[str, list[str]],
+    index: dict[str, int],
+    passage_file: EmbeddingFile,
+    window: _Window,
+    stats: dict[str, int],
+    backend: str,
+    chunk_rows: int,
+) -> Iterator[tuple[list[int], list[float], list[float]]]:
+    """(negative ids, their scores, the positives' scores) of each query of `group` (query vectors `vectors`)."""
+    positive_ids = [[index[p] for p in positives_of[query]] for query in group]
+    excluded = [set(ids) | ({index[query]} if query in index else set()) for query, ids in zip(group, positive_ids)]
+    # Deep enough that, once a query's own exclusions are dropped, `range_max` candidates (or all there are) remain.
+    depth = window.range_max + max(len(e) for e in excluded)
+    top_scores, top_ids = search_top_k(vectors, passage_file, depth, backend=backend, chunk_rows=chunk_rows)
+    positive_vectors = passage_file.gather([i for ids in positive_ids for i in ids])
+    owners = np.repeat(np.arange(len(group)), [len(ids) for ids in positive_ids])
+    all_own_scores = np.einsum("ij,ij->i", positive_vectors, vectors[owners]).tolist()
+    offset = 0
+    for row, ids in enumerate(positive_ids):
+        own_scores = all_own_scores[offset : offset + len(ids)]
+        offset += len(ids)
+        chosen, chosen_scores = _mine_one(top_ids[row], top_scores[row], own_scores, excluded[row], passage_file.rows, window, stats)
+        yield chosen, chosen_scores, own_scores
 
 
 def _summary(
@@ -219,43 +251,33 @@ def _summary(
 
 
 def _mine_one(
-    scores: np.ndarray,
-    query: str,
-    own_positives: list[str],
-    index: dict[str, int],
-    passages: list[str],
-    num_negatives: int,
-    range_min: int,
-    range_max: int,
-    margin: float | None,
-    max_score: float | None,
+    candidate_ids: np.ndarray,
+    candidate_scores: np.ndarray,
+    own_scores: list[float],
+    excluded: set[int],
+    corpus_size: int,
+    window: _Window,
     stats: dict[str, int],
-) -> tuple[list[str], list[float], list[float]]:
-    """Negatives of one query from its row of scores (modified in place); updates the filter counts in `stats`."""
-    positive_ids = [index[p] for p in own_positives]
-    own_scores = [float(scores[i]) for i in positive_ids]
-    excluded = set(positive_ids)
-    if query in index:
-        excluded.add(index[query])
-    scores[list(excluded)] = -np.inf
-    depth = min(range_max, len(passages) - len(excluded))
+) -> tuple[list[int], list[float]]:
+    """Negatives (ids, scores) of one query from its ranked candidates, which may hold its own positives and the query
+    text (`excluded`); updates the filter counts in `stats`."""
+    depth = min(window.range_max, corpus_size - len(excluded))
     if depth <= 0:
-        return [], [], own_scores
-    ranked = _top_k(scores, depth)
-    stats["filtered_by_range"] += min(range_min, depth)
-    window = ranked[range_min:]
-    window_scores = scores[window]
-    keep = np.ones(len(window), dtype=bool)
-    if margin is not None:
-        by_margin = window_scores > min(own_scores) - margin
+        return [], []
+    keep = ~np.isin(candidate_ids, np.fromiter(excluded, dtype=np.int64, count=len(excluded)))
+    ranked, ranked_scores = candidate_ids[keep][:depth], candidate_scores[keep][:depth]
+    stats["filtered_by_range"] += min(window.range_min, depth)
+    ids, scores = ranked[window.range_min :], ranked_scores[window.range_min :]
+    keep = np.ones(len(ids), dtype=bool)
+    if window.margin is not None:
+        by_margin = scores > min(own_scores) - window.margin
         stats["filtered_by_margin"] += int(by_margin.sum())
         keep &= ~by_margin
-    if max_score is not None:
-        by_ceiling = keep & (window_scores > max_score)
+    if window.max_score is not None:
+        by_ceiling = keep & (scores > window.max_score)
         stats["filtered_by_max_score"] += int(by_ceiling.sum())
         keep &= ~by_ceiling
-    picked = window[keep][:num_negatives]
-    return [passages[i] for i in picked], [float(scores[i]) for i in picked], own_scores
+    return ids[keep][: window.num_negatives].tolist(), scores[keep][: window.num_negatives].tolist()
 
 
 # --------------------------------------------------------------------------------------------
@@ -397,7 +419,101 @@ def read_pairs(path: str | Path, query_column: str | None = None, positive_colum
 
 
 def read_corpus(path: str | Path, column: str | None = None) -> list[str]:
-    """Validated passages of a corpus file (its only column, `column`, or the first of `CORPUS_CANDIDATES`)."""
+    """Validated passages of a corpus file (its only column, `column`, or the first of `CORPUS_CANDIDATES`).
+
+    CSV, JSONL and Parquet files are streamed: only the passage column's texts are kept (a corpus of a million
+    passages costs its texts, not a dictionary per row). Should anything be wrong on the way (a bad cell, a malformed
+    line), the file is read again the ordinary way (`hf_crossenc.data.read_table`), which reports it precisely:
+    file, row and column, the same errors as for any other file."""
+    path = Path(path)
+    stream = _STREAMED_READERS.get(path.suffix.lower())
+    if stream is not None and path.is_file():
+        try:
+            texts = stream(path, column)
+        except (_Unstreamable, csv.Error, UnicodeDecodeError, json.JSONDecodeError, ValueError, OSError):
+            texts = None
+        if texts is not None and all(text_problem(t) is None for t in texts):
+            return texts
     table = read_table(path)
     name = _pick_column(table, column, CORPUS_CANDIDATES, "passage", "--corpus_column", single_ok=True)
     return _texts(table, name)
+
+
+class _Unstreamable(Exception):
+    """The file needs the ordinary reader (which raises the precise error, or reads what the stream could not)."""
+
+
+def _stream_csv(path: Path, column: str | None) -> list[str]:
+    """The passage column of a CSV file, read record by record as `hf_crossenc.data` reads CSV."""
+    csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, delimiter=",", strict=True)
+        header = [name.strip() for name in next(reader, [])]
+        if not header or len(set(header)) != len(header) or (len(header) == 1 and any(c in header[0] for c in ";\t|")):
+            raise _Unstreamable  # empty, duplicate columns, or another separator: read_table says which
+        table = Table(source=str(path), columns=header, rows=[], row_numbers=[])
+        position = header.index(_pick_column(table, column, CORPUS_CANDIDATES, "passage", "--corpus_column", single_ok=True))
+        texts = []
+        for fields in reader:
+            if not fields:
+                continue  # blank line
+            if len(fields) != len(header):
+                raise _Unstreamable
+            texts.append(fields[position])
+    return texts
+
+
+def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        raise _Unstreamable  # a duplicate key
+    return record
+
+
+def _stream_jsonl(path: Path, column: str | None) -> list[str] | None:
+    """The passage column of a JSON Lines file, read line by line; only the values of keys that may turn out to be
+    the passage column (it depends on every line's keys) are kept until the end."""
+    columns: dict[str, None] = {}
+    kept: dict[str, list[Any]] = {}
+    records = 0
+    with open(path, encoding="utf-8-sig", newline="\n") as f:
+        for line in f:
+            line = line.removesuffix("\n").removesuffix("\r")
+            if not line.strip():
+                continue
+            record = json.loads(line, object_pairs_hook=_strict_object)
+            if not isinstance(record, dict):
+                raise _Unstreamable
+            for key in record:
+                if key not in columns:
+                    columns[key] = None
+                    if key == column or (column is None and (key.lower() in CORPUS_CANDIDATES or len(columns) == 1)):
+                        kept[key] = [None] * records
+            for key, values in kept.items():
+                values.append(record.get(key))
+            records += 1
+    table = Table(source=str(path), columns=list(columns), rows=[], row_numbers=[], row_word="line")
+    name = _pick_column(table, column, CORPUS_CANDIDATES, "passage", "--corpus_column", single_ok=True)
+    return kept.get(name)
+
+
+def _stream_parquet(path: Path, column: str | None) -> list[str] | None:
+    """The passage column of a Parquet file, the only column read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+    except Exception:  # pyarrow raises several unrelated types for corrupt files
+        raise _Unstreamable from None
+    if len(set(names)) != len(names):
+        raise _Unstreamable
+    table = Table(source=str(path), columns=names, rows=[], row_numbers=[], row_word="record")
+    name = _pick_column(table, column, CORPUS_CANDIDATES, "passage", "--corpus_column", single_ok=True)
+    values = pq.read_table(path, columns=[name]).column(name)
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) or values.null_count:
+        raise _Unstreamable
+    return values.to_pylist()
+
+
+_STREAMED_READERS = {".csv": _stream_csv, ".jsonl": _stream_jsonl, ".parquet": _stream_parquet}

@@ -12,13 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hf_crossenc import mining
+from hf_crossenc import embedding_index, mining
 from hf_crossenc.commands import mine as mine_command
 from hf_crossenc.commands.mine import build_parser
 from hf_crossenc.commands.mine import run as run_mine
 from hf_crossenc.data import read_table
+from hf_crossenc.embedding_index import faiss_available
 from hf_crossenc.errors import ConfigError, DataError
 from hf_crossenc.mining import MiningResult, check_mining_settings, mine_hard_negatives, write_mined
+
+SEARCHES = ["exact", pytest.param("faiss", marks=pytest.mark.skipif(not faiss_available(), reason="faiss-cpu is not installed"))]
 
 # Every passage is (a, b, rest): its cosine with q0 (= e0) is a, with q1 (= e1) is b.
 COSINES = {
@@ -59,12 +62,19 @@ def negatives(row: dict[str, str]) -> list[str]:
     return [row[k] for k in sorted((k for k in row if k.startswith("negative_")), key=lambda k: int(k.split("_")[1]))]
 
 
+@pytest.fixture(params=SEARCHES)
+def search(request) -> str:
+    """Each mining test runs on both search backends (they must give the same negatives)."""
+    return request.param
+
+
 def mine(**kwargs) -> MiningResult:
+    kwargs.setdefault("search", "exact")
     return mine_hard_negatives(QUERIES, POSITIVES, StubEncoder(), corpus=CORPUS, **kwargs)
 
 
-def test_positives_excluded_and_rows_of_a_query_share_its_negatives():
-    result = mine(num_negatives=3, margin=None)
+def test_positives_excluded_and_rows_of_a_query_share_its_negatives(search):
+    result = mine(search=search, num_negatives=3, margin=None)
     assert [(r["query"], r["positive"]) for r in result.rows] == list(zip(QUERIES, POSITIVES))
     assert negatives(result.rows[0]) == ["n1", "n2", "n3"]  # p0 (.80) and p0b (.60) outrank n2 but are q0's positives
     assert negatives(result.rows[2]) == negatives(result.rows[0])
@@ -72,38 +82,42 @@ def test_positives_excluded_and_rows_of_a_query_share_its_negatives():
     assert set(result.rows[0]) == {"query", "positive", "negative_1", "negative_2", "negative_3"}
 
 
-def test_num_negatives_caps_the_count_and_another_querys_positive_is_a_candidate():
-    result = mine(num_negatives=5, margin=None)
+def test_num_negatives_caps_the_count_and_another_querys_positive_is_a_candidate(search):
+    result = mine(search=search, num_negatives=5, margin=None)
     assert negatives(result.rows[0]) == ["n1", "n2", "n3", "n4", "p1"]
     assert negatives(result.rows[1]) == ["n5", "n4", "n6", "n3", "n7"]
-    assert negatives(mine(num_negatives=1, margin=None).rows[1]) == ["n5"]
+    assert negatives(mine(search=search, num_negatives=1, margin=None).rows[1]) == ["n5"]
 
 
-def test_margin_drops_candidates_close_to_the_lowest_positive():
-    result = mine(num_negatives=3)  # default margin 0.05
+def test_margin_drops_candidates_close_to_the_lowest_positive(search):
+    result = mine(search=search, num_negatives=3)  # default margin 0.05
     assert negatives(result.rows[0]) == ["n3", "n4", "p1"]  # n1 .95 and n2 .58 lie above .60 - .05
     assert negatives(result.rows[1]) == ["n4", "n6", "n3"]  # n5 .86 lies above .90 - .05
     assert result.summary["filtered_by_margin"] == 3
-    assert negatives(mine(num_negatives=3, margin=-0.2).rows[0]) == ["n2", "n3", "n4"]  # a negative margin lets n2 (< .80) through
+    assert negatives(mine(search=search, num_negatives=3, margin=-0.2).rows[0]) == [
+        "n2",
+        "n3",
+        "n4",
+    ]  # a negative margin lets n2 (< .80) through
 
 
-def test_range_window_skips_the_top_and_stops_at_range_max():
-    result = mine(num_negatives=5, range_min=1, range_max=4, margin=None)
+def test_range_window_skips_the_top_and_stops_at_range_max(search):
+    result = mine(search=search, num_negatives=5, range_min=1, range_max=4, margin=None)
     assert negatives(result.rows[0]) == ["n2", "n3", "n4"]  # ranks 1..3 only: fewer than asked, kept
     assert negatives(result.rows[1]) == ["n4", "n6", "n3"]
     assert result.summary["filtered_by_range"] == 2
     assert result.summary["negatives_per_query"] == {"mean": 3.0, "min": 3, "max": 3}
 
 
-def test_max_score_drops_candidates_above_the_ceiling():
-    result = mine(num_negatives=2, margin=None, max_score=0.45)
+def test_max_score_drops_candidates_above_the_ceiling(search):
+    result = mine(search=search, num_negatives=2, margin=None, max_score=0.45)
     assert negatives(result.rows[0]) == ["n4", "p1"]
     assert negatives(result.rows[1]) == ["n3", "n7"]
     assert result.summary["filtered_by_max_score"] == 6  # q0: n1 n2 n3; q1: n5 n4 n6
 
 
-def test_summary_counts_match_a_hand_computation():
-    result = mine(num_negatives=2, range_min=1, range_max=6, margin=0.05, max_score=0.45)
+def test_summary_counts_match_a_hand_computation(search):
+    result = mine(search=search, num_negatives=2, range_min=1, range_max=6, margin=0.05, max_score=0.45)
     # q0 window n2 n3 n4 p1 n5: margin (<= .55) drops n2, ceiling drops n3 -> n4, p1
     # q1 window n4 n6 n3 n7 n2: margin (<= .85) drops none, ceiling drops n4 n6 -> n3, n7
     assert negatives(result.rows[0]) == ["n4", "p1"] and negatives(result.rows[1]) == ["n3", "n7"]
@@ -125,8 +139,8 @@ def test_summary_counts_match_a_hand_computation():
     json.dumps(summary)  # serialisable as is
 
 
-def test_a_query_without_negatives_is_written_and_counted():
-    result = mine(num_negatives=3, range_min=8, range_max=20, margin=None)
+def test_a_query_without_negatives_is_written_and_counted(search):
+    result = mine(search=search, num_negatives=3, range_min=8, range_max=20, margin=None)
     assert result.rows[0] == {"query": "q0", "positive": "p0"}  # q0 has only 8 candidates (ranks 0..7)
     assert negatives(result.rows[1]) == ["n1"]  # q1's rank 8
     summary = result.summary
@@ -135,29 +149,47 @@ def test_a_query_without_negatives_is_written_and_counted():
     assert summary["filtered_by_range"] == 16
 
 
-def test_corpus_is_deduplicated_and_the_query_text_is_never_its_own_negative():
+def test_corpus_is_deduplicated_and_the_query_text_is_never_its_own_negative(search):
     encoder = StubEncoder()
-    result = mine_hard_negatives(QUERIES, POSITIVES, encoder, corpus=["q1", "n3", "n3", "p0", "n7"], num_negatives=10, margin=None)
+    result = mine_hard_negatives(
+        QUERIES, POSITIVES, encoder, corpus=["q1", "n3", "n3", "p0", "n7"], num_negatives=10, margin=None, search=search
+    )
     assert result.summary["corpus_size"] == 6  # q1, n3, p0, n7 + p1, p0b
     assert negatives(result.rows[1]) == ["n3", "n7", "p0", "p0b"]  # "q1" (cosine 1 with itself) excluded
     assert negatives(result.rows[0]) == ["n3", "p1", "q1", "n7"]  # q1 and n7 tie at cosine 0: corpus order
     assert sorted(set(encoder.encoded)) == sorted({"q0", "q1", "n3", "p0", "n7", "p1", "p0b"})
+    assert result.summary["search"] == search
 
 
-def test_blocked_scoring_gives_the_same_result(monkeypatch):
+def test_chunks_blocks_and_float16_give_the_same_result(search, monkeypatch, tmp_path):
     expected = mine(num_negatives=4, range_min=1, margin=0.05)
-    monkeypatch.setattr(mining, "SCORE_BLOCK_ELEMENTS", 7)  # one query per block
-    blocked = mine(num_negatives=4, range_min=1, margin=0.05)
-    assert blocked.rows == expected.rows
-    for key, value in expected.summary.items():
-        assert blocked.summary[key] == (pytest.approx(value, abs=1e-6) if isinstance(value, float) else value)
+    monkeypatch.setattr(embedding_index, "SCORE_BLOCK_ELEMENTS", 2)  # one query x two passages per score block
+    monkeypatch.setattr(embedding_index, "EMBED_BATCH_TEXTS", 3)
+    kwargs = {"num_negatives": 4, "range_min": 1, "margin": 0.05, "search": search, "embeddings_dir": tmp_path}
+    for scaled in (mine(chunk_rows=2, query_block=1, **kwargs), mine(chunk_rows=3, embedding_dtype="float16", **kwargs)):
+        assert scaled.rows == expected.rows
+        for key, value in expected.summary.items():
+            if key != "search":
+                assert scaled.summary[key] == (pytest.approx(value, abs=1e-3) if isinstance(value, float) else value)
+    assert os.listdir(tmp_path) == []  # the embedding files are gone
 
 
-def test_ties_break_by_corpus_order():
-    scores = np.array([0.5, 0.9, 0.5, 0.5, 0.1, 0.9], dtype=np.float32)
-    assert mining._top_k(scores.copy(), 6).tolist() == [1, 5, 0, 2, 3, 4]
-    assert mining._top_k(scores.copy(), 3).tolist() == [1, 5, 0]
-    assert mining._top_k(scores.copy(), 4).tolist() == [1, 5, 0, 2]
+def test_a_query_with_many_positives_still_gets_range_max_candidates(search):
+    # q0's positives outrank everything: the search must look past them (depth = range_max + exclusions).
+    queries = ["q0"] * 3
+    result = mine_hard_negatives(
+        queries, ["p0", "n1", "p0b"], StubEncoder(), corpus=CORPUS, num_negatives=2, range_max=2, margin=None, search=search
+    )
+    assert negatives(result.rows[0]) == ["n2", "n3"]
+
+
+def test_mining_works_without_faiss(monkeypatch):
+    monkeypatch.setattr(embedding_index, "faiss_available", lambda: False)
+    result = mine(num_negatives=3, margin=None, search="auto")
+    assert result.summary["search"] == "exact"
+    assert negatives(result.rows[0]) == ["n1", "n2", "n3"]
+    with pytest.raises(ConfigError, match="faiss-cpu"):
+        mine(search="faiss")
 
 
 def test_bad_settings_are_refused():
@@ -315,3 +347,89 @@ def test_a_labelled_file_mines_for_its_relevant_rows_only(tmp_path):
     write_csv(tmp_path / "none.csv", [["question", "answer", "label"], ["q1", "wrong", "0"]])
     with pytest.raises(DataError, match="no row has a positive 'label'"):
         mining.read_pairs("none.csv")
+
+
+# ---- reading a large corpus ----------------------------------------------------------------
+
+
+def reference_corpus(path: Path, column: str | None = None) -> list[str]:
+    """The ordinary reader (`read_table`), which the streamed readers must match."""
+    table = read_table(path)
+    return mining._texts(table, mining._pick_column(table, column, mining.CORPUS_CANDIDATES, "passage", "--corpus_column", single_ok=True))
+
+
+def no_table_reader(path):
+    raise AssertionError(f"read_table({path}) was called: the corpus was not streamed")
+
+
+def test_csv_jsonl_and_parquet_corpora_are_streamed_as_the_table_reader_reads_them(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    csv_path = tmp_path / "corpus.csv"
+    csv_path.write_text('\ufeffid, Text \n1,"two\nlines, quoted"\n\n2,plain\n3,"say ""hi"""\n', encoding="utf-8")
+    jsonl_path = tmp_path / "corpus.jsonl"
+    lines = [{"id": 2, "title": "t2", "passage": "p2"}, {"passage": "p3\u2028same line", "id": 3, "title": "t3"}]
+    jsonl_path.write_text("\n".join(json.dumps(r) for r in lines) + "\r\n\n", encoding="utf-8")
+    parquet_path = tmp_path / "corpus.parquet"
+    pq.write_table(pa.table({"n": [1, 2], "text": ["a", "b"]}), parquet_path)
+    expected = {path: reference_corpus(path) for path in (csv_path, jsonl_path, parquet_path)}
+    explicit = reference_corpus(jsonl_path, "title")
+    monkeypatch.setattr(mining, "read_table", no_table_reader)
+    assert mining.read_corpus(csv_path) == expected[csv_path] == ["two\nlines, quoted", "plain", 'say "hi"']
+    assert mining.read_corpus(jsonl_path) == expected[jsonl_path] == ["p2", "p3\u2028same line"]
+    assert mining.read_corpus(jsonl_path, "title") == explicit == ["t2", "t3"]
+    assert mining.read_corpus(parquet_path) == expected[parquet_path] == ["a", "b"]
+    one_column = tmp_path / "one.jsonl"
+    one_column.write_text('{"body_text": "x"}\n{"body_text": "y"}\n')
+    assert mining.read_corpus(one_column) == ["x", "y"]  # a one-column file needs no known name
+
+
+def test_a_bad_streamed_corpus_gets_the_table_readers_precise_error(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cases = {
+        "empty.csv": ("text\nfine\n  \n", r"row 3, column 'text': the text is empty"),
+        "short.csv": ("id,text\n1,a\n2\n", "row 3: has 1 fields but the header has 2"),
+        "semi.csv": ("id;text\n1;a\n", "separated by semicolons"),
+        "missing.jsonl": ('{"text": "a"}\n{"id": 2}\n', r"row 2, column 'text': the text is missing"),
+        "later.jsonl": ('{"id": 1}\n{"id": 2, "text": "b"}\n', r"row 1, column 'text': the text is missing"),
+        "twice.jsonl": ('{"text": "a"}\n{"text": "b", "text": "c"}\n', r"row 2, column 'text': the key 'text' appears more than once"),
+        "number.jsonl": ('{"text": "a"}\n{"text": 5}\n', r"row 2, column 'text': expected text, found int 5"),
+        "columns.csv": ("id,title\n1,a\n", r"no passage column found among \['id', 'title'\]"),
+    }
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_text(content)
+        with pytest.raises(DataError, match=message):
+            mining.read_corpus(tmp_path / name)
+    pq.write_table(pa.table({"text": ["a", None]}), tmp_path / "null.parquet")
+    with pytest.raises(DataError, match=r"row 2, column 'text': the text is missing"):
+        mining.read_corpus(tmp_path / "null.parquet")
+    with pytest.raises(DataError, match=r"the passage column 'body' does not exist.*--corpus_column"):
+        mining.read_corpus(tmp_path / "empty.csv", "body")
+
+
+def test_run_mine_scale_options(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    write_csv(tmp_path / "pairs.csv", PAIRS)
+    (tmp_path / "embeddings").mkdir()
+    argv = ["pairs.csv", "--output", "mined.jsonl", "--model", str(tiny_model_dir), "--precision", "fp32", "--margin", "none"]
+    assert run_mine(build_parser().parse_args([*argv, "--search", "exact"])) == 0
+    exact = json.loads(capsys.readouterr().out)
+    assert exact["search"] == "exact"
+    rows = read_table(tmp_path / "mined.jsonl").rows
+    scaled = ["--search", "auto", "--embedding_dtype", "float16", "--embeddings_dir", "embeddings", "--overwrite"]
+    assert run_mine(build_parser().parse_args([*argv, *scaled])) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["search"] == ("faiss" if faiss_available() else "exact")
+    assert printed["queries"] == exact["queries"] and read_table(tmp_path / "mined.jsonl").rows == rows
+    assert os.listdir(tmp_path / "embeddings") == []  # the embedding files are removed
+
+    # Refused before any model is loaded (the model path does not exist: loading it would be another error).
+    missing_model = ["pairs.csv", "--output", "other.csv", "--model", str(tmp_path / "no-such-model")]
+    with pytest.raises(ConfigError, match="--embeddings_dir"):
+        run_mine(build_parser().parse_args([*missing_model, "--embeddings_dir", "nowhere"]))
+    monkeypatch.setattr(embedding_index, "faiss_available", lambda: False)
+    with pytest.raises(ConfigError, match="--search faiss needs faiss-cpu"):
+        run_mine(build_parser().parse_args([*missing_model, "--search", "faiss"]))
+    assert not (tmp_path / "other.csv").exists()

@@ -20,7 +20,7 @@ PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 # Declared but never imported by hf_crossenc: needed at run time through another package.
 INDIRECT = {"jinja2": "huggingface_hub's ModelCard.from_template renders the model card with it"}
 # Imported only inside functions that work without them; declared in an extra.
-OPTIONAL = {"matplotlib": "plots"}
+OPTIONAL = {"matplotlib": "plots", "faiss": "mining"}
 
 
 def normalize(name: str) -> str:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..embedding_index import resolve_backend
 from ..errors import ConfigError
 from ..logs import setup_logging
 from ..mining import (
@@ -91,6 +92,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="encoder precision (default: auto, bf16 where the CPU computes bf16 natively; fp32 for vectors independent of the CPU)",
     )
     parser.add_argument("--summary", default=None, metavar="FILE", help="also write the summary (printed on stdout) to this JSON file")
+    scale = parser.add_argument_group("scale (docs/mining.md)")
+    scale.add_argument(
+        "--search",
+        choices=["auto", "faiss", "exact"],  # hf_crossenc.embedding_index.SEARCH_BACKENDS
+        default="auto",
+        help="nearest-neighbour search: faiss IndexFlatIP (needs faiss-cpu: pip install 'hf_crossenc[mining]') or numpy; "
+        "both exact, same neighbours (default: auto, faiss when installed)",
+    )
+    scale.add_argument(
+        "--embedding_dtype",
+        choices=["float32", "float16"],  # hf_crossenc.embedding_index.EMBEDDING_DTYPES
+        default="float32",
+        help="how the embeddings are stored on disk during mining (float16: half the file; default: float32)",
+    )
+    scale.add_argument(
+        "--embeddings_dir",
+        default=None,
+        metavar="DIR",
+        help="where the temporary embedding files go, removed afterwards (default: the system's temporary directory; "
+        "a million MiniLM embeddings take 1.5 GB in float32)",
+    )
+    scale.add_argument(
+        "--cpu_kernel_cache",
+        type=non_negative_int,
+        default=256,
+        help="bf16 on CPU: keep at most this many compiled oneDNN kernels in each of PyTorch's two kernel caches, as in "
+        "predict and training (a value already in the environment wins; 0: PyTorch's default of 1024, ~0.5 MB each)",
+    )
     if not parser.description:
         parser.description = "Mine hard negatives for (query, positive) pairs with a bi-encoder, for reranker training."
     return parser
@@ -99,6 +128,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Validate everything, load the bi-encoder, mine, write; print the summary JSON on stdout."""
     from ..bi_encoder import BiEncoder
+    from ..memory import bound_kernel_caches
     from ..modeling import resolve_model_path
 
     check_mining_settings(args.num_negatives, args.range_min, args.range_max, args.margin, args.max_score)
@@ -107,11 +137,17 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     summary_path = Path(args.summary) if args.summary else None
     check_output_paths(output, summary_path, overwrite=args.overwrite)
+    resolve_backend(args.search)
+    if args.embeddings_dir is not None and not Path(args.embeddings_dir).is_dir():
+        raise ConfigError(f"--embeddings_dir {args.embeddings_dir} is not a directory.")
     queries, positives = read_pairs(args.input, args.query_column, args.positive_column)
     corpus = read_corpus(args.corpus, args.corpus_column) if args.corpus else None
 
     model_path = resolve_model_path(args.model, "--model")
-    encoder = BiEncoder(model_path, max_length=args.max_length, batch_size=args.batch_size, precision=args.precision, flag="--model")
+    bound_kernel_caches(args.cpu_kernel_cache)  # before the first bf16 kernel: passages of many lengths meet many shapes
+    encoder = BiEncoder(
+        model_path, max_length=args.max_length, batch_size=args.batch_size, precision=args.precision, flag="--model", remember=False
+    )
     result = mine_hard_negatives(
         queries,
         positives,
@@ -122,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
         range_max=args.range_max,
         margin=args.margin,
         max_score=args.max_score,
+        search=args.search,
+        embedding_dtype=args.embedding_dtype,
+        embeddings_dir=args.embeddings_dir,
     )
     write_mined(result, output, overwrite=args.overwrite)
     summary = {
