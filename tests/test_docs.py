@@ -23,6 +23,9 @@ OTHER_TOOLS = {
     "num_machines",
     "mixed_precision",
     "dynamo_backend",
+    "main_process_ip",  # accelerate launch, several machines and FSDP (docs/distributed.md)
+    "main_process_port",
+    "fsdp_transformer_layer_cls_to_wrap",
 }
 OTHER_TOOLS |= {"index-url", "strict"}
 
