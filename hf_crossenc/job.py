@@ -145,13 +145,13 @@ def train_once(
     if trainer.hub_model_id:
         card.model_id = trainer.hub_model_id  # full NAME/REPO as created by Trainer.init_hf_repo
     log_start(data, train_dataset, training_args, threads, trainer.accelerator.mixed_precision)
-    with removed_on_data_error(training_args.output_dir, written_before, trainer.is_world_process_zero()):
-        train_output, train_seconds = fit(trainer, training_args)
+    train_output, train_seconds = fit(trainer, training_args, written_before)
     averaging = trainer.weight_average
     if averaging is not None and averaging.steps:
         card.best_step, card.averaged_steps = None, list(averaging.steps)
     soup_members = [soup_member_summary(folder) for folder in (averaging.member_folders if averaging is not None else [])] or None
     card.averaged_with = soup_members
+    card.split_sizes["train"] = len(data.splits["train"])  # a stream's (--streaming) rows read, known only now
     save_and_release(trainer, training_args)
 
     # Final numbers come from the saved folder, scored exactly as users will score it (fp32,
@@ -285,14 +285,16 @@ def log_start(data: TaskData, train_dataset: Any, training_args: CrossEncoderTra
     )
 
 
-def fit(trainer: CrossEncoderTrainer, training_args: CrossEncoderTrainingArguments) -> tuple[Any, float]:
-    """Train (from the newest complete checkpoint with --resume); the Trainer's output and the seconds it took."""
+def fit(trainer: CrossEncoderTrainer, training_args: CrossEncoderTrainingArguments, written_before: set[str] | None) -> tuple[Any, float]:
+    """Train (from the newest complete checkpoint with --resume); the Trainer's output and the seconds it took. A bad
+    row met while training (a --streaming `DataError`) removes what the run wrote since `written_before` and goes on."""
     started = time.perf_counter()
     resume_from = training_args.resume_from_checkpoint
     if training_args.resume and resume_from is None:
         resume_from = str(latest_complete_checkpoint(training_args.output_dir, training_args.average_checkpoints))
         logger.info("resuming from %s", resume_from)
-    output = trainer.train(resume_from_checkpoint=resume_from)
+    with removed_on_data_error(training_args.output_dir, written_before, trainer.is_world_process_zero()):
+        output = trainer.train(resume_from_checkpoint=resume_from)
     return output, time.perf_counter() - started
 
 

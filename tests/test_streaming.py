@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from hf_crossenc.arguments import DataArguments, ModelArguments, TeacherArguments
 from hf_crossenc.commands.train import main
@@ -194,6 +196,28 @@ def test_the_job_trains_from_a_stream_for_max_steps(tmp_path, tiny_model_dir):
     assert 24 <= result.run["train_pairs"] < 200  # rows read: 6 batches of 4 and the buffer's read-ahead, not the file
     assert set(result.metrics) == {"validation"} and result.metrics["validation"]["n"] == 8
     assert (tmp_path / "out" / "model.safetensors").is_file()
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert f"| train | `train.csv` | {result.run['train_pairs']} |" in card  # the rows read, known after training
+
+
+def test_a_resumed_stream_continues_where_the_run_stopped(tmp_path, tiny_model_dir):
+    """Interrupted after 8 of 14 steps (a pass over the 30 rows is 8 batches): --resume skips the batches already trained
+    on, in the same buffer-shuffled order, and ends with the uninterrupted run's weights."""
+    from safetensors.torch import load_file
+
+    train_file = write_csv(tmp_path / "train.csv", pairs(30))
+    flags = job_flags(tmp_path, tiny_model_dir, train_file, "--max_steps", "14", "--shuffle_buffer_size", "8", "--eval_strategy", "no")
+    flags += ["--save_strategy", "steps", "--save_steps", "4", "--save_total_limit", "5", "--disable_tqdm", "true"]
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert main([*flags, "--output_dir", str(full)]) == 0
+    assert main([*flags, "--output_dir", str(cut)]) == 0
+    for entry in cut.iterdir():  # as if stopped right after checkpoint-8
+        if entry.name != "checkpoint-8":
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    assert main([*flags, "--output_dir", str(cut), "--resume"]) == 0
+    expected, resumed = load_file(full / "model.safetensors"), load_file(cut / "model.safetensors")
+    assert all(torch.equal(expected[name], resumed[name]) for name in expected)
+    assert json.loads((cut / "results.json").read_text())["run"]["global_steps"] == 14
 
 
 def test_cli_exit_2_for_streaming_without_max_steps_and_for_a_bad_row_mid_training(tmp_path, capsys, tiny_model_dir):
