@@ -5,20 +5,21 @@
 - `embed_to_file` encodes texts `batch_texts` at a time, L2-normalises each batch and appends it to a raw C-order
   file of float32 or float16 (``np.memmap(path, dtype, mode="r", shape=(rows, dim))`` opens it). The file is written
   and scanned with ordinary writes and reads rather than through a mapping, so its pages sit in the kernel's page
-  cache and are not counted in the process's resident memory; only `EmbeddingFile.gather` (a few rows) maps it.
+  cache and are not counted in the process's resident memory (`EmbeddingFile.gather` explains why not through a mapping).
 - `search_top_k` returns, for every query vector, the k passages of highest inner product (the cosine, as the vectors
   are normalised), by score descending then passage index ascending: exact, ties included. The passages are read
   `chunk_rows` at a time; each chunk is searched by faiss's ``IndexFlatIP`` (exact brute force; backend "faiss",
   when faiss-cpu is installed) or by numpy (backend "exact", blocks of at most `SCORE_BLOCK_ELEMENTS` scores), and
   merged into the running top k. Memory is O(chunk_rows x dim + queries x k): never a queries x corpus matrix.
-
-Both backends give the same neighbours; their scores may differ in the last bits (two matrix-multiply kernels).
+  The final candidates are scored again in float64, so both backends give the same neighbours, order and scores
+  (their float32 kernels differ in the last bits, enough to swap two passages whose cosines differ by 1e-7).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,10 @@ SCORE_BLOCK_ELEMENTS = 1 << 22
 """Largest query-block x chunk score matrix numpy computes at once (float32: 16 MB; with its argpartition, ~100 MB)."""
 CHUNK_ROWS = 1 << 16
 """Passages read from the embedding file and searched at once (MiniLM, 384 dimensions, float32: 96 MB)."""
+RESCORE_EXTRA = 8
+"""Candidates kept beyond k before the float64 rescoring (see `search_top_k`)."""
+RESCORE_QUERIES = 128
+"""Queries whose candidates are rescored together (MiniLM, 60 candidates: 24 MB of float64 vectors)."""
 EMBED_BATCH_TEXTS = 4096
 """Texts handed to the encoder per call (it sorts them by length, so fewer padding tokens than smaller calls)."""
 
@@ -106,15 +111,21 @@ class EmbeddingFile:
                 yield start, block.reshape(count, self.dim).astype(np.float32, copy=False)
 
     def gather(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
-        """The rows `ids` as float32 (through a read-only ``np.memmap``)."""
-        ids = np.asarray(ids, dtype=np.int64)
-        if not len(ids) or not self.rows:
-            return np.zeros((len(ids), self.dim), dtype=np.float32)
-        mapped = np.memmap(self.path, dtype=self.dtype, mode="r", shape=(self.rows, self.dim))
-        try:
-            return np.asarray(mapped[ids], dtype=np.float32)
-        finally:
-            del mapped
+        """The rows `ids` as float32, each read on its own. Not through ``np.memmap``: a page fault in a mapped file
+        also maps the pages around it (read-around), so a few thousand scattered rows would map most of the file and
+        count it in the resident set; reads leave it in the page cache."""
+        ids = np.asarray(ids, dtype=np.int64).ravel()
+        if not len(ids):
+            return np.zeros((0, self.dim), dtype=np.float32)
+        unique, inverse = np.unique(ids, return_inverse=True)
+        if unique[0] < 0 or unique[-1] >= self.rows:
+            raise IndexError(f"row ids must lie in [0, {self.rows}), got {unique[0]}..{unique[-1]}")
+        row_bytes = self._offset(1)
+        rows = bytearray(row_bytes * len(unique))
+        with open(self.path, "rb", buffering=0) as f:
+            for j, row in enumerate(unique.tolist()):
+                rows[j * row_bytes : (j + 1) * row_bytes] = os.pread(f.fileno(), row_bytes, row * row_bytes)
+        return np.frombuffer(rows, dtype=self.dtype).reshape(len(unique), self.dim)[inverse].astype(np.float32)
 
 
 def embed_to_file(
@@ -155,20 +166,41 @@ def search_top_k(
     queries: np.ndarray, passages: EmbeddingFile, k: int, *, backend: str = "exact", chunk_rows: int = CHUNK_ROWS
 ) -> tuple[np.ndarray, np.ndarray]:
     """(scores, ids), each ``len(queries)`` x ``min(k, passages.rows)``: every query's k passages of highest inner
-    product, by score descending then id ascending. `backend` is 'exact' or 'faiss' (see `resolve_backend`)."""
+    product, by score descending then id ascending. `backend` is 'exact' or 'faiss' (see `resolve_backend`).
+
+    The chunks are searched in float32, whose rounding depends on the matrix-multiply kernel (numpy's and faiss's
+    differ in the last bits): `RESCORE_EXTRA` more candidates are kept, then all are scored again in float64
+    (`rescore`) and the best k of that order returned. So both backends give the same neighbours in the same order and
+    the same float64 scores, unless more than `RESCORE_EXTRA` candidates lie within float32 rounding of the k-th."""
     if backend not in ("exact", "faiss"):
         raise ValueError(f"backend must be 'exact' or 'faiss', got {backend!r}")
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     k = min(k, passages.rows)
+    if k <= 0 or not len(queries):
+        return np.empty((len(queries), max(k, 0)), dtype=np.float64), np.empty((len(queries), max(k, 0)), dtype=np.int64)
+    fetch = min(k + RESCORE_EXTRA, passages.rows)
     best_scores = np.empty((len(queries), 0), dtype=np.float32)
     best_ids = np.empty((len(queries), 0), dtype=np.int64)
-    if k <= 0 or not len(queries):
-        return np.empty((len(queries), max(k, 0)), dtype=np.float32), np.empty((len(queries), max(k, 0)), dtype=np.int64)
     search_chunk = _chunk_top_k_faiss if backend == "faiss" else _chunk_top_k_exact
     for start, chunk in passages.chunks(chunk_rows):
-        scores, ids = search_chunk(queries, chunk, k)
-        best_scores, best_ids = _merge(best_scores, best_ids, scores, ids + start, k)
-    return best_scores, best_ids
+        scores, ids = search_chunk(queries, chunk, fetch)
+        best_scores, best_ids = _merge(best_scores, best_ids, scores, ids + start, fetch)
+    return rescore(queries, passages, best_ids, k)
+
+
+def rescore(queries: np.ndarray, passages: EmbeddingFile, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The float64 inner products of each query with its candidate passages `ids` (a row per query), the best k by
+    score descending then id ascending. Float32 products are exact in float64, so the scores hardly depend on how the
+    sums are ordered. Candidates are read RESCORE_QUERIES queries at a time."""
+    scores_out = np.empty((len(queries), k), dtype=np.float64)
+    ids_out = np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), RESCORE_QUERIES):
+        block = ids[start : start + RESCORE_QUERIES]
+        vectors = passages.gather(block.ravel()).reshape(*block.shape, passages.dim).astype(np.float64)
+        scores = np.einsum("qcd,qd->qc", vectors, queries[start : start + RESCORE_QUERIES].astype(np.float64))
+        scores, ranked = _sorted_rows(scores, block)
+        scores_out[start : start + len(block)], ids_out[start : start + len(block)] = scores[:, :k], ranked[:, :k]
+    return scores_out, ids_out
 
 
 def _sorted_rows(scores: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

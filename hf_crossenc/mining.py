@@ -212,9 +212,9 @@ def _mine_group(
     # Deep enough that, once a query's own exclusions are dropped, `range_max` candidates (or all there are) remain.
     depth = window.range_max + max(len(e) for e in excluded)
     top_scores, top_ids = search_top_k(vectors, passage_file, depth, backend=backend, chunk_rows=chunk_rows)
-    positive_vectors = passage_file.gather([i for ids in positive_ids for i in ids])
+    positive_vectors = passage_file.gather([i for ids in positive_ids for i in ids]).astype(np.float64)
     owners = np.repeat(np.arange(len(group)), [len(ids) for ids in positive_ids])
-    all_own_scores = np.einsum("ij,ij->i", positive_vectors, vectors[owners]).tolist()
+    all_own_scores = np.einsum("ij,ij->i", positive_vectors, vectors[owners].astype(np.float64)).tolist()  # as search_top_k's
     offset = 0
     for row, ids in enumerate(positive_ids):
         own_scores = all_own_scores[offset : offset + len(ids)]

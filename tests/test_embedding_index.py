@@ -89,15 +89,27 @@ def test_chunked_search_equals_the_full_score_matrix(tmp_path, backend, chunk_ro
     np.testing.assert_allclose(scores, expected_scores, atol=1e-5)
 
 
-def test_faiss_and_exact_agree_on_neighbours(tmp_path):
+def test_faiss_and_exact_agree_on_neighbours_order_and_scores(tmp_path):
     if not faiss_available():
         pytest.skip("faiss-cpu is not installed")
-    passages, queries = random_unit(2000, 24, 4), random_unit(64, 24, 5)
+    # MiniLM's dimension: the two float32 kernels differ in the last bits, which the float64 rescoring evens out.
+    passages, queries = random_unit(20000, 384, 4), random_unit(500, 384, 5)
     stored = write(tmp_path, passages)
-    exact = search_top_k(queries, stored, 50, backend="exact", chunk_rows=300)
-    faiss = search_top_k(queries, stored, 50, backend="faiss", chunk_rows=300)
+    exact = search_top_k(queries, stored, 50, backend="exact", chunk_rows=3000)
+    faiss = search_top_k(queries, stored, 50, backend="faiss", chunk_rows=3000)
     np.testing.assert_array_equal(faiss[1], exact[1])
-    np.testing.assert_allclose(faiss[0], exact[0], atol=1e-5)
+    np.testing.assert_array_equal(faiss[0], exact[0])
+    assert exact[0].dtype == np.float64
+    np.testing.assert_allclose(exact[0], reference_top_k(queries, passages, 50)[0], atol=1e-6)
+
+
+def test_rescoring_orders_candidates_by_float64_scores(tmp_path):
+    passages = np.array([[1.0, 0.0], [0.6, 0.8], [0.8, 0.6], [0.0, 1.0]], dtype=np.float32)
+    stored = write(tmp_path, passages)
+    queries = np.array([[1.0, 0.0]], dtype=np.float32)
+    scores, ids = embedding_index.rescore(queries, stored, np.array([[3, 1, 0, 2]]), 3)
+    assert ids.tolist() == [[0, 2, 1]]
+    np.testing.assert_allclose(scores, [[1.0, 0.8, 0.6]], atol=1e-7)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
