@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 SEARCH_BACKENDS = ("auto", "faiss", "exact")
 """``auto``: faiss when faiss-cpu is installed, else exact (numpy); both are exact searches."""
 EMBEDDING_DTYPES = ("float32", "float16")
-"""How the embeddings are stored on disk (float16 halves the file; scores are computed in float32 either way)."""
+"""How the embeddings are stored on disk (float16 halves the file; either is searched in float32, rescored in float64)."""
 SCORE_BLOCK_ELEMENTS = 1 << 22
 """Largest query-block x chunk score matrix numpy computes at once (float32: 16 MB; with its argpartition, ~100 MB)."""
 CHUNK_ROWS = 1 << 16
@@ -134,15 +134,16 @@ def embed_to_file(
     path: str | Path,
     *,
     dtype: str = "float32",
-    batch_texts: int = EMBED_BATCH_TEXTS,
+    batch_texts: int | None = None,
     what: str = "texts",
 ) -> EmbeddingFile:
-    """Encode `texts` `batch_texts` at a time, normalise, and write them to `path` as `dtype`; memory holds one batch.
+    """Encode `texts` `batch_texts` (default `EMBED_BATCH_TEXTS`) at a time, normalise, and write them to `path` as `dtype`; memory holds one batch.
     The C heap is trimmed after each batch: batches of varied token lengths fragment it, and the resident set would
     creep up batch after batch (MiniLM in bf16: +200 MB over 20,000 passages without trimming)."""
     from .memory import trim_heap
 
     check_embedding_dtype(dtype)
+    batch_texts = batch_texts or EMBED_BATCH_TEXTS
     path = Path(path)
     dim: int | None = None
     began = time.perf_counter()

@@ -55,6 +55,9 @@ def test_embeddings_are_written_in_batches_normalised_and_read_back(tmp_path):
     np.testing.assert_array_equal(np.concatenate([c for _, c in stored.chunks(6)]), mapped)
     assert [start for start, _ in stored.chunks(6)] == [0, 6, 12, 18]
     np.testing.assert_array_equal(stored.gather([19, 0, 19]), mapped[[19, 0, 19]])
+    assert stored.gather([]).shape == (0, 5)
+    with pytest.raises(IndexError, match=r"\[0, 20\)"):
+        stored.gather([3, 20])
 
 
 def test_float16_storage_halves_the_file_and_reads_as_float32(tmp_path):

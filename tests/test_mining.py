@@ -161,16 +161,27 @@ def test_corpus_is_deduplicated_and_the_query_text_is_never_its_own_negative(sea
     assert result.summary["search"] == search
 
 
-def test_chunks_blocks_and_float16_give_the_same_result(search, monkeypatch, tmp_path):
+def test_chunks_blocks_batches_and_float16_give_the_same_result(search, monkeypatch, tmp_path):
     expected = mine(num_negatives=4, range_min=1, margin=0.05)
     monkeypatch.setattr(embedding_index, "SCORE_BLOCK_ELEMENTS", 2)  # one query x two passages per score block
     monkeypatch.setattr(embedding_index, "EMBED_BATCH_TEXTS", 3)
-    kwargs = {"num_negatives": 4, "range_min": 1, "margin": 0.05, "search": search, "embeddings_dir": tmp_path}
-    for scaled in (mine(chunk_rows=2, query_block=1, **kwargs), mine(chunk_rows=3, embedding_dtype="float16", **kwargs)):
+    calls: list[int] = []
+
+    class CountingEncoder(StubEncoder):
+        def encode(self, texts):
+            calls.append(len(texts))
+            return super().encode(texts)
+
+    kwargs = {"num_negatives": 4, "range_min": 1, "margin": 0.05, "search": search, "embeddings_dir": tmp_path, "corpus": CORPUS}
+    for scaled in (
+        mine_hard_negatives(QUERIES, POSITIVES, CountingEncoder(), chunk_rows=2, query_block=1, **kwargs),
+        mine_hard_negatives(QUERIES, POSITIVES, CountingEncoder(), chunk_rows=3, embedding_dtype="float16", **kwargs),
+    ):
         assert scaled.rows == expected.rows
         for key, value in expected.summary.items():
             if key != "search":
                 assert scaled.summary[key] == (pytest.approx(value, abs=1e-3) if isinstance(value, float) else value)
+    assert calls == [3, 3, 3, 1, 2] * 2  # 10 passages, then 2 queries, 3 texts per call
     assert os.listdir(tmp_path) == []  # the embedding files are gone
 
 
