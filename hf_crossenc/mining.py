@@ -155,11 +155,7 @@ def mine_hard_negatives(
     check_embedding_dtype(embedding_dtype)
     window = _Window(num_negatives, range_min, range_max, margin, max_score)
 
-    positives_of: dict[str, list[str]] = {}
-    for query, positive in zip(queries, positives):
-        own = positives_of.setdefault(query, [])
-        if positive not in own:
-            own.append(positive)
+    positives_of = _positives_by_query(queries, positives)
     distinct_queries = list(positives_of)
     index: dict[str, int] = {}  # passage text -> id: the corpus, then the positives; each distinct text once
     for text in itertools.chain(corpus or (), positives):
@@ -193,6 +189,16 @@ def mine_hard_negatives(
     summary = _summary(len(rows), len(passages), settings, counts, stats, scores["positive"], scores["negative"])
     summary["search"] = backend
     return MiningResult(rows=rows, summary=summary)
+
+
+def _positives_by_query(queries: list[str], positives: list[str]) -> dict[str, list[str]]:
+    """Each distinct query (first occurrence first) -> its distinct positives."""
+    positives_of: dict[str, list[str]] = {}
+    for query, positive in zip(queries, positives):
+        own = positives_of.setdefault(query, [])
+        if positive not in own:
+            own.append(positive)
+    return positives_of
 
 
 def _mine_group(
