@@ -147,6 +147,7 @@ def load_streaming_task_data(data_args: DataArguments, task: str, seed: int) -> 
     dataset = datasets.IterableDataset.from_generator(rows, features=features)
     if data_args.shuffle_buffer_size > 0:
         dataset = dataset.shuffle(seed=seed, buffer_size=data_args.shuffle_buffer_size)
+    rows.epoch_of = dataset  # Trainer.set_epoch reaches this one: it reshuffles, and the generator swaps, per pass
     splits: dict[str, Any] = {"train": StreamSplit("train", opened.source, dataset, columns, rows)}
     for name, table in eval_tables(data_args).items():
         split_columns = resolve_columns(
@@ -378,7 +379,9 @@ def unique_keys(source: str, number: int) -> Any:
 class PairRows:
     """The generator of a training stream (for `datasets.IterableDataset.from_generator`): each record checked and
     turned into a text_a, text_b, label row, or a `DataError` naming its file, row and column. With ``swap_seed`` (the
-    pair order ``swap``) the texts of a row are exchanged with probability 0.5, decided by (seed, row number)."""
+    pair order ``swap``) the texts of a row are exchanged with probability 0.5, decided afresh in each pass over the
+    stream by (seed, pass, row number): the pass is the ``epoch`` of ``epoch_of`` (the dataset the Trainer sets it on),
+    so a resumed run swaps as the uninterrupted one did."""
 
     def __init__(
         self, opened: OpenedStream, columns: PairColumns, scale: LabelScale, vocab: LabelVocab | None, swap_seed: int | None
@@ -386,6 +389,8 @@ class PairRows:
         self.opened, self.columns, self.scale, self.vocab, self.swap_seed = opened, columns, scale, vocab, swap_seed
         self.limit: int | None = None
         self.rows_read = 0
+        self.epoch_of: datasets.IterableDataset | None = None
+        self.epoch = 0
 
     def records(self) -> Iterator[tuple[int, dict[str, Any]]]:
         opened = self.opened
@@ -398,6 +403,7 @@ class PairRows:
 
     def __call__(self) -> Iterator[dict[str, Any]]:
         count = 0
+        self.epoch = int(self.epoch_of.epoch) if self.epoch_of is not None else 0
         for number, record in self.records():
             if self.limit is not None and count >= self.limit:
                 return
@@ -412,7 +418,7 @@ class PairRows:
         table = Table(self.opened.source, self.opened.header.columns, [record], [number], self.opened.header.row_word)
         text_a = check_text(record.get(columns.text_a), table, 0, columns.text_a)
         text_b = check_text(record.get(columns.text_b), table, 0, columns.text_b)
-        if self.swap_seed is not None and np.random.default_rng([self.swap_seed, number]).random() < 0.5:
+        if self.swap_seed is not None and np.random.default_rng([self.swap_seed, self.epoch, number]).random() < 0.5:
             text_a, text_b = text_b, text_a
         assert columns.label is not None
         label = self.class_label(record, table) if self.vocab is not None else self.score(record, table)

@@ -107,6 +107,20 @@ def test_the_shuffle_is_seeded_and_the_swap_decided_per_row(tmp_path):
     assert sorted(map(sorted, order(1))) == sorted(map(sorted, order(1, train_pair_order="none")))  # same pairs
 
 
+def test_each_pass_reshuffles_and_swaps_afresh(tmp_path):
+    write_csv(tmp_path / "train.csv", pairs(40))
+    args = DataArguments(train_file=str(tmp_path / "train.csv"), streaming=True, label_scale="0,5", shuffle_buffer_size=0)
+    args.check("regression")
+    dataset = load_streaming_task_data(args, "regression", 3).splits["train"].dataset
+    first = [r["text_a"] for r in dataset]
+    dataset.set_epoch(1)  # what the Trainer does at each pass (its "epoch")
+    second = [r["text_a"] for r in dataset]
+    dataset.set_epoch(0)
+    assert [r["text_a"] for r in dataset] == first != second
+    unswapped = {row[0] for row in pairs(40)}
+    assert unswapped != set(first) and unswapped != set(second)  # some rows swapped in each pass
+
+
 def test_max_train_samples_and_classification_with_class_names(tmp_path):
     write_csv(tmp_path / "train.csv", pairs(10))
     assert len(stream(tmp_path, max_train_samples=3)) == 3
