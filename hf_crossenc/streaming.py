@@ -8,10 +8,12 @@ is read, so a bad row stops training with the same message, naming the file, the
 header = row 1, JSON Lines by line, Parquet and Hub rows by record) and the column. The columns are resolved from the
 header (the first JSON line, the Parquet schema, the dataset's features) by `hf_crossenc.data.resolve_columns`.
 
-What a stream cannot know up front is refused by `check_streaming` as a flag error, before anything is read: the
-number of steps (``--max_steps`` is required), a label scale inferred from every label (``--label_scale auto``), the
-classes (classification needs ``--class_names``), and whatever needs the whole training set (teachers, silver pairs,
-distillation rounds, soups, ``--train_pair_order both``, reranking groups). Validation and test splits stay in memory.
+What a stream cannot know up front is a flag error before anything is read (`check_streaming` for the flags of
+several groups, `DataArguments.check` for the data flags): the number of steps (``--max_steps`` is required), a label
+scale inferred from every label (``--label_scale auto``), the classes (classification needs ``--class_names``), and
+whatever needs the whole training set (teachers, silver pairs, distillation rounds, soups, ``--train_pair_order both``,
+reranking groups). Validation and test splits are read whole (a dataset's through its stream too, so that no split is
+prepared in the `datasets` cache). A bad row met while training removes what the run wrote (`removed_on_data_error`).
 
 Order: rows are shuffled in a buffer of ``--shuffle_buffer_size`` pairs seeded by ``--seed`` (``datasets``'
 `IterableDataset.shuffle`; each pass over the stream, an "epoch", reshuffles with seed + epoch), so the same seed gives
