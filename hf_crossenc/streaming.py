@@ -25,6 +25,7 @@ batches dispatched from the main process the others would wait for a batch that 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import logging
@@ -238,7 +239,7 @@ def open_stream(data_args: DataArguments) -> OpenedStream:
 def hub_stream(name: str, config: str | None, split: str, source: str) -> datasets.IterableDataset:
     try:
         return datasets.load_dataset(name, config, split=split, streaming=True)
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError, ConnectionError) as err:  # offline, a Hub id not found: ConnectionError
         raise DataError(f"cannot be loaded: {err}", source=source) from None
 
 
@@ -260,6 +261,43 @@ def local_records(source: str, kind: str, header_only: bool = False) -> Iterator
     return parquet_records(source, header_only)
 
 
+class InvalidUtf8(Exception):
+    """A byte that is not UTF-8, at a byte offset of the file (`Utf8Lines`)."""
+
+    def __init__(self, byte: str, offset: int) -> None:
+        super().__init__(byte, offset)
+        self.byte, self.offset = byte, offset
+
+    def error(self, source: str, row: int) -> DataError:
+        return DataError(
+            f"is not valid UTF-8 (byte 0x{self.byte} at offset {self.offset}).",
+            source=source,
+            row=row,
+            hint="Re-save the file as UTF-8 (for example `iconv -f latin1 -t utf-8`).",
+        )
+
+
+class Utf8Lines:
+    """The lines of a file opened in binary, decoded one at a time (a leading UTF-8 byte-order mark dropped): an invalid
+    byte is met in the line, so the row, that holds it (a text-mode file decodes whole chunks ahead of the reader)."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle, self.offset = handle, 0
+
+    def __iter__(self) -> Utf8Lines:
+        return self
+
+    def __next__(self) -> str:
+        raw = next(self.handle)
+        start, self.offset = self.offset, self.offset + len(raw)
+        if start == 0 and raw.startswith(codecs.BOM_UTF8):
+            raw, start = raw[len(codecs.BOM_UTF8) :], len(codecs.BOM_UTF8)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise InvalidUtf8(raw[err.start : err.start + 1].hex(), start + err.start) from None
+
+
 def delimited_records(source: str, delimiter: str, header_only: bool) -> Iterator[tuple[int, dict[str, Any]]]:
     """CSV/TSV records as `hf_crossenc.data.read_table` numbers them (header = row 1; a record is a row even when a
     quoted field spans lines), every field a string."""
@@ -267,8 +305,8 @@ def delimited_records(source: str, delimiter: str, header_only: bool) -> Iterato
     name = "TSV" if delimiter == "\t" else "CSV"
     number = 1
     try:
-        with open(source, encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle, delimiter=delimiter, strict=True)
+        with open(source, "rb") as handle:
+            reader = csv.reader(Utf8Lines(handle), delimiter=delimiter, strict=True)
             header = [column.strip() for column in next(reader, [])]
             if not header:
                 raise DataError("is empty: expected a header row and at least one data row.", source=source)
@@ -290,21 +328,16 @@ def delimited_records(source: str, delimiter: str, header_only: bool) -> Iterato
                 yield number, dict(zip(header, fields))
     except csv.Error as err:
         raise DataError(f"cannot be parsed as {name}: {err}.", source=source, row=number + 1) from None
-    except UnicodeDecodeError as err:
-        raise DataError(
-            f"is not valid UTF-8 (byte 0x{err.object[err.start : err.start + 1].hex()}).",
-            source=source,
-            row=number + 1,
-            hint="Re-save the file as UTF-8 (for example `iconv -f latin1 -t utf-8`).",
-        ) from None
+    except InvalidUtf8 as err:
+        raise err.error(source, number + 1) from None
 
 
 def jsonl_records(source: str, header_only: bool) -> Iterator[tuple[int, dict[str, Any]]]:
     """JSON Lines records numbered by line (blank lines skipped, counted)."""
     number = 0
     try:
-        with open(source, encoding="utf-8-sig", newline="") as handle:
-            for number, line in enumerate(handle, start=1):
+        with open(source, "rb") as handle:
+            for number, line in enumerate(Utf8Lines(handle), start=1):
                 if not line.strip():
                     continue
                 try:
@@ -316,10 +349,8 @@ def jsonl_records(source: str, header_only: bool) -> Iterator[tuple[int, dict[st
                 yield number, (dict.fromkeys(record) if header_only else record)
                 if header_only:
                     return
-    except UnicodeDecodeError as err:
-        raise DataError(
-            f"is not valid UTF-8 (byte 0x{err.object[err.start : err.start + 1].hex()}).", source=source, row=number + 1
-        ) from None
+    except InvalidUtf8 as err:
+        raise err.error(source, number + 1) from None
     if header_only:
         raise DataError("is empty: expected at least one JSON object.", source=source)
 

@@ -74,6 +74,26 @@ def test_a_bad_row_names_file_row_and_column(tmp_path, kind, bad, where):
     assert str(caught.value).startswith(f"file {path}, {where}")
 
 
+def test_malformed_files_name_the_row_the_in_memory_reader_names(tmp_path):
+    """An invalid byte: the record holding it (a quoted field spanning lines and a blank line before it count as in
+    memory) and the byte offset; a short TSV line; a byte-order mark is no part of the first column's name."""
+    cases = {
+        "latin1.csv": b'sentence1,sentence2,score\na,b,1\n"multi\nline",x,1\n\nc,\xe9d,1\n',
+        "short.tsv": b"sentence1\tsentence2\tscore\na\tb\t1\nc\td\n",
+        "latin1.jsonl": b'{"sentence1": "a", "sentence2": "b", "score": 1}\n\n{"sentence1": "\xe9", "sentence2": "b", "score": 1}\n',
+    }
+    for name, raw in cases.items():
+        (tmp_path / name).write_bytes(raw)
+        with pytest.raises(DataError) as streamed:
+            stream(tmp_path, name)
+        with pytest.raises(DataError) as in_memory:
+            read_table(tmp_path / name)
+        assert (streamed.value.row, streamed.value.message.split(" (")[0]) == (in_memory.value.row, in_memory.value.message.split(" (")[0])
+    assert "at offset 52" in str(pytest.raises(DataError, stream, tmp_path, "latin1.csv").value)
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbfsentence1,sentence2,score\na,b,1\n")
+    assert stream(tmp_path, "bom.csv")[0]["text_a"] == "a"
+
+
 def test_columns_resolve_with_the_in_memory_rules_and_errors(tmp_path):
     write_csv(tmp_path / "train.csv", pairs(2), header=("query", "passage", "relevance"))
     assert len(stream(tmp_path)) == 2  # auto-detected: query, passage, relevance
@@ -155,6 +175,8 @@ def test_a_local_dataset_folder_streams_through_datasets(tmp_path, monkeypatch):
     train = data.splits["train"]
     assert train.source == f"{folder} [train]"
     assert [r["text_a"] for r in train.dataset] == [row[0] for row in pairs(6)]
+    with pytest.raises(DataError, match=r"no-such-folder \[train\]: cannot be loaded"):  # offline: a Hub id that cannot be reached
+        load_streaming_task_data(DataArguments(dataset_name="no-such-folder", streaming=True), "regression", 0)
     write_csv(folder / "train.csv", [*pairs(2), ["a", "b", "x"]])
     with pytest.raises(DataError, match=r"\[train\], row 3, column 'score': the label 'x' is not a number"):
         list(load_streaming_task_data(args, "regression", 0).splits["train"].dataset)
