@@ -157,13 +157,23 @@ def test_two_machines_on_one_host_match_one_machine(tmp_path, job, one_machine):
     )  # every rank's state lands in the shared checkpoints, as on one machine
 
 
-def fsdp_on_cpu(cwd: Path, job: list[str], out: Path, *extra: str) -> None:
-    """The job under configs/accelerate/fsdp.yaml on 2 CPU ranks (FSDP routed by FSDP_ON_CPU)."""
+def fsdp_on_cpu(cwd: Path, job: list[str], out: Path, *extra: str, machines: int = 1) -> None:
+    """The job under configs/accelerate/fsdp.yaml on 2 CPU ranks (FSDP routed by FSDP_ON_CPU), on one machine or one
+    rank on each of 2 machines at 127.0.0.1."""
     script = cwd / "fsdp_on_cpu.py"
     script.write_text(FSDP_ON_CPU)
     flags = ["--config_file", str(CONFIGS / "fsdp.yaml"), "--num_processes", "2", "--mixed_precision", "no",
              "--fsdp_transformer_layer_cls_to_wrap", "BertLayer"]  # fmt: skip
-    run_together(cwd, [launch_command(flags, script, [*job, "--output_dir", str(out), *extra])])
+    if machines > 1:
+        port = str(free_port())
+        per_machine = [
+            [*flags, "--num_machines", str(machines), "--machine_rank", str(rank),
+             "--main_process_ip", "127.0.0.1", "--main_process_port", port]
+            for rank in range(machines)
+        ]  # fmt: skip
+    else:
+        per_machine = [flags]
+    run_together(cwd, [launch_command(launch, script, [*job, "--output_dir", str(out), *extra]) for launch in per_machine])
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +227,17 @@ def test_fsdp_checkpoint_resumes_to_the_same_model(tmp_path, job, fsdp_run):
     resumed, uninterrupted = results(out), results(fsdp_run)
     for split in ("validation", "test"):
         assert resumed[split] == uninterrupted[split], split
+
+
+@pytest.mark.slow
+def test_fsdp_across_two_machines(tmp_path, job, fsdp_run):
+    """fsdp.yaml with `--num_machines 2`, one rank per machine: the same model and metrics as on one machine."""
+    out = tmp_path / "out"
+    fsdp_on_cpu(tmp_path, job, out, machines=2)
+    assert results(out)["run"]["world_size"] == 2
+    assert_same_weights(out / "model.safetensors", fsdp_run / "model.safetensors")
+    for split in ("validation", "test"):
+        assert results(out)[split] == results(fsdp_run)[split], split
 
 
 def test_fsdp_checkpoints_count_as_complete(tmp_path):
