@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,8 +212,23 @@ def _read_tsv(text: str, source: str, warn: bool = True) -> Table:
 
 
 def _read_delimited(text: str, source: str, delimiter: str, quoting: int = csv.QUOTE_MINIMAL) -> Table:
+    header, records = delimited_records(io.StringIO(text, newline=""), source, delimiter, quoting)
+    rows: list[dict[str, Any]] = []
+    numbers: list[int] = []
+    for row_number, fields in records:
+        rows.append(dict(zip(header, fields)))
+        numbers.append(row_number)
+    return Table(source=source, columns=header, rows=rows, row_numbers=numbers)
+
+
+def delimited_records(
+    stream: Any, source: str, delimiter: str, quoting: int = csv.QUOTE_MINIMAL
+) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """The checked header of a delimited text stream and its records as (row number, fields), one at a time, with
+    the errors (file, row) of a malformed file: the one reading of CSV/TSV, in memory (`read_table`) or streamed into
+    an Arrow file (`hf_crossenc.arrow_data`)."""
     csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True, quoting=quoting)
+    reader = csv.reader(stream, delimiter=delimiter, strict=True, quoting=quoting)
     try:
         header = next(reader)
     except StopIteration:
@@ -231,27 +247,27 @@ def _read_delimited(text: str, source: str, delimiter: str, quoting: int = csv.Q
                     hint="Save it with the separator its extension implies (.csv: comma, .tsv: tab).",
                 )
     _check_duplicate_columns(header, source)
-    rows: list[dict[str, Any]] = []
-    numbers: list[int] = []
-    row_number = 1
-    try:
-        for index, fields in enumerate(reader):
-            row_number = index + 2
-            if not fields:
-                continue  # blank line
-            if len(fields) != len(header):
-                raise _ParseError(
-                    f"has {len(fields)} fields but the header has {len(header)} ({', '.join(header)}).",
-                    source=source,
-                    row=row_number,
-                    hint="Quote fields that contain the separator.",
-                )
-            rows.append(dict(zip(header, fields)))
-            numbers.append(row_number)
-    except csv.Error as err:
-        # The record after the last one read (rows count records, header = 1, as everywhere else).
-        raise _ParseError(f"cannot be parsed: {err}.", source=source, row=row_number + 1) from None
-    return Table(source=source, columns=header, rows=rows, row_numbers=numbers)
+
+    def records() -> Iterator[tuple[int, list[str]]]:
+        row_number = 1
+        try:
+            for index, fields in enumerate(reader):
+                row_number = index + 2
+                if not fields:
+                    continue  # blank line
+                if len(fields) != len(header):
+                    raise _ParseError(
+                        f"has {len(fields)} fields but the header has {len(header)} ({', '.join(header)}).",
+                        source=source,
+                        row=row_number,
+                        hint="Quote fields that contain the separator.",
+                    )
+                yield row_number, fields
+        except csv.Error as err:
+            # The record after the last one read (rows count records, header = 1, as everywhere else).
+            raise _ParseError(f"cannot be parsed: {err}.", source=source, row=row_number + 1) from None
+
+    return header, records()
 
 
 def _check_duplicate_columns(columns: list[str], source: str) -> None:
@@ -482,7 +498,7 @@ def raw_labels(table: Table, columns: PairColumns) -> list[float]:
 
 def infer_label_scale(labels: list[float]) -> LabelScale:
     """`--label_scale auto`: [0, 1] if the labels fit, else the integer range around them (e.g. 0–5 for STS-B)."""
-    low, high = min(labels), max(labels)
+    low, high = float(min(labels)), float(max(labels))
     if low >= 0.0 and high <= 1.0:
         return LabelScale(0.0, 1.0)
     if math.floor(low) == math.ceil(high):
@@ -490,6 +506,22 @@ def infer_label_scale(labels: list[float]) -> LabelScale:
     scale = LabelScale(float(math.floor(low)), float(math.ceil(high)))
     logger.warning("label scale detected from the training labels: %s..%s (normalised to 0..1)", scale.low, scale.high)
     return scale
+
+
+def outside_scale_error(value: float, scale: LabelScale, table: Any, index: int, column: str) -> DataError:
+    """The error of a label outside the label scale (row `index` of `table`)."""
+    hint = (
+        "Declare the scale the labels use, e.g. --label_scale 0,5 for STS scores (or --label_scale auto)."
+        if scale.is_identity
+        else f"Fix the row or widen --label_scale (now {scale.low:g},{scale.high:g})."
+    )
+    return DataError(
+        f"the label {value:g} lies outside the label scale [{scale.low:g}, {scale.high:g}].",
+        source=table.source,
+        row=table.locate(index),
+        column=column,
+        hint=hint,
+    )
 
 
 def build_split(
@@ -513,18 +545,7 @@ def build_split(
         scale = scale or LabelScale()
         for i, value in enumerate(labels):
             if not scale.low - 1e-9 <= value <= scale.high + 1e-9:
-                hint = (
-                    "Declare the scale the labels use, e.g. --label_scale 0,5 for STS scores (or --label_scale auto)."
-                    if scale.is_identity
-                    else f"Fix the row or widen --label_scale (now {scale.low:g},{scale.high:g})."
-                )
-                raise DataError(
-                    f"the label {value:g} lies outside the label scale [{scale.low:g}, {scale.high:g}].",
-                    source=table.source,
-                    row=table.locate(i),
-                    column=columns.label,
-                    hint=hint,
-                )
+                raise outside_scale_error(value, scale, table, i, columns.label)
         data[LABEL] = [min(1.0, max(0.0, scale.normalise(v))) for v in labels]
         mean = sum(labels) / len(labels)
         stats = {

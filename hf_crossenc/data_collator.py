@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
@@ -93,10 +95,77 @@ class CrossEncoderDataCollator:
 
 
 def add_lengths(dataset: Any, tokenizer: Any, max_length: int, column: str) -> Any:
-    """Token length of each pair, computed once, for length-grouped batching."""
+    """Token length of each pair, computed once, for length-grouped batching. A dataset kept in files (the Arrow cache
+    of `hf_crossenc.arrow_data`) gets them from the cache beside it when the same tokenizer, max_length and data have
+    been measured before, else from its distinct texts (`pair_lengths`)."""
+    fingerprint = lengths_fingerprint(dataset, tokenizer, max_length, column)
+    if fingerprint is not None and getattr(dataset, "cache_files", None):
+        from .arrow_data import cache_dir
+
+        cached = cache_dir() / f"lengths-{fingerprint}.npy"
+        if not cached.is_file():
+            values = pair_lengths(dataset, tokenizer, max_length)
+            if values is not None:
+                partial = cached.with_name(f"{cached.name}.{os.getpid()}.part.npy")
+                np.save(partial, values)
+                os.replace(partial, cached)
+        if cached.is_file():
+            return dataset.add_column(column, np.load(cached), new_fingerprint=fingerprint)
 
     def lengths(batch: dict[str, list[str]]) -> dict[str, list[int]]:
         enc = tokenizer(batch[TEXT_A], batch[TEXT_B], truncation="longest_first", max_length=max_length)
         return {column: [len(ids) for ids in enc["input_ids"]]}
 
-    return dataset.map(lengths, batched=True, batch_size=1000, desc="token lengths")
+    return dataset.map(lengths, batched=True, batch_size=1000, desc="token lengths", new_fingerprint=fingerprint)
+
+
+LENGTH_BLOCK = 1 << 20
+"""Pairs whose distinct texts `pair_lengths` tokenizes at once (bounds its memory)."""
+
+
+def pair_lengths(dataset: Any, tokenizer: Any, max_length: int | None) -> np.ndarray | None:
+    """Each pair's token length, ``min(len(a) + len(b) + special tokens, max_length)``, from the token counts of the
+    distinct texts (a text repeated over many pairs is tokenized once). That is the joint tokenization's length for
+    tokenizers that tokenize each text of a pair on its own (BERT's and most others); None (tokenize the pairs) when
+    the first pairs, tokenized jointly, show otherwise."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = dataset.with_format("arrow")
+    special = tokenizer.num_special_tokens_to_add(pair=True)
+    out = np.empty(len(dataset), dtype=np.int64)
+    for start in range(0, len(dataset), LENGTH_BLOCK):
+        block = table[start : start + LENGTH_BLOCK]
+        a, b = block.column(TEXT_A), block.column(TEXT_B)
+        encoded = pc.dictionary_encode(pa.chunked_array(a.chunks + b.chunks, type=a.type)).combine_chunks()
+        texts = encoded.dictionary.to_pylist()
+        counts = np.zeros(len(texts), dtype=np.int64)
+        for k in range(0, len(texts), 1000):
+            ids = tokenizer(
+                texts[k : k + 1000], add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False, verbose=False
+            )
+            counts[k : k + 1000] = [len(x) for x in ids["input_ids"]]
+        index = encoded.indices.to_numpy()
+        lengths = counts[index[: len(a)]] + counts[index[len(a) :]] + special
+        out[start : start + len(lengths)] = np.minimum(lengths, max_length) if max_length else lengths
+    probe = dataset.select_columns([TEXT_A, TEXT_B])[: min(1000, len(dataset))]
+    joint = tokenizer(probe[TEXT_A], probe[TEXT_B], truncation="longest_first", max_length=max_length)["input_ids"]
+    return out if [len(x) for x in joint] == out[: len(joint)].tolist() else None
+
+
+def lengths_fingerprint(dataset: Any, tokenizer: Any, max_length: int, column: str) -> str | None:
+    """A fingerprint of the lengths' dataset that is the same in every run (the data's fingerprint, the tokenizer's
+    full definition, max_length): `datasets` cannot hash a tokenizer the same way twice. None (let `datasets` choose)
+    for a tokenizer without a serialisable definition."""
+    from datasets.fingerprint import Hasher
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    source = getattr(dataset, "_fingerprint", None)
+    if backend is None or source is None:
+        return None
+    import json
+
+    # Without the truncation and padding state, which every call of the tokenizer sets anew.
+    state = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
+    definition = [type(tokenizer).__name__, state, getattr(tokenizer, "truncation_side", None)]
+    return Hasher.hash(["token-lengths-1", source, definition, max_length, column])

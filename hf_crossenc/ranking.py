@@ -28,6 +28,7 @@ from transformers import TrainerCallback
 
 from .data import GROUP, LABEL, NEGATIVES, TARGETS, TEXT_A, TEXT_A_CANDIDATES, TEXT_B, Table, check_text
 from .errors import DataError
+from .query_groups import QueryGroup, _relevance
 
 logger = logging.getLogger(__name__)
 
@@ -38,32 +39,6 @@ LABEL_LIST_CANDIDATES = ("labels", "relevance", "label", "scores")
 POSITIVE_CANDIDATES = ("positive", "pos", "positive_passage", "positive_document")
 NEGATIVE_PATTERN = re.compile(r"^(neg|negative|hard_negative)(_?(\d+))?$", re.IGNORECASE)
 LABEL_CANDIDATES = ("label", "labels", "relevance", "score", "is_relevant")
-
-
-@dataclass
-class QueryGroup:
-    """One query and its candidate passages with 0/1 relevance labels."""
-
-    query: str
-    passages: list[str] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)
-    row: int = 0
-
-    @property
-    def positives(self) -> list[str]:
-        return [p for p, y in zip(self.passages, self.labels) if y == 1]
-
-    @property
-    def negatives(self) -> list[str]:
-        return [p for p, y in zip(self.passages, self.labels) if y == 0]
-
-    def add(self, passage: str, label: int) -> None:
-        if passage in self.passages:  # the same candidate twice: keep the first, relevant wins
-            k = self.passages.index(passage)
-            self.labels[k] = max(self.labels[k], label)
-            return
-        self.passages.append(passage)
-        self.labels.append(label)
 
 
 @dataclass
@@ -88,35 +63,23 @@ def _pick(table: Table, explicit: str | None, candidates: tuple[str, ...]) -> st
     return next((lowered[c] for c in candidates if c in lowered), None)
 
 
-def _relevance(value: Any, table: Table, index: int, column: str, item: int | None = None) -> int:
-    where = f" (item {item + 1})" if item is not None else ""
-    if isinstance(value, bool):
-        return int(value)
-    text = str(value).strip() if value is not None else ""
-    try:
-        number = float(text)
-    except ValueError:
-        number = None
-    if number not in (0.0, 1.0):
-        raise DataError(
-            f"the relevance label{where} is {value!r}; reranking labels are 0 (not relevant) or 1 (relevant).",
-            source=table.source,
-            row=table.locate(index),
-            column=column,
-            hint="Map graded relevance to 0/1 first (e.g. 1 for grade >= 1).",
-        )
-    return int(number)
-
-
 def _negative_columns(table: Table) -> list[str]:
     matched = [(c, NEGATIVE_PATTERN.match(c)) for c in table.columns]
     found = [(int(m.group(3) or 0), c) for c, m in matched if m]
     return [c for _, c in sorted(found)]
 
 
+def _first_row(table: Table) -> dict[str, Any]:
+    """The first row (only that row of an Arrow table is read)."""
+    arrow = getattr(table, "arrow", None)
+    if arrow is not None:
+        return arrow.slice(0, 1).to_pylist()[0] if arrow.num_rows else {}
+    return table.rows[0] if table.rows else {}
+
+
 def detect_shape(table: Table, query_column: str | None = None, passage_column: str | None = None, label_column: str | None = None) -> str:
     """'lists', 'positive_negatives' or 'rows' (see the module docstring)."""
-    first = table.rows[0] if table.rows else {}
+    first = _first_row(table)
     lists = _pick(table, passage_column, PASSAGE_LIST_CANDIDATES)
     if lists and isinstance(first.get(lists), list | tuple | np.ndarray):
         return "lists"
@@ -160,7 +123,7 @@ def read_groups(
     max_samples: int | None = None,
 ) -> tuple[str, list[QueryGroup]]:
     """Validate a reranking table and group its candidates by query. Returns (shape, groups)."""
-    if not table.rows:
+    if not _first_row(table):
         raise DataError("the split has no data rows.", source=table.source, hint="Provide at least one row.")
     shape = detect_shape(table, query_column, passage_column, label_column)
     query_col = _pick(table, query_column, TEXT_A_CANDIDATES)
@@ -172,7 +135,8 @@ def read_groups(
             column=query_column,
             hint="Name it with --text_a_column.",
         )
-    rows = table.rows if max_samples is None else table.rows[:max_samples]
+    arrow_rows = shape == "rows" and getattr(table, "arrow", None) is not None
+    rows = [] if arrow_rows else table.rows if max_samples is None else table.rows[:max_samples]
     groups: dict[str, QueryGroup] = {}
 
     def group_of(i: int) -> QueryGroup:
@@ -210,6 +174,10 @@ def read_groups(
                     row=1 if table.row_word == "row" else None,
                     hint=f"Name it with {flag}.",
                 )
+        if arrow_rows:  # query groups as arrays over the Arrow columns (hf_crossenc.arrow_ranking)
+            from .arrow_ranking import arrow_groups
+
+            return shape, arrow_groups(table, query_col, passage_col, label_col, max_samples)  # type: ignore[arg-type]
         for i, row in enumerate(rows):
             group = group_of(i)
             group.add(check_text(row.get(passage_col), table, i, passage_col), _relevance(row.get(label_col), table, i, label_col))
@@ -218,6 +186,8 @@ def read_groups(
 
 def group_stats(groups: list[QueryGroup]) -> dict[str, Any]:
     """Counts for logs and the model card."""
+    if hasattr(groups, "stats"):
+        return groups.stats()  # ArrowGroups: from arrays
     positives = sum(sum(g.labels) for g in groups)
     candidates = sum(len(g.labels) for g in groups)
     return {
@@ -252,6 +222,7 @@ def pair_dataset(groups: list[QueryGroup]) -> datasets.Dataset:
 
 def build_ranking_split(table: Table, *, name: str, max_samples: int | None = None, **columns: str | None) -> RankingSplit:
     shape, groups = read_groups(table, max_samples=max_samples, **columns)
+    dataset = groups.pairs if hasattr(groups, "pairs") else pair_dataset(groups)
     stats = group_stats(groups)
     if stats["queries_without_positive"] or stats["queries_without_negative"]:
         logger.warning(
@@ -263,13 +234,14 @@ def build_ranking_split(table: Table, *, name: str, max_samples: int | None = No
             stats["queries"],
             stats["queries_without_negative"],
         )
-    return RankingSplit(name=name, source=table.source, shape=shape, groups=groups, dataset=pair_dataset(groups), raw_label_stats=stats)
+    return RankingSplit(name=name, source=table.source, shape=shape, groups=groups, dataset=dataset, raw_label_stats=stats)
 
 
 def check_pointwise_training(groups: list[QueryGroup], source: str = "training data") -> None:
     """Pointwise reranking training (``--loss bce``) refuses data in which no query has a relevant candidate, as listwise
     training does (`listwise_dataset`): a reranker trained on it would only learn that nothing is relevant."""
-    if not any(any(group.labels) for group in groups):
+    labels = getattr(groups, "labels", None)
+    if not (labels.any() if labels is not None else any(any(group.labels) for group in groups)):
         raise DataError(
             f"no training query has a relevant (label 1) candidate: all {len(groups)} queries have none, so a reranker "
             "cannot learn what is relevant.",
@@ -289,6 +261,12 @@ def listwise_dataset(groups: list[QueryGroup], source: str = "training data") ->
     Queries without a relevant candidate cannot form a group and are skipped (counted in the log);
     if no group at all can be formed the data is unusable for listwise training: an error.
     """
+    if hasattr(groups, "pairs"):  # ArrowGroups: the examples as Arrow columns
+        from .arrow_ranking import listwise_arrow_dataset
+
+        dataset, skipped = listwise_arrow_dataset(groups)  # type: ignore[arg-type]
+        _check_listwise(len(dataset), skipped, len(groups), source)
+        return dataset
     data: dict[str, list[Any]] = {TEXT_A: [], TEXT_B: [], NEGATIVES: [], GROUP: []}
     skipped = 0
     for gid, group in enumerate(groups):
@@ -301,15 +279,7 @@ def listwise_dataset(groups: list[QueryGroup], source: str = "training data") ->
             data[TEXT_B].append(positive)
             data[NEGATIVES].append(group.negatives)
             data[GROUP].append(gid)
-    if not data[TEXT_A]:
-        raise DataError(
-            "no training group can be formed: listwise training needs queries with at least one relevant (label 1) candidate, "
-            f"and all {len(groups)} queries have none.",
-            source=source,
-            hint="Check the label column, or train pointwise with --loss bce.",
-        )
-    if skipped:
-        logger.warning("listwise training: %d of %d queries have no relevant candidate and form no group (skipped)", skipped, len(groups))
+    _check_listwise(len(data[TEXT_A]), skipped, len(groups), source)
     features = datasets.Features(
         {
             TEXT_A: datasets.Value("string"),
@@ -319,6 +289,46 @@ def listwise_dataset(groups: list[QueryGroup], source: str = "training data") ->
         }
     )
     return datasets.Dataset.from_dict(data, features=features)
+
+
+def _check_listwise(examples: int, skipped: int, queries: int, source: str) -> None:
+    if not examples:
+        raise DataError(
+            "no training group can be formed: listwise training needs queries with at least one relevant (label 1) candidate, "
+            f"and all {queries} queries have none.",
+            source=source,
+            hint="Check the label column, or train pointwise with --loss bce.",
+        )
+    if skipped:
+        logger.warning("listwise training: %d of %d queries have no relevant candidate and form no group (skipped)", skipped, queries)
+
+
+class _Pool:
+    """The distinct passages of `ArrowGroups` in order of first appearance, as an Arrow array read one text at a time."""
+
+    def __init__(self, groups: Any) -> None:
+        import pyarrow.compute as pc
+
+        self.texts = pc.dictionary_encode(groups.table.column(TEXT_B)).combine_chunks().dictionary
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, index: int) -> str:
+        return self.texts[int(index)].as_py()
+
+    def __iter__(self) -> Any:
+        return iter(self.texts.to_pylist())
+
+
+class _Positives:
+    """Each query's positives, read from `ArrowGroups` when a group needs topping up."""
+
+    def __init__(self, groups: Any) -> None:
+        self.groups = groups
+
+    def get(self, group: int, default: Any = None) -> set[str]:
+        return self.groups.positives_of(group) if 0 <= group < len(self.groups) else default
 
 
 class ListwiseSampler(TrainerCallback):
@@ -352,8 +362,9 @@ class ListwiseSampler(TrainerCallback):
             raise ValueError(f"a listwise group needs a positive and at least one negative: group size {group_size}")
         self.group_size, self.seed = group_size, seed
         self.epoch = 0
-        self.pool = list(dict.fromkeys(p for g in groups for p in g.passages))
-        self.positives = {gid: set(g.positives) for gid, g in enumerate(groups)}
+        arrow = hasattr(groups, "pairs")  # ArrowGroups: no Python copy of every passage
+        self.pool: Any = _Pool(groups) if arrow else list(dict.fromkeys(p for g in groups for p in g.passages))
+        self.positives: Any = _Positives(groups) if arrow else {gid: set(g.positives) for gid, g in enumerate(groups)}
         self.topped_up = 0
         if len(self.pool) < group_size:
             raise DataError(
@@ -364,7 +375,7 @@ class ListwiseSampler(TrainerCallback):
         self.teacher_weight, self.temperature = teacher_weight, temperature
         self.embeddings: dict[str, np.ndarray] = {}
         if teacher is not None and teacher_weight > 0:
-            texts = list(dict.fromkeys([g.query for g in groups] + self.pool))
+            texts = list(dict.fromkeys([g.query for g in groups] + list(self.pool)))
             self.embeddings = dict(zip(texts, teacher.encode(texts)))
         self.reranker = reranker if teacher_weight > 0 else None
         self.reranker_share = reranker_share

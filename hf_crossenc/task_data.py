@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .arguments import DataArguments
+from .arrow_data import ArrowTable, build_arrow_split, open_hub_table, open_table, raw_arrow_labels
 from .benchmarks import resolve_data_file
 from .data import (
     TEXT_A,
@@ -18,10 +19,8 @@ from .data import (
     build_split,
     class_names,
     infer_label_scale,
-    load_hub_table,
     parse_label_scale,
     raw_labels,
-    read_table,
     resolve_columns,
 )
 from .errors import DataError
@@ -30,20 +29,20 @@ from .ranking import build_ranking_split
 from .training_args import split_list
 
 
-def read_split_tables(data_args: DataArguments) -> dict[str, Table]:
+def read_split_tables(data_args: DataArguments) -> dict[str, Table | ArrowTable]:
     """Every split the arguments name, read; a missing benchmark file of the shipped configs (``../shared/data/...``)
     is read from the user cache instead, fetched there first if needed (`hf_crossenc.benchmarks.resolve_data_file`)."""
-    tables: dict[str, Table] = {}
+    tables: dict[str, Table | ArrowTable] = {}
     if data_args.dataset_name:
         names = {"train": data_args.train_split, "validation": data_args.validation_split, "test": data_args.test_split}
         for split, hub_split in names.items():
             if hub_split:
-                tables[split] = load_hub_table(data_args.dataset_name, hub_split, data_args.dataset_config)
+                tables[split] = open_hub_table(data_args.dataset_name, hub_split, data_args.dataset_config)
     else:
         files = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}
         for split, path in files.items():
             if path:
-                tables[split] = read_table(resolve_data_file(path))
+                tables[split] = open_table(resolve_data_file(path))
     return tables
 
 
@@ -55,7 +54,7 @@ def load_splits(data_args: DataArguments) -> tuple[dict[str, PairSplit], LabelSc
     scale = parse_label_scale(data_args.label_scale)
     if scale == "auto":
         try:
-            scale = infer_label_scale(raw_labels(train, columns)) if train.rows else LabelScale()
+            scale = infer_label_scale(labels_of(train, columns)) if _has_rows(train) else LabelScale()
         except ValueError as err:
             raise DataError(f"{err}.", source=train.source, column=columns.label) from None
     scale = scale or LabelScale()
@@ -72,8 +71,22 @@ def load_splits(data_args: DataArguments) -> tuple[dict[str, PairSplit], LabelSc
             )
         )
         limit = data_args.max_train_samples if name == "train" else data_args.max_eval_samples
-        splits[name] = build_split(table, split_columns, name=name, scale=scale, max_samples=limit)
+        splits[name] = pair_split(table, split_columns, name=name, scale=scale, max_samples=limit)
     return splits, scale
+
+
+def _has_rows(table: Table | ArrowTable) -> bool:
+    return bool(len(table)) if isinstance(table, ArrowTable) else bool(table.rows)
+
+
+def labels_of(table: Table | ArrowTable, columns: PairColumns) -> Any:
+    """The parsed raw labels of a table (a list, or a numpy array for an `ArrowTable`)."""
+    return raw_arrow_labels(table, columns) if isinstance(table, ArrowTable) else raw_labels(table, columns)
+
+
+def pair_split(table: Table | ArrowTable, columns: PairColumns, **kwargs: Any) -> PairSplit:
+    """`build_split`, over Arrow chunks for an `ArrowTable` (`hf_crossenc.arrow_data.build_arrow_split`)."""
+    return build_arrow_split(table, columns, **kwargs) if isinstance(table, ArrowTable) else build_split(table, columns, **kwargs)
 
 
 @dataclass
@@ -129,8 +142,8 @@ def read_silver_files(silver_file: str | None) -> dict[str, tuple[list[str], lis
     """The validated text pairs of every comma-separated file of --silver_file (labels, if any, are ignored)."""
     out = {}
     for path in split_list(silver_file):
-        table = read_table(path)
+        table = open_table(path)
         columns = resolve_columns(table, require_label=False)
-        split = build_split(table, PairColumns(columns.text_a, columns.text_b, None), name="silver", scale=None)
+        split = pair_split(table, PairColumns(columns.text_a, columns.text_b, None), name="silver", scale=None)
         out[path] = (split.dataset[TEXT_A], split.dataset[TEXT_B])
     return out

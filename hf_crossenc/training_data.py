@@ -61,13 +61,13 @@ def build_train_dataset(
             reranker=reranker,
             reranker_share=teacher_args.cross_encoder_share,
         )
-        dataset = dataset.add_column(INDEX, list(range(len(dataset)))).with_transform(sampler)
+        dataset = dataset.add_column(INDEX, np.arange(len(dataset))).with_transform(sampler)
         callbacks.append(sampler)
     elif data_args.train_pair_order == "both":
         dataset = swapped(dataset)
     elif data_args.train_pair_order == "swap":
         swap = RandomSwap(training_args.seed, len(dataset))
-        dataset = dataset.add_column(INDEX, list(range(len(dataset)))).with_transform(swap)
+        dataset = dataset.add_column(INDEX, np.arange(len(dataset))).with_transform(swap)
         callbacks.append(swap)
     return dataset, callbacks
 

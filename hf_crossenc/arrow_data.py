@@ -1,0 +1,353 @@
+"""Pair files as memory-mapped Arrow: read once into the `datasets` cache, validated over chunks, reused at once.
+
+A CSV/TSV file is streamed through the very reader `hf_crossenc.data.read_table` uses (same parse, same errors) into an
+Arrow file in the cache (``$HF_DATASETS_CACHE/hf_crossenc``, named after the file's path, size and modification time);
+a Parquet file is copied there batch by batch; a Hub dataset is the Arrow table `datasets` already keeps. The
+validated, normalised split (text_a, text_b, label) is written there too, named after the source and everything
+that shapes it (columns, label scale, sample limit), so a second run opens both and starts at once; the token lengths
+of length-grouped batches are cached beside it by `datasets` (`hf_crossenc.data_collator.add_lengths`).
+
+Nothing holds all texts in Python lists: the checks run over Arrow chunks with `pyarrow.compute`, and the first bad
+value is handed to the row-by-row checker of `hf_crossenc.data`, which raises the same error (file, row, column) as the
+in-memory path. Whatever the fast path does not reproduce exactly (a malformed or non-UTF-8 file, a TSV whose quotes
+need the plain reading, JSON) goes through `read_table` as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .data import (
+    LABEL,
+    SUPPORTED_SUFFIXES,
+    TEXT_A,
+    TEXT_B,
+    DataError,
+    LabelScale,
+    PairColumns,
+    PairSplit,
+    Table,
+    check_text,
+    delimited_records,
+    outside_scale_error,
+    parse_label,
+    read_table,
+)
+
+logger = logging.getLogger(__name__)
+
+ROW = "__row__"
+"""Column of the cached source files: each record's row number in the file (header = 1), for error messages."""
+FORMAT = "hf_crossenc-arrow-1"
+"""Part of every cache key: a new reading or layout gets new files."""
+BATCH_ROWS = 65536
+STATS_KEY = b"hf_crossenc"
+_SPACE = "".join(f"\\x{{{ord(c):x}}}" for c in map(chr, range(0x110000)) if c.isspace())
+BLANK = f"^[{_SPACE}]*$"
+"""A text that `str.strip()` empties (Python's whitespace, exactly), as an RE2 pattern."""
+PLAIN_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+"""Decimal numbers that Arrow's cast and `float()` read alike (correctly rounded); any other label goes to `float()`."""
+
+
+def cache_dir() -> Path:
+    """The `datasets` cache as the environment names it now (HF_DATASETS_CACHE, else HF_HOME/datasets)."""
+    if os.environ.get("HF_DATASETS_CACHE"):
+        base = Path(os.environ["HF_DATASETS_CACHE"])
+    else:
+        home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
+        base = Path(home) / "datasets"
+    return base / "hf_crossenc"
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps([FORMAT, *parts], default=str).encode()).hexdigest()[:32]
+
+
+@dataclass
+class ArrowTable:
+    """`hf_crossenc.data.Table`'s counterpart over an Arrow table: the same source, columns and row numbers, without
+    the rows in Python (`rows` builds them on demand, for the tasks that still read rows)."""
+
+    source: str
+    columns: list[str]
+    arrow: pa.Table
+    key: str
+    row_word: str = "row"
+    _rows: list[dict[str, Any]] | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return self.arrow.num_rows
+
+    def locate(self, index: int) -> int:
+        if ROW in self.arrow.column_names:
+            return int(self.arrow.column(ROW)[index].as_py())
+        return index + 1
+
+    def column(self, name: str, limit: int | None = None) -> pa.ChunkedArray:
+        column = self.arrow.column(name)
+        return column if limit is None else column.slice(0, limit)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        if self._rows is None:
+            data = self.arrow.drop_columns([ROW]) if ROW in self.arrow.column_names else self.arrow
+            self._rows = data.to_pylist()
+        return self._rows
+
+    @property
+    def row_numbers(self) -> list[int]:
+        return [self.locate(i) for i in range(len(self))]
+
+
+# --------------------------------------------------------------------------------------------
+# Reading into the cache
+# --------------------------------------------------------------------------------------------
+
+
+def open_table(path: str | Path) -> ArrowTable | Table:
+    """A data file as an `ArrowTable` (CSV, TSV, Parquet), else as `read_table` reads it (JSON, JSONL, and files the
+    Arrow reading does not take exactly: `read_table` then raises their error or reads them as before)."""
+    path = Path(path)
+    kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
+    if kind not in ("csv", "tsv", "parquet") or not path.is_file():
+        return read_table(path)
+    stat = path.stat()
+    key = _digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns, kind)
+    target = cache_dir() / f"source-{key}.arrow"
+    if not target.is_file():
+        converted = _parquet_to_arrow(path, target) if kind == "parquet" else _delimited_to_arrow(path, target, kind)
+        if not converted:
+            return read_table(path)
+    arrow = memory_mapped(target)
+    columns = [name for name in arrow.column_names if name != ROW]
+    return ArrowTable(str(path), columns, arrow, key, row_word="record" if kind == "parquet" else "row")
+
+
+def memory_mapped(path: Path) -> pa.Table:
+    with pa.memory_map(str(path)) as source:
+        return pa.ipc.open_stream(source).read_all()
+
+
+def _write_batches(target: Path, batches: Any, schema: pa.Schema | None = None) -> bool:
+    """Write record batches into `target` (Arrow stream format, as `datasets` keeps its files), atomically; False
+    (nothing written) if the batches stop with a `DataError`."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.part")
+    writer = None
+    try:
+        for batch in batches:
+            if writer is None:
+                writer = pa.ipc.new_stream(str(partial), schema or batch.schema)
+            writer.write_batch(batch)
+        if writer is None:
+            return False
+        writer.close()
+        writer = None
+        os.replace(partial, target)
+        return True
+    except (DataError, UnicodeDecodeError):
+        return False
+    finally:
+        if writer is not None:
+            writer.close()
+        partial.unlink(missing_ok=True)
+
+
+def _delimited_to_arrow(path: Path, target: Path, kind: str) -> bool:
+    """Stream a CSV/TSV file into `target`. False for anything the in-memory reader must judge: a malformed or
+    non-UTF-8 file (its error names the row as the whole-file reading does), a TSV with quoted tabs or line breaks
+    (the plain reading may apply), an empty file, a column named like the row-number column."""
+    delimiter = "\t" if kind == "tsv" else ","
+
+    def batches() -> Any:
+        with path.open(encoding="utf-8-sig", newline="") as stream:
+            header, records = delimited_records(stream, str(path), delimiter)
+            if ROW in header:
+                raise DataError("reserved column name", source=str(path))
+            columns: list[list[str]] = [[] for _ in header]
+            numbers: list[int] = []
+
+            def flush() -> pa.RecordBatch:
+                arrays = [pa.array(values, pa.string()) for values in columns] + [pa.array(numbers, pa.int64())]
+                batch = pa.record_batch(arrays, names=[*header, ROW])
+                for values in columns:
+                    values.clear()
+                numbers.clear()
+                return batch
+
+            for number, fields in records:
+                if kind == "tsv" and any(("\t" in v or "\n" in v or "\r" in v) for v in fields):
+                    raise DataError("quoted tabs or line breaks", source=str(path))
+                for values, value in zip(columns, fields):
+                    values.append(value)
+                numbers.append(number)
+                if len(numbers) == BATCH_ROWS:
+                    yield flush()
+            yield flush()
+
+    return _write_batches(target, batches())
+
+
+def _parquet_to_arrow(path: Path, target: Path) -> bool:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+        names = parquet.schema_arrow.names
+        if len(set(names)) != len(names) or ROW in names:
+            return False  # read_table names the duplicate column
+        batches = parquet.iter_batches(batch_size=BATCH_ROWS)
+        return _write_batches(target, batches, parquet.schema_arrow)
+    except Exception:  # noqa: BLE001 - a corrupt file: read_table raises its error
+        return False
+
+
+def open_hub_table(name: str, split: str, config: str | None = None) -> ArrowTable | Table:
+    """One split of a Hub (or local script/folder) dataset: the memory-mapped table `datasets` keeps."""
+    from .data import load_hub_table
+
+    source = f"{name}{'/' + config if config else ''} [{split}]"
+    try:
+        ds = datasets.load_dataset(name, config, split=split)
+    except (FileNotFoundError, ValueError) as err:
+        raise DataError(f"cannot be loaded: {err}", source=source) from None
+    if ds._indices is not None or ROW in ds.column_names:
+        return load_hub_table(name, split, config)
+    return ArrowTable(source, list(ds.column_names), ds.data.table, _digest("hub", ds._fingerprint))
+
+
+# --------------------------------------------------------------------------------------------
+# Validation over chunks
+# --------------------------------------------------------------------------------------------
+
+
+def _is_text(type_: pa.DataType) -> bool:
+    return pa.types.is_string(type_) or pa.types.is_large_string(type_)
+
+
+def _first(mask: Any) -> int | None:
+    hits = np.flatnonzero(np.asarray(mask))
+    return int(hits[0]) if len(hits) else None
+
+
+def check_texts(table: ArrowTable, column: str, limit: int | None = None) -> None:
+    """Raise `check_text`'s error for the first value of `column` that is not a usable text."""
+    offset = 0
+    for chunk in table.column(column, limit).chunks:
+        if _is_text(chunk.type):
+            bad = pc.fill_null(pc.match_substring_regex(chunk, BLANK), True)
+            index = _first(bad.to_numpy(zero_copy_only=False))
+        else:
+            from .data import text_problem
+
+            index = next((i for i, value in enumerate(chunk.to_pylist()) if text_problem(value) is not None), None)
+        if index is not None:
+            check_text(chunk[index].as_py(), table, offset + index, column)  # type: ignore[arg-type]
+            raise AssertionError("check_text accepted a value the chunk check refused")
+        offset += len(chunk)
+
+
+def parse_labels(table: ArrowTable, column: str, limit: int | None = None) -> np.ndarray:
+    """`parse_label` of every value of `column`, as float64; raises its error for the first bad one."""
+    parts = []
+    offset = 0
+    for chunk in table.column(column, limit).chunks:
+        values = _fast_labels(chunk)
+        if values is None:
+            values = np.array([parse_label(v, table, offset + i, column) for i, v in enumerate(chunk.to_pylist())], dtype=np.float64)  # type: ignore[arg-type]
+        parts.append(values)
+        offset += len(chunk)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
+
+
+def _fast_labels(chunk: pa.Array) -> np.ndarray | None:
+    """The chunk's labels when Arrow reads them exactly as `parse_label` does and all are finite; else None."""
+    if chunk.null_count:
+        return None
+    if _is_text(chunk.type):
+        if not pc.all(pc.match_substring_regex(chunk, PLAIN_NUMBER)).as_py():
+            return None
+    elif not (pa.types.is_boolean(chunk.type) or pa.types.is_integer(chunk.type) or pa.types.is_floating(chunk.type)):
+        return None
+    try:
+        values = pc.cast(chunk, pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return values if np.isfinite(values).all() else None
+
+
+def label_stats(labels: np.ndarray) -> dict[str, float]:
+    """min, max, mean and std as `hf_crossenc.data.build_split` computes them (Python's left-to-right sums, so the
+    same digits)."""
+    total, step = 0.0, 1 << 20
+    for start in range(0, len(labels), step):
+        total = sum(labels[start : start + step].tolist(), total)
+    mean = total / len(labels)
+    squares = 0.0
+    for start in range(0, len(labels), step):
+        squares = sum([(v - mean) ** 2 for v in labels[start : start + step].tolist()], squares)
+    return {"min": float(labels.min()), "max": float(labels.max()), "mean": mean, "std": math.sqrt(squares / len(labels))}
+
+
+# --------------------------------------------------------------------------------------------
+# Splits
+# --------------------------------------------------------------------------------------------
+
+
+def build_arrow_split(
+    table: ArrowTable, columns: PairColumns, *, name: str, scale: LabelScale | None, max_samples: int | None = None
+) -> PairSplit:
+    """`hf_crossenc.data.build_split` over an `ArrowTable`: the same checks, errors and values, in a memory-mapped
+    dataset that the cache keeps for the next run."""
+    if not len(table):
+        raise DataError(f"the {name} split has no data rows.", source=table.source, hint="Provide at least one row.")
+    scale = (scale or LabelScale()) if columns.label is not None else None
+    key = _digest(table.key, columns.text_a, columns.text_b, columns.label, scale and scale.as_list(), max_samples)
+    target = cache_dir() / f"split-{key}.arrow"
+    if not target.is_file():
+        _write_split(table, columns, scale, max_samples, target)
+    dataset = datasets.Dataset.from_file(str(target))
+    metadata = pa.ipc.open_stream(pa.memory_map(str(target))).schema.metadata or {}
+    stats = json.loads(metadata.get(STATS_KEY, b"{}"))
+    return PairSplit(name=name, source=table.source, dataset=dataset, columns=columns, raw_label_stats=stats)
+
+
+def _write_split(table: ArrowTable, columns: PairColumns, scale: LabelScale | None, limit: int | None, target: Path) -> None:
+    limit = None if limit is None or limit >= len(table) else limit
+    check_texts(table, columns.text_a, limit)
+    check_texts(table, columns.text_b, limit)
+    arrays = {TEXT_A: table.column(columns.text_a, limit), TEXT_B: table.column(columns.text_b, limit)}
+    features = {TEXT_A: datasets.Value("string"), TEXT_B: datasets.Value("string")}
+    stats: dict[str, float] = {}
+    if columns.label is not None and scale is not None:
+        labels = parse_labels(table, columns.label, limit)
+        bad = _first(~((scale.low - 1e-9 <= labels) & (labels <= scale.high + 1e-9)))
+        if bad is not None:
+            raise outside_scale_error(float(labels[bad]), scale, table, bad, columns.label)
+        normalised = np.minimum(1.0, np.maximum(0.0, (labels - scale.low) / (scale.high - scale.low)))
+        arrays[LABEL] = pa.chunked_array([pa.array(normalised.astype(np.float32))])
+        features[LABEL] = datasets.Value("float32")
+        stats = label_stats(labels)
+    schema = datasets.Features(features).arrow_schema
+    schema = schema.with_metadata({**(schema.metadata or {}), STATS_KEY: json.dumps(stats).encode()})
+    data = pa.table([arrays[n].cast(schema.field(n).type) for n in features], schema=schema)
+    if not _write_batches(target, data.to_batches(max_chunksize=BATCH_ROWS), schema):
+        raise DataError("cannot be written to the Arrow cache.", source=table.source, hint=f"Check that {target.parent} is writable.")
+
+
+def raw_arrow_labels(table: ArrowTable, columns: PairColumns) -> np.ndarray:
+    """`hf_crossenc.data.raw_labels` over an `ArrowTable`."""
+    assert columns.label is not None
+    return parse_labels(table, columns.label)

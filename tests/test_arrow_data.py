@@ -1,0 +1,163 @@
+"""hf_crossenc.arrow_data: the memory-mapped Arrow path gives the in-memory path's datasets, stats and errors, and a
+second run opens its cache; hf_crossenc.length_sampler draws transformers' length-grouped order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from conftest import SHARED_DATA
+from test_data import BAD_INPUTS, write
+from transformers.trainer_pt_utils import get_length_grouped_indices
+
+from hf_crossenc import arrow_data, data_collator
+from hf_crossenc.arrow_data import ArrowTable, build_arrow_split, open_table
+from hf_crossenc.data import PairColumns, build_split, parse_label_scale, read_table, resolve_columns
+from hf_crossenc.data_collator import add_lengths
+from hf_crossenc.errors import DataError
+from hf_crossenc.length_sampler import CrossEncoderLengthGroupedSampler, column_lengths, length_grouped_indices
+from hf_crossenc.task_data import pair_split
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path / "datasets_cache"
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(cache))
+    return cache
+
+
+def both(path: Path, scale: str | None = "0,5", max_samples: int | None = None, **columns: str):
+    """(in-memory split, Arrow split) of one file, or the DataError each raised."""
+    out = []
+    for opener, builder in ((read_table, build_split), (open_table, pair_split)):
+        try:
+            table = opener(path)
+            cols = resolve_columns(table, **columns)
+            out.append(builder(table, cols, name="train", scale=parse_label_scale(scale), max_samples=max_samples))
+        except DataError as err:
+            out.append(err)
+    return out
+
+
+TRICKY_CSV = (
+    "\ufeffsentence1, sentence2 ,score\r\n"
+    '"multi\nline, quoted",plain,4.5\r\n'
+    "\r\n"  # a blank line: skipped, yet counted in row numbers
+    'caf\u00e9 "x",\u3000padded\u3000,0\r\n'
+    '"He said ""hi""",b,1e0\r\n'
+    "a,b,.5\r\n"
+    "x,y,5\r\n"
+)
+
+
+@pytest.mark.parametrize("max_samples", [None, 2, 100])
+def test_same_dataset_and_stats_as_the_in_memory_path(tmp_path, max_samples):
+    path = write(tmp_path, "t.csv", TRICKY_CSV)
+    old, new = both(path, max_samples=max_samples)
+    assert isinstance(open_table(path), ArrowTable)
+    assert new.dataset.features == old.dataset.features
+    assert new.dataset.to_dict() == old.dataset.to_dict()
+    assert new.raw_label_stats == old.raw_label_stats  # the same digits: left-to-right sums
+    assert new.dataset.cache_files  # memory-mapped from the cache
+
+
+def test_stsb_slices_are_identical(stsb_slices):
+    for path in stsb_slices.values():
+        old, new = both(Path(path))
+        assert new.dataset.to_dict() == old.dataset.to_dict() and new.raw_label_stats == old.raw_label_stats
+
+
+def test_parquet_and_plain_tsv(tmp_path):
+    rows = [{"query": "q1", "passage": "p1", "label": 1}, {"query": "q2", "passage": "p2", "label": 0}]
+    parquet = tmp_path / "d.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
+    tsv = write(tmp_path, "d.tsv", "query\tpassage\tlabel\nq1\tp1\t1\nq2\tp2\t0\n")
+    for path in (parquet, tsv):
+        old, new = both(path, scale=None)
+        assert isinstance(open_table(path), ArrowTable)
+        assert new.dataset.to_dict() == old.dataset.to_dict() == {"text_a": ["q1", "q2"], "text_b": ["p1", "p2"], "label": [1.0, 0.0]}
+
+
+def test_quoted_tsv_is_read_in_memory(tmp_path):
+    """Quotes in a TSV may call for the plain reading: the in-memory reader decides, as before."""
+    path = write(tmp_path, "glue.tsv", 'sentence1\tsentence2\tscore\n"Hello," he said.\tHe said hello.\t4.5\nx\ty\t0\n')
+    assert not isinstance(open_table(path), ArrowTable)
+
+
+EXTRA_BAD = [
+    ("t.csv", "sentence1,sentence2,score\na,b,1\n\n\na,\u2003\u3000,2\n", "0,5", "empty or whitespace", 5, "sentence2"),
+    ("t.csv", "sentence1,sentence2,score\na,b,1\na,b,1_0\n", "0,5", "outside the label scale", 3, "score"),
+    ("t.csv", "sentence1,sentence2,score\na,b,1\na,b,1e999\n", "0,5", "not a finite number", 3, "score"),
+    ("t.csv", "sentence1,sentence2,score\na,b,x\n,b,1\n", "0,5", "empty or whitespace", 3, "sentence1"),  # texts first
+]
+
+
+@pytest.mark.parametrize(("name", "content", "scale", "fragment", "row", "column"), BAD_INPUTS + EXTRA_BAD)
+def test_the_same_errors(tmp_path, name, content, scale, fragment, row, column):
+    path = write(tmp_path, name, content)
+    old, new = both(path, scale=scale)
+    assert isinstance(old, DataError) and isinstance(new, DataError)
+    assert str(new) == str(old)
+    assert (new.row, new.column) == (row, column) and fragment in str(new)
+
+
+def test_a_bad_file_writes_no_cache(tmp_path, _cache):
+    path = write(tmp_path, "t.csv", "sentence1,sentence2,score\na,b,1\na,b,oops\n")
+    both(path)
+    assert not list(_cache.rglob("split-*"))
+
+
+def test_second_open_reads_the_cache(tmp_path, monkeypatch):
+    path = write(tmp_path, "t.csv", TRICKY_CSV)
+    first = both(path)[1]
+
+    def no_conversion(*args):
+        raise AssertionError("converted again")
+
+    monkeypatch.setattr(arrow_data, "_delimited_to_arrow", no_conversion)
+    monkeypatch.setattr(arrow_data, "_write_split", no_conversion)
+    again = build_arrow_split(open_table(path), resolve_columns(open_table(path)), name="train", scale=parse_label_scale("0,5"))
+    assert again.dataset.to_dict() == first.dataset.to_dict() and again.raw_label_stats == first.raw_label_stats
+
+
+def test_a_changed_file_is_read_again(tmp_path):
+    path = write(tmp_path, "t.csv", "sentence1,sentence2,score\na,b,1\n")
+    assert both(path)[1].dataset["text_a"] == ["a"]
+    path.write_text("sentence1,sentence2,score\nchanged,b,1\nmore,c,2\n")
+    assert both(path)[1].dataset["text_a"] == ["changed", "more"]
+
+
+def test_lengths_are_cached_beside_the_data(tmp_path, tokenizer, monkeypatch, _cache):
+    path = write(tmp_path, "t.csv", TRICKY_CSV)
+    old, new = both(path)
+    first = add_lengths(new.dataset, tokenizer, 16, "length")
+    assert len(list(_cache.rglob("lengths-*.npy"))) == 1
+    monkeypatch.setattr(data_collator, "pair_lengths", lambda *a: pytest.fail("lengths computed again"))
+    again = add_lengths(both(path)[1].dataset, tokenizer, 16, "length")
+    assert again["length"][:] == first["length"][:] == add_lengths(old.dataset, tokenizer, 16, "length")["length"][:]
+    assert list(column_lengths(again, "length")) == again["length"][:]
+
+
+@pytest.mark.benchmark_data("stsb", "trecqa", "msrp")
+@pytest.mark.parametrize("max_length", [None, 24, 128])
+def test_lengths_from_distinct_texts_are_the_joint_lengths(tokenizer, max_length):
+    """The default job's order of batches rests on this: every benchmark file, with and without truncation."""
+    for path in ["stsb/train.csv", "stsb/dev.csv", "trecqa/train.csv", "msrp/train.csv"]:
+        table = open_table(SHARED_DATA / path)
+        columns = resolve_columns(table)
+        dataset = build_arrow_split(table, PairColumns(columns.text_a, columns.text_b, None), name="t", scale=None).dataset
+        joint = tokenizer(dataset["text_a"][:], dataset["text_b"][:], truncation="longest_first", max_length=max_length)
+        assert data_collator.pair_lengths(dataset, tokenizer, max_length).tolist() == [len(x) for x in joint["input_ids"]]
+
+
+@pytest.mark.parametrize(("size", "batch"), [(1, 4), (37, 4), (1000, 8), (5000, 3)])
+def test_length_grouped_order_is_transformers_order(size, batch):
+    lengths = np.random.default_rng(size).integers(3, 40, size)
+    expected = get_length_grouped_indices(lengths.tolist(), batch, generator=torch.Generator().manual_seed(7))
+    assert length_grouped_indices(lengths, batch, torch.Generator().manual_seed(7)).tolist() == expected
+    sampler = CrossEncoderLengthGroupedSampler(batch, lengths, torch.Generator().manual_seed(7))
+    assert list(sampler) == expected and len(sampler) == size

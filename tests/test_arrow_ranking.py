@@ -1,0 +1,95 @@
+"""hf_crossenc.arrow_ranking: reranking rows read from Arrow give the in-memory reader's groups, pairs, listwise
+examples, sampler draws and errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_data import write
+
+from hf_crossenc.arrow_data import ArrowTable, open_table
+from hf_crossenc.arrow_ranking import ArrowGroups
+from hf_crossenc.data import read_table
+from hf_crossenc.errors import DataError
+from hf_crossenc.ranking import INDEX, ListwiseSampler, build_ranking_split, check_pointwise_training, listwise_dataset
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets_cache"))
+
+
+ROWS = (
+    "question,answer,label\n"
+    "q1,p1,0\n"
+    "q2,p2,1\n"
+    "q1,p3,1\n"
+    "\n"
+    "q1,p1,1\n"  # a repeated candidate: kept at its first place, relevant since one copy is
+    "q3,p4,0\n"
+    "q2,p1,0.0\n"
+    '"q 4",p5, 1 \n'
+    "q4,p6,0\n"
+    "q3,p2,0\n"
+)
+
+
+def both(path: Path, max_samples: int | None = None):
+    out = []
+    for opener in (read_table, open_table):
+        try:
+            out.append(build_ranking_split(opener(path), name="train", max_samples=max_samples))
+        except DataError as err:
+            out.append(err)
+    return out
+
+
+@pytest.mark.parametrize("max_samples", [None, 3, 6])
+def test_same_groups_pairs_and_stats(tmp_path, max_samples):
+    path = write(tmp_path, "r.csv", ROWS)
+    old, new = both(path, max_samples)
+    assert isinstance(open_table(path), ArrowTable) and isinstance(new.groups, ArrowGroups)
+    assert new.dataset.features == old.dataset.features and new.dataset.to_dict() == old.dataset.to_dict()
+    assert list(new.groups) == old.groups and new.raw_label_stats == old.raw_label_stats and new.shape == old.shape
+    assert [g.row for g in new.groups] == [g.row for g in old.groups]
+
+
+def test_same_listwise_examples_and_draws(tmp_path):
+    path = write(tmp_path, "r.csv", ROWS)
+    old, new = both(path)
+    check_pointwise_training(new.groups)
+    examples = [listwise_dataset(split.groups) for split in (old, new)]
+    assert examples[0].features == examples[1].features and examples[0].to_dict() == examples[1].to_dict()
+    batches = []
+    for split, dataset in zip((old, new), examples):
+        sampler = ListwiseSampler(split.groups, 4, seed=3)  # groups of 4: most queries are topped up from the pool
+        assert list(sampler.pool) == list(dict.fromkeys(p for g in old.groups for p in g.passages))
+        batches.append(dataset.add_column(INDEX, np.arange(len(dataset))).with_transform(sampler)[:])
+    assert batches[0] == batches[1]
+
+
+BAD = [
+    ("question,answer,label\nq1,p1,1\nq1,p2,2\n", 3, "label", "reranking labels are 0"),
+    ("question,answer,label\nq1,p1,1\n\n , p2,1\n", 4, "question", "empty or whitespace"),
+    ("question,answer,label\nq1,p1,yes\nq1,,1\n", 2, "label", "reranking labels are 0"),  # rows in order
+    ("question,answer,label\nq1,,x\n", 2, "answer", "empty or whitespace"),  # query, passage, label within a row
+    ("question,answer,label\n", None, None, "no data rows"),
+]
+
+
+@pytest.mark.parametrize(("content", "row", "column", "fragment"), BAD)
+def test_the_same_errors(tmp_path, content, row, column, fragment):
+    old, new = both(write(tmp_path, "r.csv", content))
+    assert isinstance(old, DataError) and isinstance(new, DataError)
+    assert str(new) == str(old) and (new.row, new.column) == (row, column) and fragment in str(new)
+
+
+def test_trecqa_is_identical(tmp_path):
+    from conftest import SHARED_DATA, require_benchmark_data
+
+    for name in ("train.csv", "dev.csv"):
+        old, new = both(require_benchmark_data(SHARED_DATA / "trecqa" / name))
+        assert new.dataset.to_dict() == old.dataset.to_dict() and list(new.groups) == old.groups
+        assert listwise_dataset(new.groups).to_dict() == listwise_dataset(old.groups).to_dict()
