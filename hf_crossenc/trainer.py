@@ -24,6 +24,7 @@ from .data import TEXT_A, TEXT_B
 from .data_collator import LENGTH_GROUPED, add_lengths
 from .fingerprint import write_fingerprint
 from .first_token import first_token_only
+from .length_sampler import arrow_length_sampler
 from .losses import cross_encoder_loss
 from .memory import HeapTrimCallback
 from .metrics import is_collapsed, scores_from_logits
@@ -179,6 +180,14 @@ class CrossEncoderTrainer(Trainer):
             self.add_callback(self.weight_average)
         if self.compute_metrics is not None:
             self.compute_metrics = self._keep_predictions(self.compute_metrics)
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        """Trainer's sampler; length-grouped ones read the length column once, as numpy (`hf_crossenc.length_sampler`)."""
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        return arrow_length_sampler(super()._get_train_sampler(train_dataset), dataset, self.args.length_column_name)
+
+    def _get_eval_sampler(self, eval_dataset: Any) -> Any:
+        return arrow_length_sampler(super()._get_eval_sampler(eval_dataset), eval_dataset, self.args.length_column_name)
 
     def _add_missing_lengths(self) -> None:
         """Length-grouped sampling (the default) reads each example's token length: add the column to a train or eval
