@@ -290,3 +290,17 @@ def test_two_processes_share_the_stream_and_both_stop_at_a_bad_row(tmp_path, tin
     assert proc.returncode != 0
     assert proc.stderr.count(f"error: file {train_file}, row 42, column 'score': the label 'oops' is not a number") >= 1
     assert "exitcode  : 2" in proc.stderr and not out.exists()
+
+
+def test_the_job_streams_a_multi_class_classification(tmp_path, tiny_model_dir):
+    classes = ["entailment", "neutral", "contradiction"]
+    header = ("premise", "hypothesis", "label")
+    train_file = write_csv(tmp_path / "train.csv", [[f"p {i}", f"h {i % 5}", classes[i % 3]] for i in range(24)], header=header)
+    dev = write_csv(tmp_path / "dev.csv", [[f"p {i}", f"h {i}", classes[i % 3]] for i in range(6)], header=header)
+    flags = ["--task", "classification", "--model_name_or_path", str(tiny_model_dir), "--max_length", "32", "--train_file", str(train_file)]
+    flags += ["--validation_file", str(dev), "--output_dir", str(tmp_path / "out"), "--streaming", "--max_steps", "2"]
+    flags += ["--class_names", ",".join(classes), "--per_device_train_batch_size", "4", "--bf16", "false", "--bootstrap_resamples", "0"]
+    assert main(flags) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert (results["run"]["loss"], results["run"]["label_names"], results["run"]["binary"]) == ("ce", classes, False)
+    assert results["validation"]["n"] == 6
