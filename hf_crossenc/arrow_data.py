@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,9 @@ class ArrowTable:
     arrow: pa.Table
     key: str
     row_word: str = "row"
+    path: Path | None = None
+    """The cached Arrow file: full passes stream it batch by batch (a scan of the memory map would keep every page
+    it touched resident, i.e. count the whole file in the process's RSS)."""
     _rows: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -98,6 +102,23 @@ class ArrowTable:
     def column(self, name: str, limit: int | None = None) -> pa.ChunkedArray:
         column = self.arrow.column(name)
         return column if limit is None else column.slice(0, limit)
+
+    def batches(self, limit: int | None = None) -> Iterator[pa.RecordBatch]:
+        """The first `limit` rows (all: None) as record batches, read from the file when there is one."""
+        remaining = len(self) if limit is None else min(limit, len(self))
+        if self.path is None:
+            yield from self.arrow.slice(0, remaining).to_batches(max_chunksize=BATCH_ROWS)
+            return
+        with pa.OSFile(str(self.path)) as stream:
+            for batch in pa.ipc.open_stream(stream):
+                if remaining <= 0:
+                    break
+                batch = batch.slice(0, remaining) if batch.num_rows > remaining else batch
+                remaining -= batch.num_rows
+                yield batch
+
+    def chunks(self, name: str, limit: int | None = None) -> Iterator[pa.Array]:
+        return (batch.column(name) for batch in self.batches(limit))
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -132,7 +153,7 @@ def open_table(path: str | Path) -> ArrowTable | Table:
             return read_table(path)
     arrow = memory_mapped(target)
     columns = [name for name in arrow.column_names if name != ROW]
-    return ArrowTable(str(path), columns, arrow, key, row_word="record" if kind == "parquet" else "row")
+    return ArrowTable(str(path), columns, arrow, key, row_word="record" if kind == "parquet" else "row", path=target)
 
 
 def memory_mapped(path: Path) -> pa.Table:
@@ -245,7 +266,7 @@ def _first(mask: Any) -> int | None:
 def check_texts(table: ArrowTable, column: str, limit: int | None = None) -> None:
     """Raise `check_text`'s error for the first value of `column` that is not a usable text."""
     offset = 0
-    for chunk in table.column(column, limit).chunks:
+    for chunk in table.chunks(column, limit):
         if _is_text(chunk.type):
             bad = pc.fill_null(pc.match_substring_regex(chunk, BLANK), True)
             index = _first(bad.to_numpy(zero_copy_only=False))
@@ -263,7 +284,7 @@ def parse_labels(table: ArrowTable, column: str, limit: int | None = None) -> np
     """`parse_label` of every value of `column`, as float64; raises its error for the first bad one."""
     parts = []
     offset = 0
-    for chunk in table.column(column, limit).chunks:
+    for chunk in table.chunks(column, limit):
         values = _fast_labels(chunk)
         if values is None:
             values = np.array([parse_label(v, table, offset + i, column) for i, v in enumerate(chunk.to_pylist())], dtype=np.float64)  # type: ignore[arg-type]
@@ -328,22 +349,30 @@ def _write_split(table: ArrowTable, columns: PairColumns, scale: LabelScale | No
     limit = None if limit is None or limit >= len(table) else limit
     check_texts(table, columns.text_a, limit)
     check_texts(table, columns.text_b, limit)
-    arrays = {TEXT_A: table.column(columns.text_a, limit), TEXT_B: table.column(columns.text_b, limit)}
     features = {TEXT_A: datasets.Value("string"), TEXT_B: datasets.Value("string")}
     stats: dict[str, float] = {}
+    normalised = None
     if columns.label is not None and scale is not None:
         labels = parse_labels(table, columns.label, limit)
         bad = _first(~((scale.low - 1e-9 <= labels) & (labels <= scale.high + 1e-9)))
         if bad is not None:
             raise outside_scale_error(float(labels[bad]), scale, table, bad, columns.label)
-        normalised = np.minimum(1.0, np.maximum(0.0, (labels - scale.low) / (scale.high - scale.low)))
-        arrays[LABEL] = pa.chunked_array([pa.array(normalised.astype(np.float32))])
+        normalised = np.minimum(1.0, np.maximum(0.0, (labels - scale.low) / (scale.high - scale.low))).astype(np.float32)
         features[LABEL] = datasets.Value("float32")
         stats = label_stats(labels)
     schema = datasets.Features(features).arrow_schema
     schema = schema.with_metadata({**(schema.metadata or {}), STATS_KEY: json.dumps(stats).encode()})
-    data = pa.table([arrays[n].cast(schema.field(n).type) for n in features], schema=schema)
-    if not _write_batches(target, data.to_batches(max_chunksize=BATCH_ROWS), schema):
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        start = 0
+        for batch in table.batches(limit):
+            arrays = [batch.column(columns.text_a).cast(pa.string()), batch.column(columns.text_b).cast(pa.string())]
+            if normalised is not None:
+                arrays.append(pa.array(normalised[start : start + batch.num_rows]))
+            start += batch.num_rows
+            yield pa.record_batch(arrays, schema=schema)
+
+    if not _write_batches(target, batches(), schema):
         raise DataError("cannot be written to the Arrow cache.", source=table.source, hint=f"Check that {target.parent} is writable.")
 
 

@@ -31,8 +31,9 @@ PAIR_FEATURES = datasets.Features(
 class ArrowGroups(Sequence):
     """The query groups of a reranking split over its flattened pairs (sorted by group): `QueryGroup`s on demand."""
 
-    def __init__(self, pairs: datasets.Dataset, offsets: np.ndarray, rows: np.ndarray) -> None:
+    def __init__(self, pairs: datasets.Dataset, offsets: np.ndarray, rows: np.ndarray, key: str = "") -> None:
         self.pairs = pairs
+        self.key = key  # of the cached pairs file: the listwise examples are cached under it
         self.offsets = offsets  # group g's pairs: offsets[g]:offsets[g + 1]
         self.rows = rows  # the row (in the file) where each query first appears
         self.table = pairs.data.table  # memory-mapped, no indices mapping (a file of the cache)
@@ -121,7 +122,7 @@ def arrow_groups(table: ArrowTable, query_col: str, passage_col: str, label_col:
             raise AssertionError("the row-by-row checks accepted a row the chunk checks refused")
         _write_pairs(table, query_col, passage_col, relevance, size, target)
     pairs = datasets.Dataset.from_file(str(target))
-    return ArrowGroups(pairs, np.load(target.with_suffix(".offsets.npy")), np.load(target.with_suffix(".rows.npy")))
+    return ArrowGroups(pairs, np.load(target.with_suffix(".offsets.npy")), np.load(target.with_suffix(".rows.npy")), key)
 
 
 def _write_pairs(table: ArrowTable, query_col: str, passage_col: str, relevance: np.ndarray, size: int, target: Any) -> None:
@@ -160,24 +161,41 @@ def _write_pairs(table: ArrowTable, query_col: str, passage_col: str, relevance:
 
 def listwise_arrow_dataset(groups: ArrowGroups) -> tuple[datasets.Dataset, int]:
     """`hf_crossenc.ranking.listwise_dataset` over `ArrowGroups`: one example per (query, positive), its negatives the
-    query's labelled negatives; and the number of queries without a positive."""
+    query's labelled negatives, in a memory-mapped file of the cache; and the number of queries without a positive."""
+    skipped = groups.stats()["queries_without_positive"]
+    target = cache_dir() / f"listwise-{_digest('listwise', groups.key)}.arrow"
+    if not groups.key or not target.is_file():
+        data = _listwise_table(groups)
+        if not groups.key:
+            return datasets.Dataset(data), skipped
+        if not _write_batches(target, data.to_batches(max_chunksize=65536), data.schema):
+            raise DataError("cannot be written to the Arrow cache.", source=str(target.parent))
+    return datasets.Dataset.from_file(str(target)), skipped
+
+
+def _listwise_table(groups: ArrowGroups) -> pa.Table:
     arrow = groups.table
     labels = groups.labels
     negatives = np.flatnonzero(labels == 0)
     positives = np.flatnonzero(labels == 1)
     group = arrow.column(GROUP).to_numpy()
-    count = len(groups)
-    neg_offsets = np.searchsorted(group[negatives], np.arange(count + 1)).astype(np.int32)
-    lists = pa.ListArray.from_arrays(pa.array(neg_offsets), arrow.column(TEXT_B).take(pa.array(negatives, pa.int64())).combine_chunks())
+    neg_offsets = np.searchsorted(group[negatives], np.arange(len(groups) + 1)).astype(np.int32)
+    texts = arrow.column(TEXT_B).take(pa.array(negatives, pa.int64())).combine_chunks()
+    lists = pa.ListArray.from_arrays(pa.array(neg_offsets), texts)
     example_groups = group[positives]
     take = pa.array(positives, pa.int64())
-    data = pa.table(
+    features = datasets.Features(
         {
-            TEXT_A: arrow.column(TEXT_A).take(take),
-            TEXT_B: arrow.column(TEXT_B).take(take),
-            NEGATIVES: lists.take(pa.array(example_groups, pa.int64())),
-            GROUP: pa.array(example_groups, pa.int64()),
+            TEXT_A: datasets.Value("string"),
+            TEXT_B: datasets.Value("string"),
+            NEGATIVES: datasets.Sequence(datasets.Value("string")),
+            GROUP: datasets.Value("int64"),
         }
     )
-    skipped = int(count - len(np.unique(example_groups)))
-    return datasets.Dataset(data), skipped
+    data = {
+        TEXT_A: arrow.column(TEXT_A).take(take),
+        TEXT_B: arrow.column(TEXT_B).take(take),
+        NEGATIVES: lists.take(pa.array(example_groups, pa.int64())),
+        GROUP: pa.array(example_groups, pa.int64()),
+    }
+    return pa.table(data).cast(features.arrow_schema)

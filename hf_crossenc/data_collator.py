@@ -119,7 +119,7 @@ def add_lengths(dataset: Any, tokenizer: Any, max_length: int, column: str) -> A
     return dataset.map(lengths, batched=True, batch_size=1000, desc="token lengths", new_fingerprint=fingerprint)
 
 
-LENGTH_BLOCK = 1 << 20
+LENGTH_BLOCK = 1 << 18
 """Pairs whose distinct texts `pair_lengths` tokenizes at once (bounds its memory)."""
 
 
@@ -131,12 +131,10 @@ def pair_lengths(dataset: Any, tokenizer: Any, max_length: int | None) -> np.nda
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    table = dataset.with_format("arrow")
     special = tokenizer.num_special_tokens_to_add(pair=True)
     out = np.empty(len(dataset), dtype=np.int64)
-    for start in range(0, len(dataset), LENGTH_BLOCK):
-        block = table[start : start + LENGTH_BLOCK]
-        a, b = block.column(TEXT_A), block.column(TEXT_B)
+    start = 0
+    for a, b in _text_blocks(dataset):
         encoded = pc.dictionary_encode(pa.chunked_array(a.chunks + b.chunks, type=a.type)).combine_chunks()
         texts = encoded.dictionary.to_pylist()
         counts = np.zeros(len(texts), dtype=np.int64)
@@ -147,10 +145,42 @@ def pair_lengths(dataset: Any, tokenizer: Any, max_length: int | None) -> np.nda
             counts[k : k + 1000] = [len(x) for x in ids["input_ids"]]
         index = encoded.indices.to_numpy()
         lengths = counts[index[: len(a)]] + counts[index[len(a) :]] + special
+        if start + len(lengths) > len(out):
+            return None
         out[start : start + len(lengths)] = np.minimum(lengths, max_length) if max_length else lengths
+        start += len(lengths)
+    if start != len(out):
+        return None  # the file holds other rows than the dataset (a slice of it)
     probe = dataset.select_columns([TEXT_A, TEXT_B])[: min(1000, len(dataset))]
     joint = tokenizer(probe[TEXT_A], probe[TEXT_B], truncation="longest_first", max_length=max_length)["input_ids"]
     return out if [len(x) for x in joint] == out[: len(joint)].tolist() else None
+
+
+def _text_blocks(dataset: Any) -> Any:
+    """(text_a, text_b) chunked arrays of up to LENGTH_BLOCK pairs in order: streamed from the dataset's one Arrow file
+    when it is read as a whole (its mapped pages would otherwise all stay resident), else sliced from its table."""
+    import pyarrow as pa
+
+    files = dataset.cache_files
+    if dataset._indices is None and len(files) == 1:
+        with pa.OSFile(files[0]["filename"]) as stream:
+            reader = pa.ipc.open_stream(stream)
+            if {TEXT_A, TEXT_B} <= set(reader.schema.names):
+                pending: list[Any] = []
+                for batch in reader:
+                    pending.append(batch)
+                    if sum(b.num_rows for b in pending) >= LENGTH_BLOCK:
+                        block = pa.Table.from_batches(pending)
+                        yield block.column(TEXT_A), block.column(TEXT_B)
+                        pending = []
+                if pending:
+                    block = pa.Table.from_batches(pending)
+                    yield block.column(TEXT_A), block.column(TEXT_B)
+                return
+    table = dataset.with_format("arrow")
+    for start in range(0, len(dataset), LENGTH_BLOCK):
+        block = table[start : start + LENGTH_BLOCK]
+        yield block.column(TEXT_A), block.column(TEXT_B)
 
 
 def lengths_fingerprint(dataset: Any, tokenizer: Any, max_length: int, column: str) -> str | None:
