@@ -17,7 +17,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import functools
 import logging
 import os
 import time
@@ -54,9 +54,14 @@ class TextEncoder(Protocol):
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+@functools.cache
 def faiss_available() -> bool:
-    """Whether faiss (the faiss-cpu package, ``pip install 'hf_crossenc[mining]'``) can be imported."""
-    return importlib.util.find_spec("faiss") is not None
+    """Whether faiss (the faiss-cpu package, ``pip install 'hf_crossenc[mining]'``) imports (a broken install: no)."""
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def resolve_backend(name: str) -> str:
