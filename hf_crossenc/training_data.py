@@ -80,6 +80,23 @@ def swapped(dataset: Any) -> Any:
     return datasets.concatenate_datasets([dataset, flipped.select_columns(dataset.column_names).cast(dataset.features)])
 
 
+def hash_by_identity(cls: type) -> type:
+    """Have `datasets` fingerprint a transform object of `cls` by its identity instead of pickling all its state (a
+    listwise sampler holds every query group: ``with_transform`` would pickle gigabytes to name the result). Nothing is
+    cached under such fingerprints; plain pickling of the objects is unchanged."""
+    from datasets.utils._dill import pklregister
+
+    @pklregister(cls)
+    def save(pickler: Any, obj: Any) -> None:
+        pickler.save((cls.__qualname__, id(obj)))
+
+    return cls
+
+
+hash_by_identity(ListwiseSampler)
+
+
+@hash_by_identity
 class RandomSwap(TrainerCallback):
     """Swap text_a and text_b of each training pair with probability 0.5, freshly each epoch.
 
