@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_data import ArrowTable, _digest, _first, _write_batches, cache_dir, check_texts
+from .arrow_data import ArrowTable, _digest, _first, _write_batches, cache_dir, check_texts, mapped_dataset
 from .data import GROUP, LABEL, NEGATIVES, TEXT_A, TEXT_B, check_text
 from .errors import DataError
 from .query_groups import QueryGroup, _relevance
@@ -121,7 +121,7 @@ def arrow_groups(table: ArrowTable, query_col: str, passage_col: str, label_col:
             _relevance(row.get(label_col), table, first, label_col)  # type: ignore[arg-type]
             raise AssertionError("the row-by-row checks accepted a row the chunk checks refused")
         _write_pairs(table, query_col, passage_col, relevance, size, target)
-    pairs = datasets.Dataset.from_file(str(target))
+    pairs = mapped_dataset(target)
     return ArrowGroups(pairs, np.load(target.with_suffix(".offsets.npy")), np.load(target.with_suffix(".rows.npy")), key)
 
 
@@ -170,7 +170,7 @@ def listwise_arrow_dataset(groups: ArrowGroups) -> tuple[datasets.Dataset, int]:
             return datasets.Dataset(data), skipped
         if not _write_batches(target, data.to_batches(max_chunksize=65536), data.schema):
             raise DataError("cannot be written to the Arrow cache.", source=str(target.parent))
-    return datasets.Dataset.from_file(str(target)), skipped
+    return mapped_dataset(target), skipped
 
 
 def _listwise_table(groups: ArrowGroups) -> pa.Table:

@@ -48,7 +48,7 @@ def build_train_dataset(
         for name, split in data.splits.items():
             if name != "train":
                 split.dataset = add_lengths(split.dataset, tokenizer, max_length, training_args.length_column_name)
-    callbacks: list[TrainerCallback] = []
+    callbacks: list[TrainerCallback] = [MappedPagesRelease()]
     if listwise:
         teacher, reranker = listwise_teachers(teacher_args, train.dataset, max_length, training_args)
         sampler = ListwiseSampler(
@@ -70,6 +70,16 @@ def build_train_dataset(
         dataset = dataset.add_column(INDEX, np.arange(len(dataset))).with_transform(swap)
         callbacks.append(swap)
     return dataset, callbacks
+
+
+class MappedPagesRelease(TrainerCallback):
+    """After every optimizer step, unmap the pages of the cached Arrow files that the step's random rows touched
+    (`hf_crossenc.arrow_data.release_mapped_pages`): the resident set stays that of one step at any data size."""
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        from .arrow_data import release_mapped_pages
+
+        release_mapped_pages()
 
 
 def swapped(dataset: Any) -> Any:

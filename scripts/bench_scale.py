@@ -14,7 +14,7 @@ The process stops after those steps (no saving, no evaluation). The model is a t
 MiniLM's tokenizer (built in the work dir) unless ``--model`` names one (e.g. ``bundled:all-MiniLM-L6-v2``).
 
     HF_HUB_OFFLINE=1 python scripts/bench_scale.py --sizes 1e4,1e5,1e6
-    HF_HUB_OFFLINE=1 python scripts/bench_scale.py --sizes 1e7 --kinds regression --work_dir /big/disk
+    HF_HUB_OFFLINE=1 python scripts/bench_scale.py --sizes 1e7 --kinds regression --work_dir /big/disk --output t.json
 
 Synthetic files and caches live in ``--work_dir`` (default: $TMPDIR/hf_crossenc_bench_scale), never in the checkout.
 """
@@ -220,7 +220,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="model to train (default: a tiny random BERT built in the work dir)")
     parser.add_argument("--steps", type=int, default=200, help="steps timed after the first one")
     parser.add_argument("--batch", type=int, default=32, help="pairs per batch (listwise: a quarter as many groups of 8)")
-    parser.add_argument("--json", default=None, help="also write the table as JSON here")
+    parser.add_argument("--output", default=None, help="also write the table as JSON here")
     parser.add_argument("--verbose", action="store_true", help="show the jobs' logs")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     for name in ("kind", "train_file", "out", "result"):
@@ -249,8 +249,8 @@ def main() -> None:
                 f"{max(cold['peak_rss_mb'], warm['peak_rss_mb']):>13.0f}{warm['samples_per_s']:>11.1f}",
                 flush=True,
             )
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+    if args.output:
+        Path(args.output).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":
