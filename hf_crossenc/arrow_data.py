@@ -199,7 +199,9 @@ def _write_batches(target: Path, batches: Any, schema: pa.Schema | None = None) 
                 writer = pa.ipc.new_stream(str(partial), schema or batch.schema)
             writer.write_batch(batch)
         if writer is None:
-            return False
+            if schema is None:
+                return False
+            writer = pa.ipc.new_stream(str(partial), schema)  # no rows: an empty file of the schema
         writer.close()
         writer = None
         os.replace(partial, target)

@@ -93,3 +93,13 @@ def test_trecqa_is_identical(tmp_path):
         old, new = both(require_benchmark_data(SHARED_DATA / "trecqa" / name))
         assert new.dataset.to_dict() == old.dataset.to_dict() and list(new.groups) == old.groups
         assert listwise_dataset(new.groups).to_dict() == listwise_dataset(old.groups).to_dict()
+
+
+def test_no_positive_at_all_is_the_same_error(tmp_path):
+    path = write(tmp_path, "r.csv", "question,answer,label\nq1,a,0\nq1,b,0\nq2,c,0\n")
+    errors = []
+    for split in both(path):
+        with pytest.raises(DataError) as info:
+            listwise_dataset(split.groups, source=str(path))
+        errors.append(str(info.value))
+    assert errors[0] == errors[1] and "no training group can be formed" in errors[1]
