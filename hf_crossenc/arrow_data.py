@@ -163,8 +163,12 @@ _MAPS: list[mmap.mmap] = []
 
 def mapped_dataset(path: Path) -> datasets.Dataset:
     """`datasets.Dataset.from_file(path)` (the same table, features and fingerprint) over a memory map that
-    `release_mapped_pages` can unmap the touched pages of."""
-    from datasets.table import MemoryMappedTable
+    `release_mapped_pages` can unmap the touched pages of. `MemoryMappedTable`'s constructor is not public API: where it
+    has changed, the file is opened by `Dataset.from_file` (the same data; its touched pages are not released)."""
+    try:
+        from datasets.table import MemoryMappedTable
+    except ImportError:
+        return datasets.Dataset.from_file(str(path))
 
     with path.open("rb") as stream:
         mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)

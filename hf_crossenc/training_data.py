@@ -93,8 +93,13 @@ def swapped(dataset: Any) -> Any:
 def hash_by_identity(cls: type) -> type:
     """Have `datasets` fingerprint a transform object of `cls` by its identity instead of pickling all its state (a
     listwise sampler holds every query group: ``with_transform`` would pickle gigabytes to name the result). Nothing is
-    cached under such fingerprints; plain pickling of the objects is unchanged."""
-    from datasets.utils._dill import pklregister
+    cached under such fingerprints; plain pickling of the objects is unchanged. `pklregister` is a private helper of
+    `datasets`: where it has moved, the objects are fingerprinted by pickling, as `datasets` does by default (correct,
+    only slower and larger for big listwise data)."""
+    try:
+        from datasets.utils._dill import pklregister
+    except ImportError:
+        return cls
 
     @pklregister(cls)
     def save(pickler: Any, obj: Any) -> None:

@@ -161,3 +161,30 @@ def test_length_grouped_order_is_transformers_order(size, batch):
     assert length_grouped_indices(lengths, batch, torch.Generator().manual_seed(7)).tolist() == expected
     sampler = CrossEncoderLengthGroupedSampler(batch, lengths, torch.Generator().manual_seed(7))
     assert list(sampler) == expected and len(sampler) == size
+
+
+def test_mapped_dataset_falls_back_to_from_file_without_the_private_table_class(tmp_path, monkeypatch):
+    """`datasets.table.MemoryMappedTable` is not public API: where it is gone, the cached file opens with
+    `Dataset.from_file`, the same rows and features."""
+    import builtins
+
+    import datasets
+
+    path = tmp_path / "split.arrow"
+    datasets.Dataset.from_dict({"text_a": ["a", "b"], "label": [0.5, 1.0]}).save_to_disk(tmp_path / "saved")
+    source = next((tmp_path / "saved").glob("*.arrow"))
+    path.write_bytes(source.read_bytes())
+    mapped = arrow_data.mapped_dataset(path)
+    real_import = builtins.__import__
+
+    def without_the_class(name, globals=None, locals=None, fromlist=(), level=0):
+        if name == "datasets.table" and "MemoryMappedTable" in (fromlist or ()) and (globals or {}).get("__name__") == arrow_data.__name__:
+            raise ImportError("cannot import name 'MemoryMappedTable'")
+        return real_import(name, globals, locals, fromlist, level)
+
+    monkeypatch.setattr(builtins, "__import__", without_the_class)
+    maps = len(arrow_data._MAPS)
+    fallback = arrow_data.mapped_dataset(path)
+    assert len(arrow_data._MAPS) == maps  # opened by from_file: no map of ours to release
+    assert fallback.to_dict() == mapped.to_dict() == {"text_a": ["a", "b"], "label": [0.5, 1.0]}
+    assert fallback.features == mapped.features

@@ -24,3 +24,17 @@ def test_random_swap_depends_only_on_seed_epoch_and_index():
     assert draw(RandomSwap(3, 200), 1, list(range(200))) != first  # a fresh draw each epoch
     ds = datasets.Dataset.from_dict({**data, "length": list(range(200))}).with_transform(RandomSwap(3, 200))
     assert list(ds["length"]) == list(range(200))  # column reads pass through
+
+
+def test_hash_by_identity_leaves_the_class_alone_without_the_private_pickler_hook(monkeypatch):
+    """`datasets.utils._dill.pklregister` is private: where it is gone, the class is returned unchanged (datasets then
+    fingerprints its objects by pickling, its default)."""
+    import sys
+
+    from hf_crossenc.training_data import hash_by_identity
+
+    class Transform:
+        pass
+
+    monkeypatch.setitem(sys.modules, "datasets.utils._dill", None)
+    assert hash_by_identity(Transform) is Transform
