@@ -130,11 +130,20 @@ def test_predict_cli_keeps_input_order(trained, tmp_path, capsys):
     pairs = tmp_path / "pairs.jsonl"
     rows = [{"sentence1": f"sentence number {i} " * (5 - i % 4), "sentence2": "a short one"} for i in range(7)]
     pairs.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    assert cli_main(["predict", str(out), "--input", str(pairs), "--batch_size", "3"]) == 0
+    texts = [(r["sentence1"], r["sentence2"]) for r in rows]
+    # fp32: the exact scores of plain transformers, in input order (bf16 rounds this tiny model's scores together)
+    assert cli_main(["predict", str(out), "--input", str(pairs), "--batch_size", "3", "--precision", "fp32"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["text_a"] for line in lines] == [r["sentence1"] for r in rows]
-    direct = CrossEncoderPredictor.from_pretrained(out).predict([(r["sentence1"], r["sentence2"]) for r in rows])
+    direct = CrossEncoderPredictor.from_pretrained(out).predict(texts)
     np.testing.assert_allclose([line["score"] for line in lines], direct, atol=1e-6)
+    # the default (auto): the same scores as the Python API at precision="auto", within bf16's rounding of fp32
+    assert cli_main(["predict", str(out), "--input", str(pairs), "--batch_size", "3"]) == 0
+    default = [json.loads(line)["score"] for line in capsys.readouterr().out.splitlines()]
+    np.testing.assert_allclose(
+        default, CrossEncoderPredictor.from_pretrained(out, precision="auto").predict(texts, batch_size=3), atol=1e-6
+    )
+    np.testing.assert_allclose(default, direct, atol=2e-3)
 
 
 def test_two_process_ddp_run(tmp_path, tiny_model_dir, stsb_slices):
