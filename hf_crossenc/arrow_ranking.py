@@ -143,19 +143,26 @@ def _write_pairs(table: ArrowTable, query_col: str, passage_col: str, relevance:
         file_rows = table.arrow.column("__row__").take(pa.array(query_rows, pa.int64())).to_numpy()
     else:
         file_rows = query_rows + 1
-    take = pa.array(rows, pa.int64())
-    data = pa.table(
-        {
-            TEXT_A: queries.dictionary.take(pa.array(groups, pa.int64())).cast(pa.string()),
-            TEXT_B: table.column(passage_col).slice(0, size).take(take).cast(pa.string()),
-            LABEL: pa.array(labels[order].astype(np.float32)),
-            GROUP: pa.array(groups, pa.int64()),
-        }
-    )
     schema = PAIR_FEATURES.arrow_schema
     np.save(target.with_suffix(".offsets.npy"), offsets)
     np.save(target.with_suffix(".rows.npy"), np.asarray(file_rows, dtype=np.int64))
-    if not _write_batches(target, data.cast(schema).to_batches(max_chunksize=65536), schema):
+    passages_column = table.column(passage_col).slice(0, size)
+    pair_labels = labels[order].astype(np.float32)
+
+    def batches() -> Any:  # written a slice at a time: the pairs' texts are never all in memory at once
+        for start in range(0, len(rows), WRITE_ROWS):
+            part = slice(start, start + WRITE_ROWS)
+            data = pa.table(
+                {
+                    TEXT_A: queries.dictionary.take(pa.array(groups[part], pa.int64())).cast(pa.string()),
+                    TEXT_B: passages_column.take(pa.array(rows[part], pa.int64())).cast(pa.string()),
+                    LABEL: pa.array(pair_labels[part]),
+                    GROUP: pa.array(groups[part], pa.int64()),
+                }
+            )
+            yield from data.cast(schema).to_batches()
+
+    if not _write_batches(target, batches(), schema):
         raise DataError("cannot be written to the Arrow cache.", source=table.source)
 
 
@@ -165,37 +172,47 @@ def listwise_arrow_dataset(groups: ArrowGroups) -> tuple[datasets.Dataset, int]:
     skipped = groups.stats()["queries_without_positive"]
     target = cache_dir() / f"listwise-{_digest('listwise', groups.key)}.arrow"
     if not groups.key or not target.is_file():
-        data = _listwise_table(groups)
         if not groups.key:
-            return datasets.Dataset(data), skipped
-        if not _write_batches(target, data.to_batches(max_chunksize=65536), data.schema):
+            return datasets.Dataset(pa.Table.from_batches(list(_listwise_batches(groups)), LISTWISE_FEATURES.arrow_schema)), skipped
+        if not _write_batches(target, _listwise_batches(groups), LISTWISE_FEATURES.arrow_schema):
             raise DataError("cannot be written to the Arrow cache.", source=str(target.parent))
     return mapped_dataset(target), skipped
 
 
-def _listwise_table(groups: ArrowGroups) -> pa.Table:
+LISTWISE_FEATURES = datasets.Features(
+    {
+        TEXT_A: datasets.Value("string"),
+        TEXT_B: datasets.Value("string"),
+        NEGATIVES: datasets.Sequence(datasets.Value("string")),
+        GROUP: datasets.Value("int64"),
+    }
+)
+WRITE_ROWS = 65536
+"""Rows of a cached pairs or listwise file built and written at a time (bounded memory at any size)."""
+
+
+def _listwise_batches(groups: ArrowGroups) -> Any:
+    """The listwise examples as record batches of at most `WRITE_ROWS` examples, in order: each positive with its
+    query's negatives (the texts taken per batch, never all at once)."""
     arrow = groups.table
     labels = groups.labels
     negatives = np.flatnonzero(labels == 0)
     positives = np.flatnonzero(labels == 1)
     group = arrow.column(GROUP).to_numpy()
-    neg_offsets = np.searchsorted(group[negatives], np.arange(len(groups) + 1)).astype(np.int32)
-    texts = arrow.column(TEXT_B).take(pa.array(negatives, pa.int64())).combine_chunks()
-    lists = pa.ListArray.from_arrays(pa.array(neg_offsets), texts)
-    example_groups = group[positives]
-    take = pa.array(positives, pa.int64())
-    features = datasets.Features(
-        {
-            TEXT_A: datasets.Value("string"),
-            TEXT_B: datasets.Value("string"),
-            NEGATIVES: datasets.Sequence(datasets.Value("string")),
-            GROUP: datasets.Value("int64"),
+    neg_offsets = np.searchsorted(group[negatives], np.arange(len(groups) + 1)).astype(np.int64)
+    schema = LISTWISE_FEATURES.arrow_schema
+    for start in range(0, len(positives), WRITE_ROWS):
+        chosen = positives[start : start + WRITE_ROWS]
+        example_groups = group[chosen]
+        starts, sizes = neg_offsets[example_groups], neg_offsets[example_groups + 1] - neg_offsets[example_groups]
+        list_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
+        within = np.arange(list_offsets[-1]) - np.repeat(list_offsets[:-1], sizes)  # position inside each list
+        texts = arrow.column(TEXT_B).take(pa.array(negatives[np.repeat(starts, sizes) + within], pa.int64())).combine_chunks()
+        take = pa.array(chosen, pa.int64())
+        data = {
+            TEXT_A: arrow.column(TEXT_A).take(take),
+            TEXT_B: arrow.column(TEXT_B).take(take),
+            NEGATIVES: pa.ListArray.from_arrays(pa.array(list_offsets), texts),
+            GROUP: pa.array(example_groups, pa.int64()),
         }
-    )
-    data = {
-        TEXT_A: arrow.column(TEXT_A).take(take),
-        TEXT_B: arrow.column(TEXT_B).take(take),
-        NEGATIVES: lists.take(pa.array(example_groups, pa.int64())),
-        GROUP: pa.array(example_groups, pa.int64()),
-    }
-    return pa.table(data).cast(features.arrow_schema)
+        yield from pa.table(data).cast(schema).to_batches()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from test_data import write
 
+from hf_crossenc import arrow_ranking
 from hf_crossenc.arrow_data import ArrowTable, open_table
 from hf_crossenc.arrow_ranking import ArrowGroups
 from hf_crossenc.data import read_table
@@ -56,9 +57,13 @@ def test_same_groups_pairs_and_stats(tmp_path, max_samples):
     assert [g.row for g in new.groups] == [g.row for g in old.groups]
 
 
-def test_same_listwise_examples_and_draws(tmp_path):
+@pytest.mark.parametrize("write_rows", [65536, 2, 1])
+def test_same_listwise_examples_and_draws(tmp_path, monkeypatch, write_rows):
+    """Also when the cached pairs and listwise files are built and written a few rows at a time (as at 10^7 pairs)."""
+    monkeypatch.setattr(arrow_ranking, "WRITE_ROWS", write_rows)
     path = write(tmp_path, "r.csv", ROWS)
     old, new = both(path)
+    assert new.dataset.features == old.dataset.features and new.dataset.to_dict() == old.dataset.to_dict()
     check_pointwise_training(new.groups)
     examples = [listwise_dataset(split.groups) for split in (old, new)]
     assert examples[0].features == examples[1].features and examples[0].to_dict() == examples[1].to_dict()
