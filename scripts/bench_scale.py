@@ -212,7 +212,7 @@ def run_one(args: argparse.Namespace, kind: str, size: int, model: str, cache: P
     return json.loads(result.read_text())
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1e4,1e5,1e6", help="comma-separated pair counts (1e4,1e5,1e6,1e7)")
     parser.add_argument("--kinds", default="regression,listwise", help="regression, listwise or both")
@@ -225,7 +225,11 @@ def main() -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     for name in ("kind", "train_file", "out", "result"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     if args.child:
         child(args)
         return

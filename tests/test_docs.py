@@ -52,7 +52,11 @@ def known_flags() -> set[str]:
     spec = importlib.util.spec_from_file_location("bench_mining", REPO / "scripts" / "bench_mining.py")
     bench_mining = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench_mining)
-    parsers = (build_parser(), cli.build_parser(), mine.build_parser(), bench.build_parser(), bench_mining.build_parser())
+    spec = importlib.util.spec_from_file_location("bench_scale", REPO / "scripts" / "bench_scale.py")
+    bench_scale = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_scale)
+    parsers = (build_parser(), cli.build_parser(), mine.build_parser(), bench.build_parser(), bench_mining.build_parser(),
+               bench_scale.build_parser())  # fmt: skip
     return set().union(*(option_names(parser) for parser in parsers)) | OTHER_TOOLS | deprecated_flags()
 
 
