@@ -294,19 +294,19 @@ def print_profile(ours: dict, peer: dict | None) -> None:
     """The real-shape ceilings (a pass bound by its linear layers' matrix products alone, at their measured bf16
     GFLOP/s) against the measured speeds, and where the time of each pass goes."""
     prof = ours["profile"]
-    for name, ceiling_key, count, seconds_key, unit in (
-        ("inference", "inference_ceiling", ours["predict_pairs"], "predict_s", "pairs/s"),
-        ("training", "training_ceiling", ours["train_examples"], "train_s", "samples/s"),
+    for name, ceiling_key, count, speed_key, unit in (  # speeds: the medians over rounds
+        ("inference", "inference_ceiling", ours["predict_pairs"], "pairs_per_s", "pairs/s"),
+        ("training", "training_ceiling", ours["train_examples"], "samples_per_s", "samples/s"),
     ):
         ceiling = prof[ceiling_key]
         limit = count / ceiling["seconds"]
         ours[f"{name}_ceiling_per_s"] = limit
-        achieved = ceiling["gflops"] / ours[seconds_key]
+        achieved = ceiling["gflops"] * ours[speed_key] / count
         line = (f"{name} ceiling (linear layers alone at their measured bf16 rate, {ceiling['gflop_per_s']:.0f} GFLOP/s): "
-                f"{limit:.0f} {unit}; ours {count / ours[seconds_key]:.0f} = {count / ours[seconds_key] / limit:.1%} of it "
+                f"{limit:.0f} {unit}; ours {ours[speed_key]:.0f} = {ours[speed_key] / limit:.1%} of it "
                 f"({achieved:.0f} GFLOP/s in the linear layers)")  # fmt: skip
         if peer:
-            line += f"; the peer {count / peer[seconds_key] / limit:.1%}"
+            line += f"; the peer {peer[speed_key] / limit:.1%}"
         print(line)
         split = prof[name]
         print(f"  {name} profile ({split['wall_s']:.2f} s profiled): matrix products {split['matmul_share']:.1%}, "
