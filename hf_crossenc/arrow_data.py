@@ -169,26 +169,24 @@ def mapped_dataset(path: Path) -> datasets.Dataset:
         from datasets.table import MemoryMappedTable
     except ImportError:
         return datasets.Dataset.from_file(str(path))
-
-    with path.open("rb") as stream:
-        mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
-    _MAPS.append(mapped)
-    table = pa.ipc.open_stream(pa.BufferReader(pa.py_buffer(mapped))).read_all()
-    return datasets.Dataset(MemoryMappedTable(table, str(path)))
+    return datasets.Dataset(MemoryMappedTable(memory_mapped(path), str(path)))
 
 
 def release_mapped_pages() -> None:
     """Drop this process's mappings of the cached files' pages it has read (they stay in the page cache, and are
-    mapped again when read again). Training reads rows at random: without this, every page touched once stays in
-    the process's RSS, up to the whole file."""
+    mapped again when read again). Training reads rows at random, and grouping reads a source file in a scattered
+    order: without this, every page touched once stays in the process's RSS, up to the whole file."""
     for mapped in _MAPS:
         if not mapped.closed:
             mapped.madvise(mmap.MADV_DONTNEED)
 
 
 def memory_mapped(path: Path) -> pa.Table:
-    with pa.memory_map(str(path)) as source:
-        return pa.ipc.open_stream(source).read_all()
+    """The Arrow table of a cached file, zero-copy over a memory map that `release_mapped_pages` releases."""
+    with path.open("rb") as stream:
+        mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+    _MAPS.append(mapped)
+    return pa.ipc.open_stream(pa.BufferReader(pa.py_buffer(mapped))).read_all()
 
 
 def _write_batches(target: Path, batches: Any, schema: pa.Schema | None = None) -> bool:
