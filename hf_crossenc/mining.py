@@ -7,7 +7,10 @@ retriever would rank high for the query. This module finds them with a bi-encode
 1. Rows are grouped by query text: a query that appears in several rows has several positives,
    and *all* of them are excluded from its candidates (as is any passage identical to the query).
 2. The corpus is the optional extra passages plus every positive of the file (each distinct text
-   once, first occurrence first). Passages and queries are embedded in batches into files on disk
+   once, first occurrence first; duplicates are found by 64-bit digests, the texts behind equal digests compared, so
+   no dictionary of every text is held). The corpus stays an Arrow column (`hf_crossenc.mining_io.read_corpus`:
+   memory-mapped for CSV, TSV and Parquet), its passages fetched by index when needed (a batch to embed, the negatives
+   of the rows being written). Passages and queries are embedded in batches into files on disk
    (`hf_crossenc.embedding_index`), and every query's nearest passages by cosine similarity are
    found by an exact search (faiss's IndexFlatIP when faiss-cpu is installed, else numpy) that
    reads the passages in chunks: memory stays bounded whatever the corpus size, and no
@@ -27,27 +30,27 @@ retriever would rank high for the query. This module finds them with a bi-encode
    negatives, shared by all its rows. A query left with fewer keeps the ones found; a query with
    none is still written, and counted in the summary.
 
-The result is deterministic: no sampling is involved.
+The result is deterministic: no sampling is involved. The summary is accumulated query by query, and the rows are
+produced on demand (`MiningResult.iter_rows`): `write_mined` writes them to a partial file renamed into place at the
+end, so no list of all mined rows is ever held.
 """
 
 from __future__ import annotations
 
 import csv
-import io
-import itertools
+import hashlib
 import json
 import logging
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-from .data import FIELD_LIMIT, TEXT_A_CANDIDATES, TEXT_B_CANDIDATES, Table, check_text, parse_label, read_table, text_problem
 from .embedding_index import (
     CHUNK_ROWS,
     EmbeddingFile,
@@ -58,34 +61,223 @@ from .embedding_index import (
     search_top_k,
 )
 from .errors import ConfigError, DataError
+from .mining_io import CrossEncoderTextColumn
 
 logger = logging.getLogger(__name__)
 
-QUERY_CANDIDATES = tuple(dict.fromkeys(("query", "question", "anchor", *TEXT_A_CANDIDATES)))
-"""Query column names tried (case-insensitively) when ``--query_column`` is not given."""
-POSITIVE_CANDIDATES = tuple(dict.fromkeys(("positive", "pos", "passage", "answer", "document", *TEXT_B_CANDIDATES)))
-"""Positive column names tried (case-insensitively) when ``--positive_column`` is not given."""
-RELEVANCE_COLUMNS = ("label", "labels", "relevance", "is_relevant")
-"""A column of these names marks relevance: rows with a label > 0 are the (query, positive) pairs."""
-CORPUS_CANDIDATES = ("passage", "text", "document", "content", "positive", "answer", "body", "sentence")
-"""Passage column names tried in a ``--corpus`` file with several columns (a one-column file needs none)."""
 OUTPUT_SUFFIXES = (".csv", ".jsonl")
 
 QUERY_BLOCK = 8192
 """Distinct queries searched together, in one pass over the passages' embedding file."""
+WRITE_ROWS = 8192
+"""Rows whose negatives are fetched from the corpus together while the output is written."""
+FETCH_TEXTS = 65536
+"""Most texts fetched at once from the corpus while duplicates are checked."""
+
+
+class _Passages(Sequence[str]):
+    """The candidate passages, each distinct text once (the corpus, then the positives; first occurrence first), as
+    positions in that chain: the texts stay in the corpus's `CrossEncoderTextColumn` and the positives' list, fetched by id."""
+
+    def __init__(self, corpus: CrossEncoderTextColumn, positives: Sequence[str], kept: np.ndarray) -> None:
+        self.corpus, self.positives, self.kept = corpus, positives, kept
+
+    def __len__(self) -> int:
+        return len(self.kept)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return self.take(np.arange(len(self))[index])
+        return self.take([index])[0]
+
+    def take(self, ids: Sequence[int] | np.ndarray) -> list[str]:
+        """The passages `ids`, in that order."""
+        return _chain_texts(self.corpus, self.positives, self.kept[np.asarray(ids, dtype=np.int64)])
+
+
+def _chain_texts(corpus: CrossEncoderTextColumn, positives: Sequence[str], positions: np.ndarray) -> list[str]:
+    """The texts at `positions` of the chain corpus + positives."""
+    texts: list[str] = [""] * len(positions)
+    in_corpus = np.flatnonzero(positions < len(corpus))
+    for i, text in zip(in_corpus.tolist(), corpus.take(positions[in_corpus])):
+        texts[i] = text
+    for i in np.flatnonzero(positions >= len(corpus)).tolist():
+        texts[i] = positives[int(positions[i]) - len(corpus)]
+    return texts
+
+
+def _hashes(texts: Iterable[str], count: int) -> np.ndarray:
+    """A 64-bit digest of each text (equal texts, equal digests; `_passage_index` checks the texts behind equal ones)."""
+    digests = (int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little") for text in texts)
+    return np.fromiter(digests, dtype=np.uint64, count=count)
+
+
+@dataclass
+class _PassageIndex:
+    """Each distinct text of corpus + positives once (`passages`), the passage id of every pairs row's positive, and
+    the sorted digests of the chain for looking texts up (`lookup`)."""
+
+    passages: _Passages
+    positive_ids: np.ndarray
+    sorted_hashes: np.ndarray
+    order: np.ndarray
+    id_of_position: np.ndarray
+
+    def lookup(self, texts: Sequence[str]) -> np.ndarray:
+        """The passage id of each text, -1 where it is not a passage."""
+        ids = np.full(len(texts), -1, dtype=np.int64)
+        hashes = _hashes(texts, len(texts))
+        low, high = np.searchsorted(self.sorted_hashes, hashes, "left"), np.searchsorted(self.sorted_hashes, hashes, "right")
+        for i in np.flatnonzero(high > low).tolist():  # a digest of the chain: compare the texts (digests may collide)
+            positions = self.order[low[i] : high[i]]
+            texts_there = _chain_texts(self.passages.corpus, self.passages.positives, positions)
+            match = next((int(p) for p, t in zip(positions.tolist(), texts_there) if t == texts[i]), None)
+            if match is not None:
+                ids[i] = self.id_of_position[match]
+        return ids
+
+
+def _passage_index(corpus: CrossEncoderTextColumn, positives: Sequence[str]) -> _PassageIndex:
+    """Deduplicate corpus + positives by 64-bit digests, the texts of equal digests compared (so exact): nothing but
+    the digests and a few positions per text is held, never a dictionary of every text."""
+    size = len(corpus) + len(positives)
+    hashes = np.concatenate([*(_hashes(block, len(block)) for block in corpus.blocks()), _hashes(positives, len(positives))])
+    order = np.argsort(hashes, kind="stable")  # within equal digests, chain order
+    sorted_hashes = hashes[order]
+    del hashes
+    starts = np.flatnonzero(np.r_[True, sorted_hashes[1:] != sorted_hashes[:-1]])
+    sizes = np.diff(np.r_[starts, size])
+    first = np.empty(size, dtype=np.int64)
+    first[order] = np.repeat(order[starts], sizes)  # each position -> the first position of its digest
+    _check_equal_digests(corpus, positives, order, starts[sizes > 1], sizes[sizes > 1], first)
+    kept = np.flatnonzero(first == np.arange(size))
+    id_of_position = np.searchsorted(kept, first)
+    del first
+    passages = _Passages(corpus, positives, kept)
+    return _PassageIndex(passages, id_of_position[len(corpus) :], sorted_hashes, order, id_of_position)
+
+
+def _check_equal_digests(
+    corpus: CrossEncoderTextColumn, positives: Sequence[str], order: np.ndarray, starts: np.ndarray, sizes: np.ndarray, first: np.ndarray
+) -> None:
+    """Positions sharing a digest: the first position of the same *text* (distinct texts of equal digests are kept
+    apart), the texts fetched at most `FETCH_TEXTS` at a time."""
+    group = 0
+    while group < len(starts):
+        end = group + max(1, int(np.searchsorted(np.cumsum(sizes[group:]), FETCH_TEXTS, "right")))
+        spans = [order[s : s + n] for s, n in zip(starts[group:end].tolist(), sizes[group:end].tolist())]
+        texts = iter(_chain_texts(corpus, positives, np.concatenate(spans)))
+        for positions in spans:
+            seen: dict[str, int] = {}
+            for position in positions.tolist():
+                first[position] = seen.setdefault(next(texts), position)
+        group = end
+
+
+class _ExactSum:
+    """A float sum without rounding error (Shewchuk's partials, as `math.fsum`), accumulated value by value."""
+
+    def __init__(self) -> None:
+        self.partials: list[float] = []
+        self.count = 0
+
+    def add(self, values: Iterable[float]) -> None:
+        partials = self.partials
+        for x in values:
+            self.count += 1
+            i = 0
+            for y in partials:
+                if abs(x) < abs(y):
+                    x, y = y, x
+                high = x + y
+                low = y - (high - x)
+                if low:
+                    partials[i] = low
+                    i += 1
+                x = high
+            partials[i:] = [x]
+
+    def mean(self) -> float | None:
+        return round(math.fsum(self.partials) / self.count, 6) if self.count else None
+
+
+@dataclass
+class _Tally:
+    """The summary statistics, accumulated query by query."""
+
+    filters: dict[str, int] = field(default_factory=lambda: {"filtered_by_range": 0, "filtered_by_margin": 0, "filtered_by_max_score": 0})
+    queries: int = 0
+    negatives: int = 0
+    fewest: int | None = None
+    most: int = 0
+    without: int = 0
+    positive_scores: _ExactSum = field(default_factory=_ExactSum)
+    negative_scores: _ExactSum = field(default_factory=_ExactSum)
+
+    def add(self, chosen_scores: list[float], own_scores: list[float]) -> None:
+        count = len(chosen_scores)
+        self.queries += 1
+        self.negatives += count
+        self.fewest = count if self.fewest is None else min(self.fewest, count)
+        self.most = max(self.most, count)
+        self.without += count == 0
+        self.negative_scores.add(chosen_scores)
+        self.positive_scores.add(own_scores)
+
+    def summary(self, rows: int, corpus_size: int, settings: dict[str, Any]) -> dict[str, Any]:
+        """The mining summary: sizes, settings, negatives per distinct query, filter counts and mean scores."""
+        return {
+            "queries": self.queries,
+            "rows": rows,
+            "corpus_size": corpus_size,
+            **settings,
+            "negatives_per_query": {
+                "mean": round(self.negatives / self.queries, 6) if self.queries else 0.0,
+                "min": self.fewest or 0,
+                "max": self.most,
+            },
+            "queries_without_negatives": self.without,
+            **self.filters,
+            "mean_positive_score": self.positive_scores.mean(),
+            "mean_negative_score": self.negative_scores.mean(),
+        }
 
 
 @dataclass
 class MiningResult:
-    """Mined rows (``query``, ``positive``, ``negative_1`` ... ``negative_k``, k <= num_negatives) and statistics."""
+    """The mined rows (``query``, ``positive``, ``negative_1`` ... ``negative_k``, k <= num_negatives), produced on
+    demand (`iter_rows`; `rows` lists them all), and the statistics. Held: the pairs, each distinct query's negative
+    ids and the passages (texts fetched from the corpus when a row is produced)."""
 
-    rows: list[dict[str, str]]
+    queries: Sequence[str]
+    positives: Sequence[str]
+    row_query: np.ndarray
+    """Each row's distinct query (index into `negatives`)."""
+    negatives: np.ndarray
+    """Distinct queries x num_negatives passage ids, -1 after the last negative found."""
+    passages: _Passages
     summary: dict[str, Any] = field(default_factory=dict)
 
     @property
     def max_negatives(self) -> int:
         """Largest number of negatives of any row (the number of negative columns of a CSV)."""
-        return max((len(row) - 2 for row in self.rows), default=0)
+        return int((self.negatives >= 0).sum(axis=1).max()) if len(self.negatives) else 0
+
+    def iter_rows(self, block: int | None = None) -> Iterator[dict[str, str]]:
+        """The rows in input order, `block` (default `WRITE_ROWS`) at a time fetching their negatives' texts."""
+        block = block or WRITE_ROWS
+        for start in range(0, len(self.queries), block):
+            ids = self.negatives[self.row_query[start : start + block]]
+            wanted = np.unique(ids[ids >= 0])
+            text_of = dict(zip(wanted.tolist(), self.passages.take(wanted)))
+            for offset, row_ids in enumerate(ids.tolist()):
+                row = {"query": self.queries[start + offset], "positive": self.positives[start + offset]}
+                row.update({f"negative_{k}": text_of[i] for k, i in enumerate(row_ids, start=1) if i >= 0})
+                yield row
+
+    @property
+    def rows(self) -> list[dict[str, str]]:
+        return list(self.iter_rows())
 
 
 @dataclass(frozen=True)
@@ -116,11 +308,11 @@ def check_mining_settings(
 
 
 def mine_hard_negatives(
-    queries: list[str],
-    positives: list[str],
+    queries: Sequence[str],
+    positives: Sequence[str],
     encoder: TextEncoder,
     *,
-    corpus: Iterable[str] | None = None,
+    corpus: Iterable[str] | CrossEncoderTextColumn | None = None,
     num_negatives: int = 5,
     range_min: int = 0,
     range_max: int = 50,
@@ -135,7 +327,8 @@ def mine_hard_negatives(
 ) -> MiningResult:
     """Mine up to `num_negatives` hard negatives per distinct query (see the module docstring for the method).
 
-    `queries[i]`, `positives[i]` is input row i; the result has one row per input row, in order.
+    `queries[i]`, `positives[i]` is input row i; the result has one row per input row, in order. `corpus`: texts, or a
+    `hf_crossenc.mining_io.CrossEncoderTextColumn` (`read_corpus`), whose texts are fetched by index, never all held as Python strings.
     `seed` is accepted for a reproducible interface but unused: nothing is sampled (ties break by corpus order).
     Scale settings (`hf_crossenc.embedding_index`): `search` ('auto', 'faiss', 'exact': the same neighbours),
     `embedding_dtype` ('float32', 'float16'), `embeddings_dir` (where the temporary embedding files go, removed at the
@@ -146,6 +339,7 @@ def mine_hard_negatives(
     they rank above `range_min` (ranks from `range_max` on are never examined); ``filtered_by_margin``
     and ``filtered_by_max_score`` count candidates of the examined window dropped by each filter (a
     candidate failing both is counted under the margin), whether or not `num_negatives` was reached.
+    The mean scores are exact sums (`_ExactSum`) over the count, rounded to 6 digits.
     """
     del seed  # nothing is random
     if len(queries) != len(positives):
@@ -155,71 +349,67 @@ def mine_hard_negatives(
     check_embedding_dtype(embedding_dtype)
     window = _Window(num_negatives, range_min, range_max, margin, max_score)
 
-    positives_of = _positives_by_query(queries, positives)
-    distinct_queries = list(positives_of)
-    index: dict[str, int] = {}  # passage text -> id: the corpus, then the positives; each distinct text once
-    for text in itertools.chain(corpus or (), positives):
-        index.setdefault(text, len(index))
-    passages = list(index)
+    query_ids: dict[str, int] = {}
+    row_query = np.fromiter((query_ids.setdefault(q, len(query_ids)) for q in queries), dtype=np.int64, count=len(queries))
+    distinct_queries = list(query_ids)
+    del query_ids
+    index = _passage_index(CrossEncoderTextColumn.of(corpus if corpus is not None else ()), positives)
+    passages = index.passages
+    own_ids = index.lookup(distinct_queries)  # a query that is itself a passage is never its own negative
+    positive_ids, offsets = _positives_by_query(row_query, index.positive_ids, len(distinct_queries), len(passages))
+    del index
 
-    stats = {"filtered_by_range": 0, "filtered_by_margin": 0, "filtered_by_max_score": 0}
-    negatives_of: dict[str, list[str]] = {}
-    scores: dict[str, list[float]] = {"positive": [], "negative": []}
+    tally = _Tally()
+    negatives = np.full((len(distinct_queries), num_negatives), -1, dtype=np.int64)
     if distinct_queries:
         with tempfile.TemporaryDirectory(prefix="hf-crossenc-mine-", dir=embeddings_dir) as work:
             passage_file = embed_to_file(encoder, passages, Path(work) / "passages.bin", dtype=embedding_dtype, what="passages")
             query_file = embed_to_file(encoder, distinct_queries, Path(work) / "queries.bin", dtype=embedding_dtype, what="queries")
             for start in range(0, len(distinct_queries), query_block):
-                group = distinct_queries[start : start + query_block]
-                vectors = query_file.read(start, start + len(group))
-                mined = _mine_group(group, vectors, positives_of, index, passage_file, window, stats, backend, chunk_rows)
-                for query, (chosen, chosen_scores, own_scores) in zip(group, mined):
-                    negatives_of[query] = [passages[i] for i in chosen]
-                    scores["negative"].extend(chosen_scores)
-                    scores["positive"].extend(own_scores)
-                logger.info("mined %d/%d queries", start + len(group), len(distinct_queries))
+                stop = min(start + query_block, len(distinct_queries))
+                owned = [positive_ids[offsets[q] : offsets[q + 1]].tolist() for q in range(start, stop)]
+                vectors = query_file.read(start, stop)
+                mined = _mine_group(owned, own_ids[start:stop], vectors, passage_file, window, tally.filters, backend, chunk_rows)
+                for q, (chosen, chosen_scores, own_scores) in enumerate(mined, start=start):
+                    negatives[q, : len(chosen)] = chosen
+                    tally.add(chosen_scores, own_scores)
+                logger.info("mined %d/%d queries", stop, len(distinct_queries))
 
-    rows = []
-    for query, positive in zip(queries, positives):
-        row = {"query": query, "positive": positive}
-        row.update({f"negative_{k}": text for k, text in enumerate(negatives_of[query], start=1)})
-        rows.append(row)
     settings = {"num_negatives": num_negatives, "range_min": range_min, "range_max": range_max, "margin": margin, "max_score": max_score}
-    counts = [len(negatives_of[q]) for q in distinct_queries]
-    summary = _summary(len(rows), len(passages), settings, counts, stats, scores["positive"], scores["negative"])
+    summary = tally.summary(len(queries), len(passages), settings)
     summary["search"] = backend
-    return MiningResult(rows=rows, summary=summary)
+    return MiningResult(queries, positives, row_query, negatives, passages, summary)
 
 
-def _positives_by_query(queries: list[str], positives: list[str]) -> dict[str, list[str]]:
-    """Each distinct query (first occurrence first) -> its distinct positives."""
-    positives_of: dict[str, list[str]] = {}
-    for query, positive in zip(queries, positives):
-        own = positives_of.setdefault(query, [])
-        if positive not in own:
-            own.append(positive)
-    return positives_of
+def _positives_by_query(row_query: np.ndarray, row_positive: np.ndarray, queries: int, passages: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, offsets): the distinct positive ids of query q, in the order of their first rows, are
+    ``ids[offsets[q]:offsets[q + 1]]``."""
+    _, first = np.unique(row_query * max(passages, 1) + row_positive, return_index=True)
+    first.sort()  # the rows where each (query, positive) first appears, in row order
+    owner = row_query[first]
+    order = np.argsort(owner, kind="stable")
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=queries))])
+    return row_positive[first][order], offsets
 
 
 def _mine_group(
-    group: list[str],
+    positive_ids: list[list[int]],
+    own_ids: np.ndarray,
     vectors: np.ndarray,
-    positives_of: dict[str, list[str]],
-    index: dict[str, int],
     passage_file: EmbeddingFile,
     window: _Window,
     stats: dict[str, int],
     backend: str,
     chunk_rows: int,
 ) -> Iterator[tuple[list[int], list[float], list[float]]]:
-    """(negative ids, their scores, the positives' scores) of each query of `group` (query vectors `vectors`)."""
-    positive_ids = [[index[p] for p in positives_of[query]] for query in group]
-    excluded = [set(ids) | ({index[query]} if query in index else set()) for query, ids in zip(group, positive_ids)]
+    """(negative ids, their scores, the positives' scores) of each query of a group: its positives' passage ids
+    `positive_ids`, its own passage id `own_ids` (-1: the query is no passage), its vectors `vectors`."""
+    excluded = [set(ids) | ({int(own)} if own >= 0 else set()) for ids, own in zip(positive_ids, own_ids.tolist())]
     # Deep enough that, once a query's own exclusions are dropped, `range_max` candidates (or all there are) remain.
     depth = window.range_max + max(len(e) for e in excluded)
     top_scores, top_ids = search_top_k(vectors, passage_file, depth, backend=backend, chunk_rows=chunk_rows)
     positive_vectors = passage_file.gather([i for ids in positive_ids for i in ids]).astype(np.float64)
-    owners = np.repeat(np.arange(len(group)), [len(ids) for ids in positive_ids])
+    owners = np.repeat(np.arange(len(positive_ids)), [len(ids) for ids in positive_ids])
     all_own_scores = np.einsum("ij,ij->i", positive_vectors, vectors[owners].astype(np.float64)).tolist()  # as search_top_k's
     offset = 0
     for row, ids in enumerate(positive_ids):
@@ -227,33 +417,6 @@ def _mine_group(
         offset += len(ids)
         chosen, chosen_scores = _mine_one(top_ids[row], top_scores[row], own_scores, excluded[row], passage_file.rows, window, stats)
         yield chosen, chosen_scores, own_scores
-
-
-def _summary(
-    rows: int,
-    corpus_size: int,
-    settings: dict[str, Any],
-    counts: list[int],
-    stats: dict[str, int],
-    positive_scores: list[float],
-    negative_scores: list[float],
-) -> dict[str, Any]:
-    """The mining summary: sizes, settings, negatives per distinct query, filter counts and mean scores."""
-    return {
-        "queries": len(counts),
-        "rows": rows,
-        "corpus_size": corpus_size,
-        **settings,
-        "negatives_per_query": {
-            "mean": round(sum(counts) / len(counts), 6) if counts else 0.0,
-            "min": min(counts, default=0),
-            "max": max(counts, default=0),
-        },
-        "queries_without_negatives": sum(1 for c in counts if c == 0),
-        **stats,
-        "mean_positive_score": round(float(np.mean(positive_scores)), 6) if positive_scores else None,
-        "mean_negative_score": round(float(np.mean(negative_scores)), 6) if negative_scores else None,
-    }
 
 
 def _mine_one(
@@ -321,14 +484,14 @@ def check_output_paths(output: str | Path, summary: str | Path | None = None, *,
             _refuse_existing(summary)
 
 
-def write_atomically(path: str | Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it over `path` (readers never see half a file)."""
-    path = Path(path)
+def _replace_atomically(path: Path, fill: Callable[[IO[str]], None]) -> None:
+    """`fill` a partial file beside `path`, then rename it over `path` (readers never see half a file; on any error
+    the partial file is removed and an existing `path` is left as it was)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+            fill(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp_name, path)
@@ -337,9 +500,16 @@ def write_atomically(path: str | Path, text: str) -> None:
         raise
 
 
+def write_atomically(path: str | Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path` (readers never see half a file)."""
+    _replace_atomically(Path(path), lambda f: f.write(text))
+
+
 def write_mined(result: MiningResult, path: str | Path, *, overwrite: bool = False) -> None:
     """Write the mined rows to `path` (.csv or .jsonl), atomically; an existing file is refused unless ``overwrite=True``.
 
+    The rows are written to a partial file beside `path` as they are produced (`MiningResult.iter_rows`), which is
+    renamed to `path` at the end; on an error it is removed (and an existing `path` left intact).
     CSV: header ``query,positive,negative_1..negative_N`` with N the largest number of negatives of any
     row; a row with fewer has empty cells at the end. An empty ``negative_k`` cell means "no negative":
     hf_crossenc's reranking reader (`hf_crossenc.ranking.read_groups`) skips it, and any other reader
@@ -350,176 +520,16 @@ def write_mined(result: MiningResult, path: str | Path, *, overwrite: bool = Fal
     kind = _output_kind(path)
     if not overwrite:
         _refuse_existing(path)
-    buffer = io.StringIO(newline="")
-    if kind == "csv":
-        negative_columns = [f"negative_{k}" for k in range(1, result.max_negatives + 1)]
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["query", "positive", *negative_columns])
-        for row in result.rows:
-            writer.writerow([row["query"], row["positive"], *(row.get(c, "") for c in negative_columns)])
-    else:
-        for row in result.rows:
-            buffer.write(json.dumps(row, ensure_ascii=False) + "\n")
-    write_atomically(path, buffer.getvalue())
 
+    def fill(f: IO[str]) -> None:
+        if kind == "csv":
+            negative_columns = [f"negative_{k}" for k in range(1, result.max_negatives + 1)]
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(["query", "positive", *negative_columns])
+            for row in result.iter_rows():
+                writer.writerow([row["query"], row["positive"], *(row.get(c, "") for c in negative_columns)])
+        else:
+            for row in result.iter_rows():
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
-# --------------------------------------------------------------------------------------------
-# Reading
-# --------------------------------------------------------------------------------------------
-
-
-def _pick_column(table: Table, explicit: str | None, candidates: Sequence[str], role: str, flag: str, single_ok: bool = False) -> str:
-    header_row = 1 if table.row_word == "row" else None
-    if explicit:
-        if explicit not in table.columns:
-            raise DataError(
-                f"the {role} column {explicit!r} does not exist; the file has columns {table.columns}.",
-                source=table.source,
-                row=header_row,
-                column=explicit,
-                hint=f"Fix {flag}.",
-            )
-        return explicit
-    if single_ok and len(table.columns) == 1:
-        return table.columns[0]
-    lowered = {c.lower(): c for c in table.columns}
-    for candidate in candidates:
-        if candidate in lowered:
-            return lowered[candidate]
-    raise DataError(
-        f"no {role} column found among {table.columns} (looked for {', '.join(candidates)}).",
-        source=table.source,
-        row=header_row,
-        hint=f"Name it with {flag}.",
-    )
-
-
-def _texts(table: Table, column: str) -> list[str]:
-    return [check_text(row.get(column), table, i, column) for i, row in enumerate(table.rows)]
-
-
-def read_pairs(path: str | Path, query_column: str | None = None, positive_column: str | None = None) -> tuple[list[str], list[str]]:
-    """Validated (queries, positives) of a pairs file; `DataError` names the file, row and column of a bad cell.
-    With a relevance column (`RELEVANCE_COLUMNS`), only the rows labelled > 0 are pairs."""
-    table = read_table(path)
-    query = _pick_column(table, query_column, QUERY_CANDIDATES, "query", "--query_column")
-    positive = _pick_column(table, positive_column, POSITIVE_CANDIDATES, "positive", "--positive_column")
-    if query == positive:
-        raise DataError(
-            f"the query and positive columns are both {query!r}.", source=table.source, column=query, hint="Set --positive_column."
-        )
-    if not table.rows:
-        raise DataError("has no data rows.", source=table.source, hint="Provide at least one (query, positive) row.")
-    queries, positives = _texts(table, query), _texts(table, positive)
-    label = next((name for name in RELEVANCE_COLUMNS if name in table.columns), None)
-    if label is None:
-        return queries, positives
-    # A labelled file (question, answer, label as in TREC QA): only the relevant rows are (query, positive) pairs.
-    keep = [i for i, row in enumerate(table.rows) if parse_label(row.get(label), table, i, label) > 0]
-    if not keep:
-        raise DataError(f"no row has a positive {label!r}: nothing to mine negatives for.", source=table.source, column=label)
-    logger.info(
-        "%s: %d of %d rows have a positive %r and are used as (query, positive) pairs", table.source, len(keep), len(table.rows), label
-    )
-    return [queries[i] for i in keep], [positives[i] for i in keep]
-
-
-def read_corpus(path: str | Path, column: str | None = None) -> list[str]:
-    """Validated passages of a corpus file (its only column, `column`, or the first of `CORPUS_CANDIDATES`).
-
-    CSV, JSONL and Parquet files are streamed: only the passage column's texts are kept (a corpus of a million
-    passages costs its texts, not a dictionary per row). Should anything be wrong on the way (a bad cell, a malformed
-    line), the file is read again the ordinary way (`hf_crossenc.data.read_table`), which reports it precisely:
-    file, row and column, the same errors as for any other file."""
-    path = Path(path)
-    stream = _STREAMED_READERS.get(path.suffix.lower())
-    if stream is not None and path.is_file():
-        try:
-            texts = stream(path, column)
-        except (_Unstreamable, csv.Error, UnicodeDecodeError, json.JSONDecodeError, ValueError, OSError):
-            texts = None
-        if texts is not None and all(text_problem(t) is None for t in texts):
-            return texts
-    table = read_table(path)
-    name = _pick_column(table, column, CORPUS_CANDIDATES, "passage", "--corpus_column", single_ok=True)
-    return _texts(table, name)
-
-
-class _Unstreamable(Exception):
-    """The file needs the ordinary reader (which raises the precise error, or reads what the stream could not)."""
-
-
-def _stream_csv(path: Path, column: str | None) -> list[str]:
-    """The passage column of a CSV file, read record by record as `hf_crossenc.data` reads CSV."""
-    csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f, delimiter=",", strict=True)
-        header = [name.strip() for name in next(reader, [])]
-        if not header or len(set(header)) != len(header) or (len(header) == 1 and any(c in header[0] for c in ";\t|")):
-            raise _Unstreamable  # empty, duplicate columns, or another separator: read_table says which
-        table = Table(source=str(path), columns=header, rows=[], row_numbers=[])
-        position = header.index(_pick_column(table, column, CORPUS_CANDIDATES, "passage", "--corpus_column", single_ok=True))
-        texts = []
-        for fields in reader:
-            if not fields:
-                continue  # blank line
-            if len(fields) != len(header):
-                raise _Unstreamable
-            texts.append(fields[position])
-    return texts
-
-
-def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    record = dict(pairs)
-    if len(record) != len(pairs):
-        raise _Unstreamable  # a duplicate key
-    return record
-
-
-def _stream_jsonl(path: Path, column: str | None) -> list[str] | None:
-    """The passage column of a JSON Lines file, read line by line; only the values of keys that may turn out to be
-    the passage column (it depends on every line's keys) are kept until the end."""
-    columns: dict[str, None] = {}
-    kept: dict[str, list[Any]] = {}
-    records = 0
-    with open(path, encoding="utf-8-sig", newline="\n") as f:
-        for line in f:
-            line = line.removesuffix("\n").removesuffix("\r")
-            if not line.strip():
-                continue
-            record = json.loads(line, object_pairs_hook=_strict_object)
-            if not isinstance(record, dict):
-                raise _Unstreamable
-            for key in record:
-                if key not in columns:
-                    columns[key] = None
-                    if key == column or (column is None and (key.lower() in CORPUS_CANDIDATES or len(columns) == 1)):
-                        kept[key] = [None] * records
-            for key, values in kept.items():
-                values.append(record.get(key))
-            records += 1
-    table = Table(source=str(path), columns=list(columns), rows=[], row_numbers=[], row_word="line")
-    name = _pick_column(table, column, CORPUS_CANDIDATES, "passage", "--corpus_column", single_ok=True)
-    return kept.get(name)
-
-
-def _stream_parquet(path: Path, column: str | None) -> list[str] | None:
-    """The passage column of a Parquet file, the only column read."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        names = pq.read_schema(path).names
-    except Exception:  # pyarrow raises several unrelated types for corrupt files
-        raise _Unstreamable from None
-    if len(set(names)) != len(names):
-        raise _Unstreamable
-    table = Table(source=str(path), columns=names, rows=[], row_numbers=[], row_word="record")
-    name = _pick_column(table, column, CORPUS_CANDIDATES, "passage", "--corpus_column", single_ok=True)
-    values = pq.read_table(path, columns=[name]).column(name)
-    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) or values.null_count:
-        raise _Unstreamable
-    return values.to_pylist()
-
-
-_STREAMED_READERS = {".csv": _stream_csv, ".jsonl": _stream_jsonl, ".parquet": _stream_parquet}
+    _replace_atomically(path, fill)

@@ -5,7 +5,7 @@ passages (from a generated vocabulary when ../shared/data is absent); the ~1,000
 relevant answer and STS-B sentences with a close paraphrase (score >= 4), the answer or paraphrase being the positive.
 Each size is mined in its own subprocess (the same path as `hf-crossenc mine`: read_pairs, read_corpus, BiEncoder,
 mine_hard_negatives, write_mined), so each peak RSS (ru_maxrss) is its own; the data files are written beforehand by
-this parent process. Printed per size: reading, model loading, embedding (time in the encoder, passages per second),
+this parent process, and the child's Arrow cache (HF_DATASETS_CACHE) is a fresh folder beside them: reading is cold. Printed per size: reading, model loading, embedding (time in the encoder, passages per second),
 search (the rest of mining) and writing times, the end-to-end time and the peak RSS.
 
 Embedding a million passages with MiniLM on 2 CPU cores takes hours, so two measurements:
@@ -111,6 +111,26 @@ class TimedEncoder:
             self.texts += len(texts)
 
 
+class HashEncoder:
+    """No model: a text's vector is the sum of its words' fixed random vectors (32 dimensions, a table of 4,096 indexed
+    by the word's CRC-32). Measures everything of mining but a neural encoder, at any size, in seconds."""
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.table = np.random.default_rng(0).standard_normal((4096, 32)).astype(np.float32)
+
+    def encode(self, texts):
+        import zlib
+
+        import numpy as np
+
+        out = np.zeros((len(texts), 32), dtype=np.float32)
+        for i, text in enumerate(texts):
+            out[i] = self.table[[zlib.crc32(w.encode()) & 4095 for w in text.split()] or [0]].sum(axis=0)
+        return out
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -129,13 +149,19 @@ def set_threads(threads: int | None) -> None:
 
 
 def child_mine(args: argparse.Namespace) -> dict:
-    from hf_crossenc.bi_encoder import BiEncoder
-    from hf_crossenc.memory import bound_kernel_caches
+    if args.model != "hash":
+        from hf_crossenc.bi_encoder import BiEncoder
+        from hf_crossenc.memory import bound_kernel_caches
 
-    set_threads(args.threads)
-    bound_kernel_caches(256)  # as `hf-crossenc mine` does (--cpu_kernel_cache)
+        set_threads(args.threads)
+        bound_kernel_caches(256)  # as `hf-crossenc mine` does (--cpu_kernel_cache)
     from hf_crossenc.embedding_index import embed_to_file
-    from hf_crossenc.mining import mine_hard_negatives, read_corpus, read_pairs, write_mined
+    from hf_crossenc.mining import mine_hard_negatives, write_mined
+
+    try:
+        from hf_crossenc.mining_io import read_corpus, read_pairs
+    except ImportError:  # before hf_crossenc.mining_io (the in-memory implementation), for comparisons
+        from hf_crossenc.mining import read_corpus, read_pairs
 
     folder = Path(args.folder)
     out: dict = {}
@@ -145,7 +171,10 @@ def child_mine(args: argparse.Namespace) -> dict:
     out["read_s"] = time.perf_counter() - began
     out["rss_after_read_mb"] = peak_rss_mb()
     mark = time.perf_counter()
-    encoder = TimedEncoder(BiEncoder(args.model, max_length=args.max_length, batch_size=128, precision=args.precision, remember=False))
+    if args.model == "hash":
+        encoder = TimedEncoder(HashEncoder())
+    else:
+        encoder = TimedEncoder(BiEncoder(args.model, max_length=args.max_length, batch_size=128, precision=args.precision, remember=False))
     out["load_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
     if args.embed_rate_only:
@@ -213,6 +242,8 @@ def encoder_path(name: str, folder: Path) -> str:
         from tiny_model import build_tiny_model
 
         return str(build_tiny_model(folder / "tiny-bert"))
+    if name == "hash":
+        return "hash"
     if name == "minilm":
         from hf_crossenc.modeling import bundled_model_path
 
@@ -220,8 +251,11 @@ def encoder_path(name: str, folder: Path) -> str:
     return name
 
 
-def run_child(argv: list[str]) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", *argv], capture_output=True, text=True, check=False)
+def run_child(argv: list[str], folder: Path) -> dict:
+    """One measurement in a fresh process; its Arrow cache (the corpus and pairs converted by `open_table`) is in
+    `folder`, so every run reads cold and nothing is left in the user's cache."""
+    env = {**os.environ, "HF_DATASETS_CACHE": str(folder / "datasets-cache")}
+    done = subprocess.run([sys.executable, __file__, "--child", *argv], capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         sys.exit(f"child failed ({done.returncode}):\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -231,7 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000], help="corpus sizes (passages)")
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--encoder", default="tiny", help="tiny (random 2-layer BERT, 32 dims), minilm (bundled), or a model folder")
+    parser.add_argument(
+        "--encoder",
+        default="tiny",
+        help="tiny (random 2-layer BERT, 32 dims), minilm (bundled), hash (no model: hashed words, 32 dims), or a model folder",
+    )
     parser.add_argument("--search", default="auto", choices=["auto", "faiss", "exact"])
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--max_length", type=int, default=128)
@@ -268,13 +306,13 @@ def main() -> None:
             common = ["--folder", str(folder), "--size", str(size), "--queries", str(args.queries)]
             common += ["--threads", str(args.threads)] if args.threads else []
             if args.search_dim:
-                result = run_child([*common, "--search_dim", str(args.search_dim), "--backends", *args.backends])
+                result = run_child([*common, "--search_dim", str(args.search_dim), "--backends", *args.backends], folder)
             else:
                 began = time.perf_counter()
                 write_data(folder, size, args.queries, args.seed)
                 print(f"[{size}] data written in {time.perf_counter() - began:.0f} s", flush=True)
                 flags = ["--model", model, "--search", args.search, "--precision", args.precision, "--max_length", str(args.max_length)]
-                result = run_child([*common, *flags, *(["--embed_rate_only"] if args.embed_rate_only else [])])
+                result = run_child([*common, *flags, *(["--embed_rate_only"] if args.embed_rate_only else [])], folder)
             result["size"] = size
             rows.append(result)
             print(
@@ -299,12 +337,16 @@ def print_table(rows: list[dict], args: argparse.Namespace) -> None:
         for r in rows:
             print(f"| {args.encoder} | {r['embedded']:,} | {r['embed_s']:.0f} | {r['embed_per_s']:.0f} | {r['peak_rss_mb']:.0f} |")
         return
-    print("\n| passages | queries | read (s) | embed (s) | passages/s | search (s) | write (s) | end to end (s) | peak RSS (MB) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "\n| passages | queries | read (s) | embed (s) | passages/s | search (s) | write (s) | end to end (s) "
+        "| peak RSS after reading (MB) | peak RSS (MB) |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['summary']['corpus_size']:,} | {r['summary']['queries']:,} | {r['read_s']:.1f} | {r['embed_s']:.0f} | "
-            f"{r['embed_per_s']:.0f} | {r['search_s']:.1f} | {r['write_s']:.1f} | {r['total_s']:.0f} | {r['peak_rss_mb']:.0f} |"
+            f"{r['embed_per_s']:.0f} | {r['search_s']:.1f} | {r['write_s']:.1f} | {r['total_s']:.0f} | "
+            f"{r['rss_after_read_mb']:.0f} | {r['peak_rss_mb']:.0f} |"
         )
     print(f"encoder: {args.encoder}; search: {rows[0]['summary']['search'] if rows else args.search}")
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from hf_crossenc import embedding_index, mining
+from hf_crossenc import arrow_data, embedding_index, mining, mining_io
 from hf_crossenc.commands import mine as mine_command
 from hf_crossenc.commands.mine import build_parser
 from hf_crossenc.commands.mine import run as run_mine
@@ -338,26 +340,26 @@ def test_empty_query_cell_is_reported_before_the_model_is_loaded(tmp_path, capsy
 def test_columns_are_detected_or_named(tmp_path):
     (tmp_path / "qa.jsonl").write_text(json.dumps({"question": "q", "answer": "a"}) + "\n" + json.dumps({"question": "r"}) + "\n")
     with pytest.raises(DataError, match="row 2, column 'answer': the text is missing"):
-        mining.read_pairs("qa.jsonl")
+        mining_io.read_pairs("qa.jsonl")
     write_csv(tmp_path / "pairs.csv", [["anchor", "pos", "other"], ["q", "a", "b"]])
-    assert mining.read_pairs("pairs.csv") == (["q"], ["a"])
-    assert mining.read_pairs("pairs.csv", positive_column="other") == (["q"], ["b"])
+    assert mining_io.read_pairs("pairs.csv") == (["q"], ["a"])
+    assert mining_io.read_pairs("pairs.csv", positive_column="other") == (["q"], ["b"])
     with pytest.raises(DataError, match="'positive' does not exist") as info:
-        mining.read_pairs("pairs.csv", positive_column="positive")
+        mining_io.read_pairs("pairs.csv", positive_column="positive")
     assert "--positive_column" in str(info.value)
     write_csv(tmp_path / "corpus.csv", [["body_text"], ["x"], ["y"]])
-    assert mining.read_corpus("corpus.csv") == ["x", "y"]
+    assert list(mining_io.read_corpus("corpus.csv")) == ["x", "y"]
 
 
 def test_a_labelled_file_mines_for_its_relevant_rows_only(tmp_path):
     write_csv(tmp_path / "qa.csv", [["question", "answer", "label"], ["q1", "right", "1"], ["q1", "wrong", "0"], ["q2", "yes", "1"]])
-    assert mining.read_pairs("qa.csv") == (["q1", "q2"], ["right", "yes"])
+    assert mining_io.read_pairs("qa.csv") == (["q1", "q2"], ["right", "yes"])
     write_csv(tmp_path / "bad.csv", [["question", "answer", "label"], ["q1", "right", "1"], ["q1", "wrong", "maybe"]])
     with pytest.raises(DataError, match="row 3, column 'label'"):
-        mining.read_pairs("bad.csv")
+        mining_io.read_pairs("bad.csv")
     write_csv(tmp_path / "none.csv", [["question", "answer", "label"], ["q1", "wrong", "0"]])
     with pytest.raises(DataError, match="no row has a positive 'label'"):
-        mining.read_pairs("none.csv")
+        mining_io.read_pairs("none.csv")
 
 
 # ---- reading a large corpus ----------------------------------------------------------------
@@ -366,7 +368,8 @@ def test_a_labelled_file_mines_for_its_relevant_rows_only(tmp_path):
 def reference_corpus(path: Path, column: str | None = None) -> list[str]:
     """The ordinary reader (`read_table`), which the streamed readers must match."""
     table = read_table(path)
-    return mining._texts(table, mining._pick_column(table, column, mining.CORPUS_CANDIDATES, "passage", "--corpus_column", single_ok=True))
+    name = mining_io._pick_column(table, column, mining_io.CORPUS_CANDIDATES, "passage", "--corpus_column", single_ok=True)
+    return mining_io._texts(table, name)
 
 
 def no_table_reader(path):
@@ -386,14 +389,18 @@ def test_csv_jsonl_and_parquet_corpora_are_streamed_as_the_table_reader_reads_th
     pq.write_table(pa.table({"n": [1, 2], "text": ["a", "b"]}), parquet_path)
     expected = {path: reference_corpus(path) for path in (csv_path, jsonl_path, parquet_path)}
     explicit = reference_corpus(jsonl_path, "title")
-    monkeypatch.setattr(mining, "read_table", no_table_reader)
-    assert mining.read_corpus(csv_path) == expected[csv_path] == ["two\nlines, quoted", "plain", 'say "hi"']
-    assert mining.read_corpus(jsonl_path) == expected[jsonl_path] == ["p2", "p3\u2028same line"]
-    assert mining.read_corpus(jsonl_path, "title") == explicit == ["t2", "t3"]
-    assert mining.read_corpus(parquet_path) == expected[parquet_path] == ["a", "b"]
+    monkeypatch.setattr(mining_io, "read_table", no_table_reader)
+    monkeypatch.setattr(arrow_data, "read_table", no_table_reader)
+    csv_column = mining_io.read_corpus(csv_path)
+    assert csv_column.mapped and len(csv_column) == 3  # memory-mapped Arrow, texts fetched on demand
+    assert list(csv_column) == expected[csv_path] == ["two\nlines, quoted", "plain", 'say "hi"']
+    assert csv_column.take([2, 0]) == ['say "hi"', "two\nlines, quoted"] and csv_column[1:] == ["plain", 'say "hi"']
+    assert list(mining_io.read_corpus(jsonl_path)) == expected[jsonl_path] == ["p2", "p3\u2028same line"]
+    assert list(mining_io.read_corpus(jsonl_path, "title")) == explicit == ["t2", "t3"]
+    assert list(mining_io.read_corpus(parquet_path)) == expected[parquet_path] == ["a", "b"]
     one_column = tmp_path / "one.jsonl"
     one_column.write_text('{"body_text": "x"}\n{"body_text": "y"}\n')
-    assert mining.read_corpus(one_column) == ["x", "y"]  # a one-column file needs no known name
+    assert list(mining_io.read_corpus(one_column)) == ["x", "y"]  # a one-column file needs no known name
 
 
 def test_a_bad_streamed_corpus_gets_the_table_readers_precise_error(tmp_path):
@@ -413,12 +420,12 @@ def test_a_bad_streamed_corpus_gets_the_table_readers_precise_error(tmp_path):
     for name, (content, message) in cases.items():
         (tmp_path / name).write_text(content)
         with pytest.raises(DataError, match=message):
-            mining.read_corpus(tmp_path / name)
+            mining_io.read_corpus(tmp_path / name)
     pq.write_table(pa.table({"text": ["a", None]}), tmp_path / "null.parquet")
     with pytest.raises(DataError, match=r"row 2, column 'text': the text is missing"):
-        mining.read_corpus(tmp_path / "null.parquet")
+        mining_io.read_corpus(tmp_path / "null.parquet")
     with pytest.raises(DataError, match=r"the passage column 'body' does not exist.*--corpus_column"):
-        mining.read_corpus(tmp_path / "empty.csv", "body")
+        mining_io.read_corpus(tmp_path / "empty.csv", "body")
 
 
 def test_run_mine_scale_options(tmp_path, tiny_model_dir, capsys, monkeypatch):
@@ -444,3 +451,119 @@ def test_run_mine_scale_options(tmp_path, tiny_model_dir, capsys, monkeypatch):
     with pytest.raises(ConfigError, match="--search faiss needs faiss-cpu"):
         run_mine(build_parser().parse_args([*missing_model, "--search", "faiss"]))
     assert not (tmp_path / "other.csv").exists()
+
+
+# ---- the same output as before the bounded-memory rewrite -----------------------------------
+
+
+class BagEncoder:
+    """The same vectors on any platform: a text's vector is the sum of its words' seeded random vectors (texts that
+    share words are close)."""
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), 16))
+        for i, text in enumerate(texts):
+            for word in text.lower().split():
+                out[i] += np.random.default_rng(zlib.crc32(word.encode())).standard_normal(16)
+        return out.astype(np.float32)
+
+
+def write_pinned_data(folder: Path) -> tuple[Path, Path]:
+    """pairs.csv (70 rows, 45 queries, some with several positives, a repeated row, other queries' positives) and
+    corpus.csv (293 passages: duplicates, some positives, a query's text)."""
+    rng = np.random.default_rng(34)
+    words = [f"w{i}" for i in range(60)]
+
+    def sentence(n):
+        return " ".join(rng.choice(words, size=n).tolist())
+
+    passages = [sentence(int(rng.integers(4, 10))) for _ in range(260)]
+    queries = [sentence(3) + "?" for _ in range(45)]
+    rows = []
+    for i, q in enumerate(queries):
+        for _ in range(1 + (i % 3 == 0) + (i % 7 == 0)):
+            rows.append([q, q.rstrip("?") + " " + sentence(4)])
+    rows.append([queries[1], rows[0][1]])  # another query's positive
+    rows.append([queries[2], rows[3][1]])
+    rows.append(list(rows[5]))  # a repeated row
+    corpus = passages + [r[1] for r in rows[::6]] + passages[:20] + [queries[4]]
+    write_csv(folder / "pairs.csv", [["query", "positive"], *rows])
+    write_csv(folder / "corpus.csv", [["text"], *([p] for p in corpus)])
+    return folder / "pairs.csv", folder / "corpus.csv"
+
+
+PINNED_SETTINGS = {"num_negatives": 4, "range_min": 1, "range_max": 30, "margin": -0.2, "max_score": 0.68}
+# Written by the implementation of commit 9051c61 (every passage text held in a dictionary, every row in a list).
+PINNED_SHA256 = {
+    "csv": "ba9f689bdaec4c5dea9405d7fe4f942234c25f90b1413eb774984070b3eaacbd",
+    "jsonl": "c6bc1fc611e25c44936fa73c81c3eec13e85df1a0171216506f967fe43a1d180",
+}
+PINNED_SUMMARY = {
+    "queries": 45, "rows": 70, "corpus_size": 328, **PINNED_SETTINGS,
+    "negatives_per_query": {"mean": 3.2, "min": 0, "max": 4}, "queries_without_negatives": 9,
+    "filtered_by_range": 45, "filtered_by_margin": 418, "filtered_by_max_score": 13,
+    "mean_positive_score": 0.437427, "mean_negative_score": 0.562048,
+}  # fmt: skip
+
+
+def mine_pinned(folder: Path, corpus_file: Path, **kwargs) -> dict[str, str]:
+    queries, positives = mining_io.read_pairs(folder / "pairs.csv")
+    result = mine_hard_negatives(queries, positives, BagEncoder(), corpus=mining_io.read_corpus(corpus_file), **PINNED_SETTINGS, **kwargs)
+    assert {k: v for k, v in result.summary.items() if k != "search"} == PINNED_SUMMARY
+    digests = {}
+    for kind in ("csv", "jsonl"):
+        write_mined(result, folder / f"mined.{kind}", overwrite=True)
+        digests[kind] = hashlib.sha256((folder / f"mined.{kind}").read_bytes()).hexdigest()
+    return digests
+
+
+def test_outputs_are_those_of_the_in_memory_implementation(tmp_path, search):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _, corpus_file = write_pinned_data(tmp_path)
+    assert mine_pinned(tmp_path, corpus_file, search=search) == PINNED_SHA256
+    texts = read_table(corpus_file).rows
+    pq.write_table(pa.table({"id": list(range(len(texts))), "passage": [r["text"] for r in texts]}), tmp_path / "corpus.parquet")
+    (tmp_path / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in texts))
+    for other in ("corpus.parquet", "corpus.jsonl"):
+        assert mine_pinned(tmp_path, tmp_path / other, search=search, chunk_rows=7, query_block=5) == PINNED_SHA256, other
+
+
+def test_small_fetches_and_colliding_digests_change_nothing(tmp_path, monkeypatch):
+    """Texts are fetched from the corpus a few at a time (never the whole column), and passages whose 64-bit digests
+    collide (here: all of them) are still told apart by their texts."""
+    _, corpus_file = write_pinned_data(tmp_path)
+    for module, name, value in [(mining_io, "READ_ROWS", 40), (embedding_index, "EMBED_BATCH_TEXTS", 50),
+                                (mining, "WRITE_ROWS", 3), (mining, "FETCH_TEXTS", 30)]:  # fmt: skip
+        monkeypatch.setattr(module, name, value)
+    fetched: list[int] = []
+    done = mining_io.CrossEncoderTextColumn._done
+    monkeypatch.setattr(mining_io.CrossEncoderTextColumn, "_done", lambda self, texts: fetched.append(len(texts)) or done(self, texts))
+    assert mine_pinned(tmp_path, corpus_file) == PINNED_SHA256
+    assert fetched and max(fetched) <= 50
+    monkeypatch.setattr(mining, "_hashes", lambda texts, count: np.zeros(count, dtype=np.uint64))
+    assert mine_pinned(tmp_path, corpus_file) == PINNED_SHA256
+
+
+def test_a_failure_while_writing_rows_leaves_no_partial_file(tmp_path, monkeypatch):
+    _, corpus_file = write_pinned_data(tmp_path)
+    queries, positives = mining_io.read_pairs(tmp_path / "pairs.csv")
+    result = mine_hard_negatives(queries, positives, BagEncoder(), corpus=mining_io.read_corpus(corpus_file), **PINNED_SETTINGS)
+    monkeypatch.setattr(mining, "WRITE_ROWS", 4)
+    calls = []
+
+    def failing_take(ids):
+        calls.append(len(ids))
+        if len(calls) == 3:
+            raise OSError("corpus file vanished")
+        return mining._Passages.take(result.passages, ids)
+
+    monkeypatch.setattr(result.passages, "take", failing_take)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "mined.jsonl").write_text("old\n")
+    for name, overwrite in (("mined.csv", False), ("mined.jsonl", True)):
+        calls.clear()
+        with pytest.raises(OSError, match="vanished"):
+            write_mined(result, tmp_path / "out" / name, overwrite=overwrite)
+    assert os.listdir(tmp_path / "out") == ["mined.jsonl"] and (tmp_path / "out" / "mined.jsonl").read_text() == "old\n"

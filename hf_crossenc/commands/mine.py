@@ -13,18 +13,8 @@ from typing import Any
 from ..embedding_index import resolve_backend
 from ..errors import ConfigError
 from ..logs import setup_logging
-from ..mining import (
-    CORPUS_CANDIDATES,
-    POSITIVE_CANDIDATES,
-    QUERY_CANDIDATES,
-    check_mining_settings,
-    check_output_paths,
-    mine_hard_negatives,
-    read_corpus,
-    read_pairs,
-    write_atomically,
-    write_mined,
-)
+from ..mining import check_mining_settings, check_output_paths, mine_hard_negatives, write_atomically, write_mined
+from ..mining_io import CORPUS_CANDIDATES, POSITIVE_CANDIDATES, QUERY_CANDIDATES, read_corpus, read_pairs
 from .common import EPILOG, exit_code_of, finite_float, non_negative_int, positive_int
 
 
