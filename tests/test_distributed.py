@@ -1,7 +1,8 @@
 """More than one machine, FSDP and DeepSpeed: the shipped accelerate configs, run for real where this CPU-only host can.
 
 - Two "machines" on 127.0.0.1 (two `accelerate launch` processes of configs/accelerate/multi_node_cpu.yaml, machine
-  ranks 0 and 1) train the same seeded tiny job as one machine with 2 processes, to the same bits.
+  ranks 0 and 1) train the same seeded tiny job as one machine with 2 processes, to the same bits. The job's pairs are
+  synthetic, written into the test's folder (`write_pairs`): these tests need no ../shared/data and run everywhere.
 - configs/accelerate/fsdp.yaml trains the tiny model with FSDP2 over 2 gloo ranks. accelerate 1.15 ignores
   `distributed_type: FSDP` when the ranks run on CPU (it only enables FSDP for GPU-like devices, see
   docs/distributed.md), so the launched script routes it first (FSDP_ON_CPU below); torch's own FSDP2 then runs on CPU.
@@ -10,8 +11,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -20,7 +23,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import stsb_file, write_slice
 from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,13 +64,36 @@ sys.exit(main())
 '''
 
 
+WORDS = [
+    "a", "man", "woman", "child", "dog", "cat", "plane", "car", "is", "plays", "rides", "eats", "the", "guitar",
+    "horse", "bread", "ball", "park", "street", "river", "quickly", "slowly", "red", "small", "old", "young",
+]  # fmt: skip
+
+
+def write_pairs(path: Path, rows: int, seed: int) -> Path:
+    """Synthetic STS-B-like pairs (sentence1, sentence2, similarity_score in [0, 5]): sentence2 is sentence1 with some
+    words replaced, and the score is 5 x the share of words kept, so the tiny model has something to learn."""
+    rng = random.Random(seed)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["sentence1", "sentence2", "similarity_score"])
+        for _ in range(rows):
+            first = [rng.choice(WORDS) for _ in range(rng.randint(4, 10))]
+            keep = rng.random()
+            second = [word if rng.random() < keep else rng.choice(WORDS) for word in first]
+            same = sum(a == b for a, b in zip(first, second)) / len(first)
+            writer.writerow([" ".join(first).capitalize() + ".", " ".join(second).capitalize() + ".", f"{5 * same:.1f}"])
+    return path
+
+
 @pytest.fixture(scope="module")
 def job(tmp_path_factory, tiny_model_dir) -> list[str]:
-    """The seeded tiny job's flags: fp32 and 1 thread per process, so any two runs of it compute the same bits."""
-    data = tmp_path_factory.mktemp("stsb")
-    train = write_slice(stsb_file("train"), data / "train.csv", 96)
-    validation = write_slice(stsb_file("dev"), data / "dev.csv", 48)
-    test = write_slice(stsb_file("test"), data / "test.csv", 48)
+    """The seeded tiny job's flags: fp32 and 1 thread per process, so any two runs of it compute the same bits. Its
+    data (96 training, 48 validation and 48 test pairs) is written here: the test needs no benchmark files."""
+    data = tmp_path_factory.mktemp("pairs")
+    train = write_pairs(data / "train.csv", 96, seed=1)
+    validation = write_pairs(data / "dev.csv", 48, seed=2)
+    test = write_pairs(data / "test.csv", 48, seed=3)
     return [
         "--model_name_or_path", str(tiny_model_dir), "--train_file", str(train), "--validation_file", str(validation),
         "--test_file", str(test), "--label_scale", "0,5", "--num_train_epochs", "2", "--per_device_train_batch_size", "8",
