@@ -1,8 +1,9 @@
 """Pair files as memory-mapped Arrow: read once into the `datasets` cache, validated over chunks, reused at once.
 
-A CSV/TSV file is streamed through the very reader `hf_crossenc.data.read_table` uses (same parse, same errors) into an
-Arrow file in the cache (``$HF_DATASETS_CACHE/hf_crossenc``, named after the file's path, size and modification time);
-a Parquet file is copied there batch by batch; a Hub dataset is the Arrow table `datasets` already keeps. The
+A CSV/TSV or JSONL file is streamed through the very reader `hf_crossenc.data.read_table` uses (same parse, same
+errors, same row/line numbers) into an Arrow file in the cache (``$HF_DATASETS_CACHE/hf_crossenc``, named after the
+file's path, size and modification time); a JSON document is parsed whole by `read_table` and its records written
+there; a Parquet file is copied there batch by batch; a Hub dataset is the Arrow table `datasets` already keeps. The
 validated, normalised split (text_a, text_b, label) is written there too, named after the source and everything
 that shapes it (columns, label scale, sample limit), so a second run opens both and starts at once; the token lengths
 of length-grouped batches are cached beside it by `datasets` (`hf_crossenc.data_collator.add_lengths`).
@@ -10,7 +11,8 @@ of length-grouped batches are cached beside it by `datasets` (`hf_crossenc.data_
 Nothing holds all texts in Python lists: the checks run over Arrow chunks with `pyarrow.compute`, and the first bad
 value is handed to the row-by-row checker of `hf_crossenc.data`, which raises the same error (file, row, column) as the
 in-memory path. Whatever the fast path does not reproduce exactly (a malformed or non-UTF-8 file, a TSV whose quotes
-need the plain reading, JSON) goes through `read_table` as before.
+need the plain reading, JSON values that Arrow would not give back as read, such as a column of ints and floats) goes
+through `read_table` as before.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import logging
 import math
 import mmap
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ from .data import (
     Table,
     check_text,
     delimited_records,
+    jsonl_records,
     outside_scale_error,
     parse_label,
     read_table,
@@ -138,23 +141,36 @@ class ArrowTable:
 # --------------------------------------------------------------------------------------------
 
 
+ROW_WORDS = {"parquet": "record", "json": "record", "jsonl": "line"}
+"""How each kind of file numbers its records in errors (as `read_table` does); CSV/TSV: "row"."""
+
+
 def open_table(path: str | Path) -> ArrowTable | Table:
-    """A data file as an `ArrowTable` (CSV, TSV, Parquet), else as `read_table` reads it (JSON, JSONL, and files the
-    Arrow reading does not take exactly: `read_table` then raises their error or reads them as before)."""
+    """A data file as an `ArrowTable` (CSV, TSV, Parquet, JSONL, JSON), else as `read_table` reads it (files the Arrow
+    reading does not take exactly: `read_table` then raises their error or reads them as before)."""
     path = Path(path)
     kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
-    if kind not in ("csv", "tsv", "parquet") or not path.is_file():
+    if kind is None or not path.is_file():
         return read_table(path)
     stat = path.stat()
     key = _digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns, kind)
     target = cache_dir() / f"source-{key}.arrow"
     if not target.is_file():
-        converted = _parquet_to_arrow(path, target) if kind == "parquet" else _delimited_to_arrow(path, target, kind)
-        if not converted:
+        if kind == "json":
+            table = read_table(path)  # a JSON document is parsed whole: its errors are read_table's
+            if not _records_to_arrow(zip(table.row_numbers, table.rows), target):
+                return table
+        elif kind == "jsonl":
+            if not _records_to_arrow(jsonl_records(_utf8_lines(path), str(path)), target):
+                return read_table(path)
+        elif kind == "parquet":
+            if not _parquet_to_arrow(path, target):
+                return read_table(path)
+        elif not _delimited_to_arrow(path, target, kind):
             return read_table(path)
     arrow = memory_mapped(target)
     columns = [name for name in arrow.column_names if name != ROW]
-    return ArrowTable(str(path), columns, arrow, key, row_word="record" if kind == "parquet" else "row", path=target)
+    return ArrowTable(str(path), columns, arrow, key, row_word=ROW_WORDS.get(kind, "row"), path=target)
 
 
 _MAPS: list[mmap.mmap] = []
@@ -249,6 +265,143 @@ def _delimited_to_arrow(path: Path, target: Path, kind: str) -> bool:
             yield flush()
 
     return _write_batches(target, batches())
+
+
+def _utf8_lines(path: Path) -> Iterator[str]:
+    """A file's lines split on newlines only, decoded as `read_table` decodes the whole file (UTF-8, a leading BOM
+    dropped); a `UnicodeDecodeError` leaves the file to `read_table`, whose error locates the byte."""
+    with path.open("rb") as stream:
+        for number, line in enumerate(stream):
+            yield line.removesuffix(b"\n").decode("utf-8-sig" if number == 0 else "utf-8")
+
+
+class _Untyped(Exception):
+    """The records do not fit Arrow types that give back the very values read (mixed types in a column, ...)."""
+
+
+def _records_to_arrow(records: Iterable[tuple[int, dict[str, Any]]], target: Path) -> bool:
+    """Write JSON records (row number, record) into `target`, `BATCH_ROWS` at a time, columns in order of first
+    appearance (as `read_table` lists them), a missing key as null. Every value must come back from Arrow as read:
+    one Python type per column (an int and a float would both come back as floats), the same nested values (compared
+    as JSON) and one Arrow type per column over all batches; else False (nothing written), and `read_table` it is.
+    Batches go to temporary segment files as read (a key first seen late adds a column), then to the final schema."""
+    columns: dict[str, None] = {}
+    types: dict[str, pa.DataType] = {}
+    vague: dict[str, pa.DataType] = {}
+    segments = _Segments(target)
+    try:
+        pending: list[tuple[int, dict[str, Any]]] = []
+        for number, record in records:
+            if not record or ROW in record:
+                raise _Untyped  # `{}` (a row without columns) and the reserved name: read_table judges them
+            columns.update(dict.fromkeys(record))
+            pending.append((number, record))
+            if len(pending) == BATCH_ROWS:
+                segments.write(_typed_batch(pending, list(columns), types, vague))
+                pending.clear()
+        if pending:
+            segments.write(_typed_batch(pending, list(columns), types, vague))
+        segments.close()
+        if not segments.paths:
+            return False  # no records: read_table says what the file lacks
+        final = {name: types.get(name) or vague.get(name, pa.null()) for name in columns}
+        schema = pa.schema([(name, pa.string() if pa.types.is_null(t) else t) for name, t in final.items()] + [(ROW, pa.int64())])
+        if len(segments.paths) == 1 and segments.schemas[0].equals(schema):
+            os.replace(segments.paths[0], target)
+            return True
+        return _write_batches(target, (_conform(batch, schema) for batch in segments.batches()), schema)
+    except (_Untyped, DataError, UnicodeDecodeError):
+        return False
+    finally:
+        segments.remove()
+
+
+def _typed_batch(
+    records: list[tuple[int, dict[str, Any]]], columns: list[str], types: dict[str, pa.DataType], vague: dict[str, pa.DataType]
+) -> pa.RecordBatch:
+    """One batch of records. `types` (column -> the Arrow type of its values) is checked and extended; a type with a
+    null part (all values null, or empty lists: `list<null>`) says nothing yet, and goes to `vague`."""
+    arrays = []
+    for name in columns:
+        values = [record.get(name) for _, record in records]
+        kinds = {type(value) for value in values} - {type(None)}
+        if len(kinds) > 1:
+            raise _Untyped
+        try:
+            array = pa.array(values)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError):
+            raise _Untyped from None
+        if not isinstance(array, pa.Array):
+            raise _Untyped  # more than one array holds (chunked)
+        if not kinds <= {str, int, float, bool} and json.dumps(array.to_pylist()) != json.dumps(values):
+            raise _Untyped  # e.g. [1, 2.5] would come back as [1.0, 2.5], {"a": 1} beside {"b": 2} with both keys
+        if not _has_null(array.type) and types.setdefault(name, array.type) != array.type:
+            raise _Untyped
+        vague.setdefault(name, array.type)  # the type if no batch tells more (e.g. only empty lists)
+        arrays.append(array)
+    arrays.append(pa.array([number for number, _ in records], pa.int64()))
+    return pa.record_batch(arrays, names=[*columns, ROW])
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """`batch` with `schema`'s columns: the missing ones null, the others cast to the column's type (from a type with
+    a null part) where their values come back the same (compared as JSON)."""
+    arrays = []
+    for column in schema:
+        if column.name not in batch.schema.names:
+            arrays.append(pa.nulls(batch.num_rows, column.type))
+            continue
+        array = batch.column(column.name)
+        if array.type != column.type:
+            try:
+                cast = array.cast(column.type)
+            except (pa.ArrowException, ValueError):
+                raise _Untyped from None
+            if not pa.types.is_null(array.type) and json.dumps(cast.to_pylist()) != json.dumps(array.to_pylist()):
+                raise _Untyped
+            array = cast
+        arrays.append(array)
+    return pa.record_batch(arrays, schema=schema)
+
+
+def _has_null(type_: pa.DataType) -> bool:
+    """Whether a type is null or holds null (`list<null>`, a struct with a null field)."""
+    return pa.types.is_null(type_) or any(_has_null(type_.field(i).type) for i in range(type_.num_fields))
+
+
+class _Segments:
+    """Record batches written to temporary stream files beside `target`, a new file whenever the schema changes."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.paths: list[Path] = []
+        self.schemas: list[pa.Schema] = []
+        self._writer: Any = None
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if not self.schemas or not self.schemas[-1].equals(batch.schema):
+            self.close()
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            path = self.target.with_name(f"{self.target.name}.{os.getpid()}.{len(self.paths)}.part")
+            self.paths.append(path)
+            self.schemas.append(batch.schema)
+            self._writer = pa.ipc.new_stream(str(path), batch.schema)
+        self._writer.write_batch(batch)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        for path in self.paths:
+            with pa.OSFile(str(path)) as stream:
+                yield from pa.ipc.open_stream(stream)
+
+    def remove(self) -> None:
+        self.close()
+        for path in self.paths:
+            path.unlink(missing_ok=True)
 
 
 def _parquet_to_arrow(path: Path, target: Path) -> bool:

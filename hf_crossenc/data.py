@@ -12,7 +12,7 @@ import io
 import json
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -246,7 +246,7 @@ def delimited_records(
                     row=1,
                     hint="Save it with the separator its extension implies (.csv: comma, .tsv: tab).",
                 )
-    _check_duplicate_columns(header, source)
+    check_duplicate_columns(header, source)
 
     def records() -> Iterator[tuple[int, list[str]]]:
         row_number = 1
@@ -270,7 +270,8 @@ def delimited_records(
     return header, records()
 
 
-def _check_duplicate_columns(columns: list[str], source: str) -> None:
+def check_duplicate_columns(columns: list[str], source: str) -> None:
+    """The error (file, row 1, column) of a column name that occurs twice in a header (in memory or streamed)."""
     seen: set[str] = set()
     for name in columns:
         if name in seen:
@@ -313,8 +314,18 @@ def _check_duplicate_keys(record: Any, source: str, row: int | None) -> None:
 
 def _read_jsonl(text: str, source: str) -> Table:
     rows, numbers, columns = [], [], []
-    # Split on newlines only: str.splitlines() also breaks at U+2028/U+2029/U+0085, which JSON strings may hold.
-    for line_number, line in enumerate((line.removesuffix("\r") for line in text.split("\n")), start=1):
+    for line_number, record in jsonl_records(text.split("\n"), source):
+        columns.extend(key for key in record if key not in columns)
+        rows.append(record)
+        numbers.append(line_number)
+    return Table(source=source, columns=columns, rows=rows, row_numbers=numbers, row_word="line")
+
+
+def jsonl_records(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The records of JSON Lines split on newlines only (str.splitlines() also breaks at U+2028/U+2029/U+0085, which
+    JSON strings may hold), as (line number, record), blank lines skipped yet counted: the one reading of JSONL, in
+    memory (`read_table`) or streamed into an Arrow file (`hf_crossenc.arrow_data`)."""
+    for line_number, line in enumerate((line.removesuffix("\r") for line in lines), start=1):
         if not line.strip():
             continue
         try:
@@ -324,12 +335,7 @@ def _read_jsonl(text: str, source: str) -> Table:
         if not isinstance(record, dict):
             raise DataError("must be a JSON object with one key per column.", source=source, row=line_number)
         _check_duplicate_keys(record, source, line_number)
-        for key in record:
-            if key not in columns:
-                columns.append(key)
-        rows.append(record)
-        numbers.append(line_number)
-    return Table(source=source, columns=columns, rows=rows, row_numbers=numbers, row_word="line")
+        yield line_number, record
 
 
 def _read_json(text: str, source: str) -> Table:
@@ -367,7 +373,7 @@ def _read_parquet(path: Path) -> Table:
     except Exception as err:  # pyarrow raises several unrelated types for corrupt files
         raise DataError(f"cannot be read as Parquet: {err}.", source=str(path)) from None
     columns = table.column_names
-    _check_duplicate_columns(columns, str(path))
+    check_duplicate_columns(columns, str(path))
     rows = table.to_pylist()
     return Table(source=str(path), columns=columns, rows=rows, row_numbers=list(range(1, len(rows) + 1)), row_word="record")
 
@@ -563,49 +569,3 @@ def build_split(
     )
     dataset = datasets.Dataset.from_dict(data, features=features)
     return PairSplit(name=name, source=table.source, dataset=dataset, columns=columns, raw_label_stats=stats)
-
-
-# --------------------------------------------------------------------------------------------
-# Pair classification
-# --------------------------------------------------------------------------------------------
-
-
-def class_names(table: Table, columns: PairColumns, max_samples: int | None = None) -> tuple[list[str], bool]:
-    """Class name of every row (validated: one kind of label per column) and whether they are numbers."""
-    from .labels import class_names_of
-
-    assert columns.label is not None
-    rows = table.rows if max_samples is None else table.rows[:max_samples]
-    if not rows:
-        raise DataError("the split has no data rows.", source=table.source, hint="Provide at least one row.")
-    names = class_names_of(rows, columns.label, table.source, table.locate)
-    numeric = all(_is_integer_text(n) for n in names)
-    return names, numeric
-
-
-def _is_integer_text(name: str) -> bool:
-    return name.lstrip("-").isdigit()
-
-
-def build_class_split(table: Table, columns: PairColumns, *, name: str, vocab: Any, max_samples: int | None = None) -> PairSplit:
-    """Validated classification split: labels are 0/1 floats (binary) or class ids (multi-class)."""
-    from .labels import encode_labels
-
-    names, _ = class_names(table, columns, max_samples)
-    rows = table.rows[: len(names)]
-    texts_a = [check_text(r.get(columns.text_a), table, i, columns.text_a) for i, r in enumerate(rows)]
-    texts_b = [check_text(r.get(columns.text_b), table, i, columns.text_b) for i, r in enumerate(rows)]
-    assert columns.label is not None
-    labels = encode_labels(names, vocab, table.source, columns.label, table.locate)
-    features = datasets.Features(
-        {
-            TEXT_A: datasets.Value("string"),
-            TEXT_B: datasets.Value("string"),
-            LABEL: datasets.Value("float32") if vocab.binary else datasets.Value("int64"),
-        }
-    )
-    dataset = datasets.Dataset.from_dict({TEXT_A: texts_a, TEXT_B: texts_b, LABEL: labels}, features=features)
-    counts = {n: 0 for n in vocab.names}
-    for n in names:
-        counts[n] += 1
-    return PairSplit(name=name, source=table.source, dataset=dataset, columns=columns, raw_label_stats={"counts": counts})

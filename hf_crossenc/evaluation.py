@@ -237,8 +237,8 @@ def _regression_split(
 def _classification_split(
     table: Any, predictor: Any, text_a_column: str | None, text_b_column: str | None, label_column: str | None
 ) -> tuple[Any, float | None]:
-    from .data import build_class_split, resolve_columns
-    from .labels import LabelVocab
+    from .data import resolve_columns
+    from .labels import LabelVocab, build_class_split
 
     columns = resolve_columns(table, text_a_column, text_b_column, label_column)
     config = predictor.model.config

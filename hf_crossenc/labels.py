@@ -9,7 +9,8 @@ class names (``entailment``, ``neutral``, ...). The vocabulary is read from the 
   (numbers numerically, names alphabetically) unless ``--class_names`` fixes the order.
 
 A column that mixes numbers and names, a fractional label, or a validation/test label that the
-training split never had is an error naming the file, row and column.
+training split never had is an error naming the file, row and column. `class_names` and `build_class_split` read a
+table's rows; `hf_crossenc.arrow_classes` does the same over Arrow chunks.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import datasets
+
+from .data import LABEL, TEXT_A, TEXT_B, PairColumns, PairSplit, Table, check_text
 from .errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -53,7 +57,7 @@ class LabelVocab:
             return None
 
 
-def _kind_and_name(value: Any) -> tuple[str, str] | None:
+def kind_and_name(value: Any) -> tuple[str, str] | None:
     """('number', '1') / ('name', 'entailment'); None for an empty cell. Raises ValueError for fractions."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -84,7 +88,7 @@ def class_names_of(rows: list[dict[str, Any]], column: str, source: str, locate:
     for i, row in enumerate(rows):
         raw = row.get(column)
         try:
-            parsed = _kind_and_name(raw)
+            parsed = kind_and_name(raw)
         except ValueError:
             raise DataError(
                 f"the label {raw!r} is not a class: classification labels are class numbers (0, 1, 2, ...) or class names.",
@@ -160,3 +164,43 @@ def encode_labels(names: list[str], vocab: LabelVocab, source: str, column: str,
             )
         ids.append(index)
     return [float(i) for i in ids] if vocab.binary else ids
+
+
+# --------------------------------------------------------------------------------------------
+# Pair classification splits (rows)
+# --------------------------------------------------------------------------------------------
+
+
+def class_names(table: Table, columns: PairColumns, max_samples: int | None = None) -> tuple[list[str], bool]:
+    """Class name of every row (validated: one kind of label per column) and whether they are numbers."""
+    assert columns.label is not None
+    rows = table.rows if max_samples is None else table.rows[:max_samples]
+    if not rows:
+        raise DataError("the split has no data rows.", source=table.source, hint="Provide at least one row.")
+    names = class_names_of(rows, columns.label, table.source, table.locate)
+    return names, all(is_integer_text(n) for n in names)
+
+
+def is_integer_text(name: str) -> bool:
+    return name.lstrip("-").isdigit()
+
+
+def build_class_split(table: Table, columns: PairColumns, *, name: str, vocab: LabelVocab, max_samples: int | None = None) -> PairSplit:
+    """Validated classification split: labels are 0/1 floats (binary) or class ids (multi-class)."""
+    names, _ = class_names(table, columns, max_samples)
+    rows = table.rows[: len(names)]
+    texts_a = [check_text(r.get(columns.text_a), table, i, columns.text_a) for i, r in enumerate(rows)]
+    texts_b = [check_text(r.get(columns.text_b), table, i, columns.text_b) for i, r in enumerate(rows)]
+    assert columns.label is not None
+    labels = encode_labels(names, vocab, table.source, columns.label, table.locate)
+    dataset = datasets.Dataset.from_dict({TEXT_A: texts_a, TEXT_B: texts_b, LABEL: labels}, features=class_features(vocab))
+    counts = dict.fromkeys(vocab.names, 0)
+    for n in names:
+        counts[n] += 1
+    return PairSplit(name=name, source=table.source, dataset=dataset, columns=columns, raw_label_stats={"counts": counts})
+
+
+def class_features(vocab: LabelVocab) -> datasets.Features:
+    """The features of a classification split: labels are float32 0/1 (binary) or int64 class ids."""
+    label = datasets.Value("float32") if vocab.binary else datasets.Value("int64")
+    return datasets.Features({TEXT_A: datasets.Value("string"), TEXT_B: datasets.Value("string"), LABEL: label})

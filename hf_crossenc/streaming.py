@@ -48,8 +48,8 @@ from .data import (
     LabelScale,
     PairColumns,
     Table,
-    build_class_split,
     build_split,
+    check_duplicate_columns,
     check_text,
     parse_label,
     parse_label_scale,
@@ -57,7 +57,7 @@ from .data import (
     resolve_columns,
 )
 from .errors import ConfigError, DataError
-from .labels import LabelVocab, build_vocab, class_names_of
+from .labels import LabelVocab, build_class_split, build_vocab, class_names_of
 from .task_data import TaskData
 from .training_args import CrossEncoderTrainingArguments
 
@@ -310,7 +310,7 @@ def delimited_records(source: str, delimiter: str, header_only: bool) -> Iterato
             header = [column.strip() for column in next(reader, [])]
             if not header:
                 raise DataError("is empty: expected a header row and at least one data row.", source=source)
-            check_unique(header, source)
+            check_duplicate_columns(header, source)
             if header_only:
                 yield 1, dict.fromkeys(header)
                 return
@@ -364,7 +364,7 @@ def parquet_records(source: str, header_only: bool) -> Iterator[tuple[int, dict[
     except Exception as err:  # pyarrow raises several unrelated types for corrupt files
         raise DataError(f"cannot be read as Parquet: {err}.", source=source) from None
     columns = handle.schema_arrow.names
-    check_unique(columns, source)
+    check_duplicate_columns(columns, source)
     if header_only:
         yield 1, dict.fromkeys(columns)
         return
@@ -373,20 +373,6 @@ def parquet_records(source: str, header_only: bool) -> Iterator[tuple[int, dict[
         for record in batch.to_pylist():
             number += 1
             yield number, record
-
-
-def check_unique(columns: list[str], source: str) -> None:
-    seen: set[str] = set()
-    for name in columns:
-        if name in seen:
-            raise DataError(
-                f"the column name {name!r} appears more than once in the header.",
-                source=source,
-                row=1,
-                column=name,
-                hint="Give every column a distinct name.",
-            )
-        seen.add(name)
 
 
 def unique_keys(source: str, number: int) -> Any:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .arguments import DataArguments
+from .arrow_classes import arrow_class_names, build_arrow_class_split
 from .arrow_data import ArrowTable, build_arrow_split, open_hub_table, open_table, raw_arrow_labels
 from .benchmarks import resolve_data_file
 from .data import (
@@ -15,16 +16,14 @@ from .data import (
     PairColumns,
     PairSplit,
     Table,
-    build_class_split,
     build_split,
-    class_names,
     infer_label_scale,
     parse_label_scale,
     raw_labels,
     resolve_columns,
 )
 from .errors import DataError
-from .labels import LabelVocab, build_vocab
+from .labels import LabelVocab, build_class_split, build_vocab, class_names
 from .ranking import build_ranking_split
 from .training_args import split_list
 
@@ -89,6 +88,21 @@ def pair_split(table: Table | ArrowTable, columns: PairColumns, **kwargs: Any) -
     return build_arrow_split(table, columns, **kwargs) if isinstance(table, ArrowTable) else build_split(table, columns, **kwargs)
 
 
+def class_split(table: Table | ArrowTable, columns: PairColumns, **kwargs: Any) -> PairSplit:
+    """`build_class_split`, over Arrow chunks for an `ArrowTable` (`hf_crossenc.arrow_classes`)."""
+    if isinstance(table, ArrowTable):
+        return build_arrow_class_split(table, columns, **kwargs)
+    return build_class_split(table, columns, **kwargs)
+
+
+def table_class_names(table: Table | ArrowTable, columns: PairColumns, max_samples: int | None = None) -> tuple[list[str], bool]:
+    """The class names `build_vocab` reads (every row's, or for an `ArrowTable` the distinct ones in order of first
+    appearance: the same vocabulary) and whether they are numbers."""
+    if isinstance(table, ArrowTable):
+        return arrow_class_names(table, columns, max_samples)
+    return class_names(table, columns, max_samples)
+
+
 @dataclass
 class TaskData:
     """The validated splits of a job, with what the task needs to know about the labels."""
@@ -123,7 +137,7 @@ def load_task_data(data_args: DataArguments, task: str, silver_file: str | None 
         return TaskData(task, splits)
     train = tables["train"]
     columns = resolve_columns(train, data_args.text_a_column, data_args.text_b_column, data_args.label_column)
-    names, numeric = class_names(train, columns, limits["train"])
+    names, numeric = table_class_names(train, columns, limits["train"])
     vocab = build_vocab(
         names,
         numeric=numeric,
@@ -134,7 +148,7 @@ def load_task_data(data_args: DataArguments, task: str, silver_file: str | None 
     splits = {}
     for name, table in tables.items():
         split_columns = columns if table is train else resolve_columns(table, columns.text_a, columns.text_b, columns.label)
-        splits[name] = build_class_split(table, split_columns, name=name, vocab=vocab, max_samples=limits[name])
+        splits[name] = class_split(table, split_columns, name=name, vocab=vocab, max_samples=limits[name])
     return TaskData(task, splits, vocab=vocab)
 
 

@@ -3,6 +3,7 @@ second run opens its cache; hf_crossenc.length_sampler draws transformers' lengt
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -188,3 +189,139 @@ def test_mapped_dataset_falls_back_to_from_file_without_the_private_table_class(
     assert len(arrow_data._MAPS) == maps  # opened by from_file: no map of ours to release
     assert fallback.to_dict() == mapped.to_dict() == {"text_a": ["a", "b"], "label": [0.5, 1.0]}
     assert fallback.features == mapped.features
+
+
+# ---- JSONL and JSON into the cache ------------------------------------------------------------------------------------
+
+
+def same_rows(path: Path) -> ArrowTable:
+    """open_table's ArrowTable of `path` holds read_table's columns, row numbers and values, types included."""
+    old, new = read_table(path), open_table(path)
+    assert isinstance(new, ArrowTable)
+    assert (new.columns, new.row_numbers, new.row_word, len(new)) == (old.columns, old.row_numbers, old.row_word, len(old.rows))
+    for mine, theirs in zip(new.rows, old.rows):  # a missing key reads as None in both: rows are read with .get
+        assert json.dumps([mine.get(c) for c in new.columns]) == json.dumps([theirs.get(c) for c in new.columns])
+    return new
+
+
+JSON_LINES = (
+    "\ufeff"  # a BOM, dropped
+    '{"query": "q1", "passage": "p1", "label": 1, "passages": ["a", "b"], "labels": [1, 0], "meta": {"k": 1.5}}\r\n'
+    "\n"  # a blank line: skipped, yet counted
+    '{"query": "q2\\u2028x\\u0085", "passage": "p\\r2", "label": 0, "passages": [], "labels": [], "meta": null}\n'
+    '{"query": "q3", "passage": "caf\u00e9", "label": 1, "passages": ["c"], "labels": [0], "meta": {"k": NaN}}'
+)
+
+
+@pytest.mark.parametrize("batch_rows", [1, 2, 65536])
+def test_jsonl_rows_lines_and_nested_values_survive(tmp_path, monkeypatch, batch_rows):
+    monkeypatch.setattr(arrow_data, "BATCH_ROWS", batch_rows)
+    path = write(tmp_path, "t.jsonl", JSON_LINES)
+    table = same_rows(path)
+    assert table.row_numbers == [1, 3, 4] and table.row_word == "line"
+    assert table.arrow.schema.field("passages").type == pa.list_(pa.string())
+    old, new = both(path, scale=None, text_a="query", text_b="passage", label="label")
+    assert new.dataset.to_dict() == old.dataset.to_dict() and new.dataset.cache_files
+
+
+@pytest.mark.parametrize("batch_rows", [1, 2, 65536])
+def test_keys_first_seen_late_and_columns_null_at_first(tmp_path, monkeypatch, batch_rows, _cache):
+    """A key first seen in a later batch adds a column (null before), a column null in a whole batch takes the type
+    of its values; the temporary segments are gone."""
+    monkeypatch.setattr(arrow_data, "BATCH_ROWS", batch_rows)
+    lines = [{"s1": "a", "n": None}, {"s1": "b", "n": None}, {"s1": "c", "n": 2, "late": ["x"]}, {"s1": "d", "late": None, "n": 3}]
+    path = write(tmp_path, "t.jsonl", "".join(json.dumps(r) + "\n" for r in lines))
+    table = same_rows(path)
+    assert table.columns == ["s1", "n", "late"]
+    assert table.arrow.schema.types[:3] == [pa.string(), pa.int64(), pa.list_(pa.string())]
+    assert [p.name for p in (_cache / "hf_crossenc").iterdir()] == [table.path.name]
+
+
+def test_json_records_and_columns_are_read_into_the_cache(tmp_path):
+    records = [{"sentence1": "a", "sentence2": "b", "score": 4.5}, {"sentence1": "c", "sentence2": "d", "score": 0.5, "x": [1]}]
+    for name, content in (("r.json", records), ("c.json", {"sentence1": ["a", "c"], "sentence2": ["b", "d"], "score": [4.5, 0.5]})):
+        path = write(tmp_path, name, json.dumps(content))
+        assert same_rows(path).row_word == "record"
+        old, new = both(path)
+        assert new.dataset.to_dict() == old.dataset.to_dict() and new.raw_label_stats == old.raw_label_stats
+
+
+UNTYPED = [
+    '{"s1": "a", "label": 1}\n{"s1": "b", "label": 1.5}\n',  # an int and a float: Arrow would give back 1.0
+    '{"s1": "a", "label": 1}\n{"s1": "b", "label": true}\n',
+    '{"s1": "a", "label": [1, 2.5]}\n',  # nested, the same
+    '{"s1": "a", "m": {"a": 1}}\n{"s1": "b", "m": {"b": 2}}\n',  # structs would give back both keys
+    '{"s1": 123456789012345678901234567890}\n',  # beyond int64
+    '{"s1": "\\ud800"}\n',  # a lone surrogate: not UTF-8
+    '{"s1": "a"}\n{}\n',  # a row without columns
+    '{"s1": "a", "__row__": 1}\n',  # the reserved column name
+    "\n\n",  # no records
+]
+
+
+@pytest.mark.parametrize("content", UNTYPED)
+def test_what_arrow_cannot_give_back_exactly_is_read_in_memory(tmp_path, _cache, content):
+    path = write(tmp_path, "t.jsonl", content)
+    table = open_table(path)
+    assert not isinstance(table, ArrowTable)
+    assert table.rows == read_table(path).rows
+    assert not list(_cache.rglob("*.arrow*"))  # nothing left behind, no segment either
+
+
+def test_mixed_types_after_the_first_batch_fall_back(tmp_path, monkeypatch, _cache):
+    monkeypatch.setattr(arrow_data, "BATCH_ROWS", 2)
+    path = write(tmp_path, "t.jsonl", '{"s1": "a"}\n{"s1": "b"}\n{"s1": "c"}\n{"s1": 4}\n')
+    assert not isinstance(open_table(path), ArrowTable) and not list(_cache.rglob("*.arrow*"))
+
+
+JSONL_BAD = [
+    (
+        "t.jsonl",
+        '{"sentence1": "a", "sentence2": "b", "score": 1}\n\n{"sentence1": "a", "sentence2": " ", "score": 1}\n',
+        "0,5",
+        "empty",
+        3,
+        "sentence2",
+    ),
+    (
+        "t.jsonl",
+        '{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": "a", "sentence2": "b"}\n',
+        "0,5",
+        "label is empty",
+        2,
+        "score",
+    ),
+    (
+        "t.jsonl",
+        '{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": "a", "sentence2": "b", "score": 9}\n',
+        "0,5",
+        "outside",
+        2,
+        "score",
+    ),
+    ("t.jsonl", '{"sentence1": "a", "sentence2": "b", "score": "x"}\n', "0,5", "is not a number", 1, "score"),
+    ("t.jsonl", '{"sentence1": "a", "sentence2": "b", "score": 1, "score": 2}\n', "0,5", "more than once", 1, "score"),
+    ("t.jsonl", b'{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": "caf\xe9"}\n', "0,5", "not valid UTF-8", 2, None),
+    ("t.jsonl", '{"sentence1": "a", "sentence2": "b", "score": 1}\n[1]\n', "0,5", "must be a JSON object", 2, None),
+    ("t.json", '[{"sentence1": "a", "sentence2": ["b"], "score": 1}]', "0,5", "expected text", 1, "sentence2"),
+    ("t.json", '[{"sentence1": "a", "sentence2": "b", "score": 1}, 2]', "0,5", "must be a JSON object", 2, None),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "scale", "fragment", "row", "column"), JSONL_BAD)
+def test_the_same_jsonl_errors(tmp_path, name, content, scale, fragment, row, column):
+    test_the_same_errors(tmp_path, name, content, scale, fragment, row, column)
+
+
+def test_reranking_shapes_of_jsonl_group_alike(tmp_path):
+    """The reranking reader gets an ArrowTable for JSONL now: the "rows" and "lists" shapes group alike."""
+    from hf_crossenc.ranking import build_ranking_split
+
+    rows = [{"query": q, "passage": f"p{i}", "label": i % 2} for i, q in enumerate("aabbb")]
+    lists = [{"query": "a", "passages": ["x", "y"], "labels": [1, 0]}, {"query": "b", "passages": ["z"], "labels": [0]}]
+    for name, records in (("rows.jsonl", rows), ("lists.jsonl", lists)):
+        path = write(tmp_path, name, "".join(json.dumps(r) + "\n" for r in records))
+        old, new = (build_ranking_split(opener(path), name="train") for opener in (read_table, open_table))
+        assert isinstance(open_table(path), ArrowTable) and new.shape == old.shape
+        assert [(g.query, g.passages, g.labels, g.row) for g in new.groups] == [(g.query, g.passages, g.labels, g.row) for g in old.groups]
+        assert new.dataset.to_dict() == old.dataset.to_dict()

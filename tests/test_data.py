@@ -13,7 +13,6 @@ import pytest
 from hf_crossenc.data import (
     LabelScale,
     build_split,
-    class_names,
     infer_label_scale,
     parse_label_scale,
     raw_labels,
@@ -21,6 +20,7 @@ from hf_crossenc.data import (
     resolve_columns,
 )
 from hf_crossenc.errors import DataError
+from hf_crossenc.labels import class_names
 
 GOOD_CSV = "sentence1,sentence2,similarity_score\nA cat sits.,A cat is sitting.,4.5\nA man runs.,A woman cooks.,0.5\n"
 

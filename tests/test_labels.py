@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from hf_crossenc.data import build_class_split, class_names, read_table, resolve_columns
+from hf_crossenc.data import read_table, resolve_columns
 from hf_crossenc.errors import ConfigError, DataError
-from hf_crossenc.labels import LabelVocab, build_vocab
+from hf_crossenc.labels import LabelVocab, build_class_split, build_vocab, class_names
 
 
 def write(path, text):
