@@ -315,24 +315,6 @@ def _check_listwise(examples: int, skipped: int, queries: int, source: str) -> N
         logger.warning("listwise training: %d of %d queries have no relevant candidate and form no group (skipped)", skipped, queries)
 
 
-class _Pool:
-    """The distinct passages of `ArrowGroups` in order of first appearance, as an Arrow array read one text at a time."""
-
-    def __init__(self, groups: Any) -> None:
-        import pyarrow.compute as pc
-
-        self.texts = pc.dictionary_encode(groups.table.column(TEXT_B)).combine_chunks().dictionary
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def __getitem__(self, index: int) -> str:
-        return self.texts[int(index)].as_py()
-
-    def __iter__(self) -> Any:
-        return iter(self.texts.to_pylist())
-
-
 class _Positives:
     """Each query's positives, read from `ArrowGroups` when a group needs topping up."""
 
@@ -375,10 +357,15 @@ class ListwiseSampler(TrainerCallback):
         self.group_size, self.seed = group_size, seed
         self.epoch = 0
         arrow = hasattr(groups, "pairs")  # ArrowGroups: no Python copy of every passage
-        self.pool: Any = _Pool(groups) if arrow else list(dict.fromkeys(p for g in groups for p in g.passages))
+        if arrow:
+            from .arrow_ranking import PassagePool
+
+            self.pool: Any = PassagePool(groups)
+        else:
+            self.pool = list(dict.fromkeys(p for g in groups for p in g.passages))
         self.positives: Any = _Positives(groups) if arrow else {gid: set(g.positives) for gid, g in enumerate(groups)}
         self.topped_up = 0
-        if len(self.pool) < group_size:
+        if not (self.pool.has_at_least(group_size) if arrow else len(self.pool) >= group_size):
             raise DataError(
                 f"listwise groups of {group_size} passages need at least that many distinct passages; the data has {len(self.pool)}.",
                 source="training data",

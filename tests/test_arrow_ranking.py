@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_data import write
 
-from hf_crossenc import arrow_ranking
+from hf_crossenc import arrow_data, arrow_ranking
 from hf_crossenc.arrow_data import ArrowTable, open_table
 from hf_crossenc.arrow_ranking import ArrowGroups
 from hf_crossenc.data import read_table
@@ -57,10 +57,12 @@ def test_same_groups_pairs_and_stats(tmp_path, max_samples):
     assert [g.row for g in new.groups] == [g.row for g in old.groups]
 
 
-@pytest.mark.parametrize("write_rows", [65536, 2, 1])
-def test_same_listwise_examples_and_draws(tmp_path, monkeypatch, write_rows):
-    """Also when the cached pairs and listwise files are built and written a few rows at a time (as at 10^7 pairs)."""
+@pytest.mark.parametrize(("write_rows", "batch_rows"), [(65536, 65536), (2, 3), (1, 2), (3, 1)])
+def test_same_listwise_examples_and_draws(tmp_path, monkeypatch, write_rows, batch_rows):
+    """Also when the source file is read a few rows at a time (query numbers unified over chunks) and the cached
+    pairs and listwise files are built and written a few groups or rows at a time (as at 10^7 pairs)."""
     monkeypatch.setattr(arrow_ranking, "WRITE_ROWS", write_rows)
+    monkeypatch.setattr(arrow_data, "BATCH_ROWS", batch_rows)
     path = write(tmp_path, "r.csv", ROWS)
     old, new = both(path)
     assert new.dataset.features == old.dataset.features and new.dataset.to_dict() == old.dataset.to_dict()
@@ -73,6 +75,18 @@ def test_same_listwise_examples_and_draws(tmp_path, monkeypatch, write_rows):
         assert list(sampler.pool) == list(dict.fromkeys(p for g in old.groups for p in g.passages))
         batches.append(dataset.add_column(INDEX, np.arange(len(dataset))).with_transform(sampler)[:])
     assert batches[0] == batches[1]
+    assert [g.row for g in new.groups] == [g.row for g in old.groups]
+
+
+def test_an_incomplete_cache_is_built_again(tmp_path):
+    """The offsets are written last: without them the pairs file is not trusted, and is built again."""
+    path = write(tmp_path, "r.csv", ROWS)
+    first = build_ranking_split(open_table(path), name="train")
+    offsets = sorted((tmp_path / "datasets_cache").rglob("pairs-*.offsets.npy"))
+    assert len(offsets) == 1
+    offsets[0].unlink()
+    again = build_ranking_split(open_table(path), name="train")
+    assert offsets[0].is_file() and list(again.groups) == list(first.groups)
 
 
 BAD = [
@@ -108,3 +122,29 @@ def test_no_positive_at_all_is_the_same_error(tmp_path):
             listwise_dataset(split.groups, source=str(path))
         errors.append(str(info.value))
     assert errors[0] == errors[1] and "no training group can be formed" in errors[1]
+
+
+@pytest.mark.parametrize("group_size", [6, 7])
+def test_the_passage_pool_needs_as_many_passages_as_a_group(tmp_path, group_size):
+    """ROWS has 6 distinct passages: groups of 6 can be drawn, of 7 neither reader allows."""
+    old, new = both(write(tmp_path, "r.csv", ROWS))
+    outcomes = []
+    for split in (old, new):
+        try:
+            outcomes.append(len(ListwiseSampler(split.groups, group_size, seed=0).pool))
+        except DataError as err:
+            outcomes.append(str(err))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[1] == 6 if group_size == 6 else "need at least that many distinct passages; the data has 6" in outcomes[1]
+
+
+def test_the_passage_pool_is_read_only_when_a_group_is_topped_up(tmp_path):
+    rows = "question,answer,label\n" + "".join(f"q{q},p{q}-{k},{int(k == 0)}\n" for q in range(3) for k in range(4))
+    split = build_ranking_split(open_table(write(tmp_path, "r.csv", rows)), name="train")
+    dataset = listwise_dataset(split.groups)
+    enough = ListwiseSampler(split.groups, 4, seed=0)  # every query has 3 negatives: no top-up
+    dataset.add_column(INDEX, np.arange(len(dataset))).with_transform(enough)[:]
+    assert enough.pool._texts is None and enough.topped_up == 0
+    short = ListwiseSampler(split.groups, 5, seed=0)
+    drawn = dataset.add_column(INDEX, np.arange(len(dataset))).with_transform(short)[:]
+    assert short.topped_up == 3 and len(short.pool) == 12 and all(len(negs) == 4 for negs in drawn["negatives"])
