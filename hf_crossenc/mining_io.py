@@ -86,9 +86,9 @@ class CrossEncoderTextColumn(Sequence[str]):
         for chunk in np.unique(chunk_of).tolist():
             where = np.flatnonzero(chunk_of == chunk)
             local = pa.array(ids[where] - self._starts[chunk])
-            for i, text in zip(where.tolist(), self.array.chunk(chunk).take(local).to_pylist()):
-                texts[i] = text
-        return self._done(texts)
+            for i, text in zip(where.tolist(), self._done(self.array.chunk(chunk).take(local).to_pylist())):
+                texts[i] = text  # released chunk by chunk: scattered reads map the pages around them (read-around)
+        return texts
 
     def blocks(self, rows: int | None = None) -> Iterator[list[str]]:
         """All texts, `rows` (default `READ_ROWS`) at a time."""
