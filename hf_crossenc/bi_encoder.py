@@ -114,6 +114,16 @@ def pair_step(
     return loss
 
 
+def _optimizer(trainable: list[torch.nn.Parameter], learning_rate: float, total: int) -> tuple[Any, Any]:
+    """AdamW (weight decay 0.01) with linear warm-up over 10% of the `total` steps, then linear decay to 0."""
+    warmup = int(0.1 * total)
+    optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=0.01)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: (step + 1) / (warmup + 1) if step < warmup else max(0.0, (total - step) / max(1, total - warmup))
+    )
+    return optimizer, scheduler
+
+
 def finetune_bi_encoder(
     name_or_path: str,
     texts_a: Sequence[str],
@@ -164,12 +174,8 @@ def finetune_bi_encoder(
     lengths = np.maximum([len(x) for x in ids_a], [len(x) for x in ids_b])
     autocast = resolve_precision(precision, use_cpu=True) == "bf16"
     total = max(1, math.ceil(math.ceil(len(texts_a) / batch_size) * epochs))
-    warmup = int(0.1 * total)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=0.01)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: (step + 1) / (warmup + 1) if step < warmup else max(0.0, (total - step) / max(1, total - warmup))
-    )
+    optimizer, scheduler = _optimizer(trainable, learning_rate, total)
     step, losses = 0, []
     while step < total:
         for rows in length_grouped_batches(lengths, batch_size, rng):
