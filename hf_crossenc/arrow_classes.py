@@ -38,6 +38,8 @@ class ArrowClasses:
 def _label_chunks(table: ArrowTable, column: str, limit: int | None) -> Iterator[tuple[list[Any], np.ndarray]]:
     """(distinct values, index of every row's value) of each chunk; a null's index is `len(values)` (its value None)."""
     for chunk in table.chunks(column, limit):
+        if pa.types.is_dictionary(chunk.type):  # e.g. a Parquet categorical: its dictionary may hold unused values
+            chunk = chunk.dictionary_decode()
         if pa.types.is_null(chunk.type):
             yield [None], np.zeros(len(chunk), dtype=np.int64)
             continue

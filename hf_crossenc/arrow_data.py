@@ -17,6 +17,7 @@ through `read_table` as before.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -147,7 +148,8 @@ ROW_WORDS = {"parquet": "record", "json": "record", "jsonl": "line"}
 
 def open_table(path: str | Path) -> ArrowTable | Table:
     """A data file as an `ArrowTable` (CSV, TSV, Parquet, JSONL, JSON), else as `read_table` reads it (files the Arrow
-    reading does not take exactly: `read_table` then raises their error or reads them as before)."""
+    reading does not take exactly: `read_table` then raises their error or reads them as before; a marker in the cache
+    sends the next runs there at once, until the file changes)."""
     path = Path(path)
     kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
     if kind is None or not path.is_file():
@@ -155,22 +157,30 @@ def open_table(path: str | Path) -> ArrowTable | Table:
     stat = path.stat()
     key = _digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns, kind)
     target = cache_dir() / f"source-{key}.arrow"
+    rows_only = target.with_suffix(".rows")
     if not target.is_file():
-        if kind == "json":
-            table = read_table(path)  # a JSON document is parsed whole: its errors are read_table's
-            if not _records_to_arrow(zip(table.row_numbers, table.rows), target):
-                return table
-        elif kind == "jsonl":
-            if not _records_to_arrow(jsonl_records(_utf8_lines(path), str(path)), target):
-                return read_table(path)
-        elif kind == "parquet":
-            if not _parquet_to_arrow(path, target):
-                return read_table(path)
-        elif not _delimited_to_arrow(path, target, kind):
+        if rows_only.is_file():
             return read_table(path)
+        table = read_table(path) if kind == "json" else None  # a JSON document is parsed whole: its errors are read_table's
+        if not _to_arrow(path, kind, target, table):
+            with contextlib.suppress(OSError):  # a read-only cache: the next run tries again
+                rows_only.parent.mkdir(parents=True, exist_ok=True)
+                rows_only.touch()
+            return table if table is not None else read_table(path)
     arrow = memory_mapped(target)
     columns = [name for name in arrow.column_names if name != ROW]
     return ArrowTable(str(path), columns, arrow, key, row_word=ROW_WORDS.get(kind, "row"), path=target)
+
+
+def _to_arrow(path: Path, kind: str, target: Path, table: Table | None) -> bool:
+    """Write a data file (a JSON file: its `table`, as read) into `target`; False if the Arrow reading does not take it."""
+    if table is not None:
+        return _records_to_arrow(zip(table.row_numbers, table.rows), target)
+    if kind == "jsonl":
+        return _records_to_arrow(jsonl_records(_utf8_lines(path), str(path)), target)
+    if kind == "parquet":
+        return _parquet_to_arrow(path, target)
+    return _delimited_to_arrow(path, target, kind)
 
 
 _MAPS: list[mmap.mmap] = []

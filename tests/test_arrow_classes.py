@@ -106,6 +106,17 @@ def test_parquet_class_ids_and_hub_like_int_labels(tmp_path):
     assert vocab.names == ("0", "1", "2") and split.dataset["label"] == [i % 3 for i in range(10)]
 
 
+def test_a_categorical_column_with_unused_categories(tmp_path):
+    """Only the classes that occur count, in order of appearance (a dictionary's values may hold more, in any order)."""
+    labels = pa.DictionaryArray.from_arrays(pa.array([1, 2, 1]), pa.array(["unused", "neutral", "entailment"]))
+    path = tmp_path / "cat.parquet"
+    pq.write_table(pa.table({"premise": ["x", "y", "z"], "hypothesis": ["p", "q", "r"], "label": labels}), path)
+    assert pa.types.is_dictionary(open_table(path).arrow.schema.field("label").type)
+    vocab, split = assert_same(path)
+    assert vocab.names == ("entailment", "neutral") and split.dataset["label"] == [1, 0, 1]
+    assert table_class_names(open_table(path), resolve_columns(open_table(path))) == (["neutral", "entailment"], False)
+
+
 CSV = "sentence1,sentence2,label\n"
 BAD = [
     (CSV + "a,b,1\nc,d,0\ne,f,paraphrase\n", None, "mixed label types"),

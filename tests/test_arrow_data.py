@@ -268,6 +268,17 @@ def test_what_arrow_cannot_give_back_exactly_is_read_in_memory(tmp_path, _cache,
     assert not list(_cache.rglob("*.arrow*"))  # nothing left behind, no segment either
 
 
+def test_a_file_left_to_read_table_goes_there_at_once_until_it_changes(tmp_path, monkeypatch, _cache):
+    path = write(tmp_path, "t.jsonl", UNTYPED[0])
+    assert not isinstance(open_table(path), ArrowTable)
+    assert [p.suffix for p in (_cache / "hf_crossenc").iterdir()] == [".rows"]  # the marker, no data
+    monkeypatch.setattr(arrow_data, "_records_to_arrow", lambda *a: pytest.fail("tried again"))
+    assert open_table(path).rows == read_table(path).rows
+    monkeypatch.undo()
+    path.write_text('{"s1": "a", "label": 1}\n{"s1": "b", "label": 2}\n')
+    assert isinstance(open_table(path), ArrowTable)
+
+
 def test_mixed_types_after_the_first_batch_fall_back(tmp_path, monkeypatch, _cache):
     monkeypatch.setattr(arrow_data, "BATCH_ROWS", 2)
     path = write(tmp_path, "t.jsonl", '{"s1": "a"}\n{"s1": "b"}\n{"s1": "c"}\n{"s1": 4}\n')
