@@ -8,12 +8,14 @@ mine_hard_negatives, write_mined), so each peak RSS (ru_maxrss) is its own; the 
 this parent process, and the child's Arrow cache (HF_DATASETS_CACHE) is a fresh folder beside them: reading is cold. Printed per size: reading, model loading, embedding (time in the encoder, passages per second),
 search (the rest of mining) and writing times, the end-to-end time and the peak RSS.
 
-Embedding a million passages with MiniLM on 2 CPU cores takes hours, so two measurements:
+Embedding a million passages with MiniLM on 2 CPU cores takes hours, so three measurements:
 
     # the real encoder's embedding rate (a sample of the corpus; no mining)
     HF_HUB_OFFLINE=1 python scripts/bench_mining.py --encoder minilm --embed_rate_only --sizes 20000
     # end to end with a tiny random BERT (32 dimensions, built in a temporary folder): the index and search at scale
     HF_HUB_OFFLINE=1 python scripts/bench_mining.py --encoder tiny --sizes 100000 1000000
+    # everything but a neural encoder (words hashed to fixed random vectors), in seconds at any size
+    HF_HUB_OFFLINE=1 python scripts/bench_mining.py --encoder hash --sizes 100000 1000000
 
 `--search_dim 384 --sizes 1000000` times the search alone over random 384-dimensional vectors (MiniLM's size) written
 to an embedding file, for both backends: what mining a million MiniLM passages costs beyond embedding them.
