@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_data import write
+from test_data import BAD_INPUTS, write
 
 from hf_crossenc import arrow_classes
 from hf_crossenc.arguments import DataArguments
@@ -48,6 +48,11 @@ def run(train: Path, dev: Path | None, arrow: bool, max_samples: int | None = No
 def assert_same(train: Path, dev: Path | None = None, max_samples: int | None = None, arrow: bool = True, **vocab_args):
     old, new = run(train, dev, False, max_samples, **vocab_args), run(train, dev, True, max_samples, **vocab_args)
     assert isinstance(read_table(train), Table) and (not arrow or isinstance(open_table(train), ArrowTable))
+    return compare(old, new)
+
+
+def compare(old, new):
+    """The two paths' results are equal: the same error, or the same vocabulary, datasets and counts."""
     if isinstance(old, Exception):
         assert type(new) is type(old) and str(new) == str(old)
         if isinstance(old, DataError):
@@ -115,6 +120,14 @@ def test_a_categorical_column_with_unused_categories(tmp_path):
     vocab, split = assert_same(path)
     assert vocab.names == ("entailment", "neutral") and split.dataset["label"] == [1, 0, 1]
     assert table_class_names(open_table(path), resolve_columns(open_table(path))) == (["neutral", "entailment"], False)
+
+
+@pytest.mark.parametrize(("name", "content", "scale", "fragment", "row", "column"), BAD_INPUTS)
+def test_the_bad_input_matrix_of_test_data(tmp_path, name, content, scale, fragment, row, column):
+    """test_data's matrix as classification data: file-level errors alike, and whatever its labels make (classes,
+    an error) alike."""
+    path = write(tmp_path, name, content)
+    compare(run(path, None, False), run(path, None, True))
 
 
 CSV = "sentence1,sentence2,label\n"
