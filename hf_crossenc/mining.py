@@ -145,7 +145,7 @@ def _passage_index(corpus: CrossEncoderTextColumn, positives: Sequence[str]) -> 
     order = np.argsort(hashes, kind="stable")  # within equal digests, chain order
     sorted_hashes = hashes[order]
     del hashes
-    starts = np.flatnonzero(np.r_[True, sorted_hashes[1:] != sorted_hashes[:-1]])
+    starts = np.flatnonzero(np.r_[True, sorted_hashes[1:] != sorted_hashes[:-1]][:size])
     sizes = np.diff(np.r_[starts, size])
     first = np.empty(size, dtype=np.int64)
     first[order] = np.repeat(order[starts], sizes)  # each position -> the first position of its digest

@@ -567,3 +567,14 @@ def test_a_failure_while_writing_rows_leaves_no_partial_file(tmp_path, monkeypat
         with pytest.raises(OSError, match="vanished"):
             write_mined(result, tmp_path / "out" / name, overwrite=overwrite)
     assert os.listdir(tmp_path / "out") == ["mined.jsonl"] and (tmp_path / "out" / "mined.jsonl").read_text() == "old\n"
+
+
+def test_no_pairs_and_an_empty_corpus_mine_nothing(tmp_path):
+    empty = mine_hard_negatives([], [], StubEncoder(), corpus=None, search="exact")
+    assert empty.rows == [] and empty.summary["queries"] == 0 and empty.summary["corpus_size"] == 0
+    assert empty.summary["negatives_per_query"] == {"mean": 0.0, "min": 0, "max": 0} and empty.summary["mean_positive_score"] is None
+    write_mined(empty, tmp_path / "mined.csv")
+    assert (tmp_path / "mined.csv").read_text() == "query,positive\n"
+    write_csv(tmp_path / "corpus.csv", [["text"]])
+    result = mine_hard_negatives(QUERIES, POSITIVES, StubEncoder(), corpus=mining_io.read_corpus("corpus.csv"), margin=None, search="exact")
+    assert result.summary["corpus_size"] == 3 and negatives(result.rows[1]) == ["p0", "p0b"]
