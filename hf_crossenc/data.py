@@ -369,11 +369,14 @@ def _read_parquet(path: Path) -> Table:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        parquet = pq.ParquetFile(path)
+        check_duplicate_columns(parquet.schema_arrow.names, str(path))  # before pyarrow refuses to read them
+        table = parquet.read()
+    except DataError:
+        raise
     except Exception as err:  # pyarrow raises several unrelated types for corrupt files
         raise DataError(f"cannot be read as Parquet: {err}.", source=str(path)) from None
     columns = table.column_names
-    check_duplicate_columns(columns, str(path))
     rows = table.to_pylist()
     return Table(source=str(path), columns=columns, rows=rows, row_numbers=list(range(1, len(rows) + 1)), row_word="record")
 

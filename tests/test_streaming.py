@@ -105,6 +105,25 @@ def test_columns_resolve_with_the_in_memory_rules_and_errors(tmp_path):
     assert str(streamed.value) == str(in_memory.value)
 
 
+@pytest.mark.parametrize("name", ["dup.csv", "dup.tsv", "dup.parquet"])
+def test_a_duplicate_column_is_the_in_memory_error(tmp_path, name):
+    """One check of duplicate column names (`hf_crossenc.data.check_duplicate_columns`), streamed or in memory."""
+    path = tmp_path / name
+    if name.endswith(".parquet"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table([pa.array(["a"]), pa.array(["b"]), pa.array([1])], names=["sentence1", "sentence1", "score"]), path)
+    else:
+        sep = "\t" if name.endswith(".tsv") else ","
+        path.write_text(sep.join(["sentence1", "sentence1", "score"]) + "\n" + sep.join(["a", "b", "1"]) + "\n")
+    with pytest.raises(DataError) as streamed:
+        stream(tmp_path, name)
+    with pytest.raises(DataError) as in_memory:
+        read_table(path)
+    assert str(streamed.value) == str(in_memory.value) and "'sentence1' appears more than once" in str(streamed.value)
+
+
 def test_a_json_document_and_a_missing_file_are_refused(tmp_path):
     (tmp_path / "train.json").write_text("[]")
     with pytest.raises(DataError, match=r"cannot be streamed.*Convert it to JSON Lines"):
