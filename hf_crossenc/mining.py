@@ -9,7 +9,7 @@ retriever would rank high for the query. This module finds them with a bi-encode
 2. The corpus is the optional extra passages plus every positive of the file (each distinct text
    once, first occurrence first; duplicates are found by 64-bit digests, the texts behind equal digests compared, so
    no dictionary of every text is held). The corpus stays an Arrow column (`hf_crossenc.mining_io.read_corpus`:
-   memory-mapped for CSV, TSV and Parquet), its passages fetched by index when needed (a batch to embed, the negatives
+   memory-mapped), its passages fetched by index when needed (a batch to embed, the negatives
    of the rows being written). Passages and queries are embedded in batches into files on disk
    (`hf_crossenc.embedding_index`), and every query's nearest passages by cosine similarity are
    found by an exact search (faiss's IndexFlatIP when faiss-cpu is installed, else numpy) that
@@ -79,7 +79,7 @@ class _Passages(Sequence[str]):
     """The candidate passages, each distinct text once (the corpus, then the positives; first occurrence first), as
     positions in that chain: the texts stay in the corpus's `CrossEncoderTextColumn` and the positives' list, fetched by id."""
 
-    def __init__(self, corpus: CrossEncoderTextColumn, positives: Sequence[str], kept: np.ndarray) -> None:
+    def __init__(self, corpus: CrossEncoderTextColumn, positives: CrossEncoderTextColumn, kept: np.ndarray) -> None:
         self.corpus, self.positives, self.kept = corpus, positives, kept
 
     def __len__(self) -> int:
@@ -95,14 +95,14 @@ class _Passages(Sequence[str]):
         return _chain_texts(self.corpus, self.positives, self.kept[np.asarray(ids, dtype=np.int64)])
 
 
-def _chain_texts(corpus: CrossEncoderTextColumn, positives: Sequence[str], positions: np.ndarray) -> list[str]:
+def _chain_texts(corpus: CrossEncoderTextColumn, positives: CrossEncoderTextColumn, positions: np.ndarray) -> list[str]:
     """The texts at `positions` of the chain corpus + positives."""
     texts: list[str] = [""] * len(positions)
-    in_corpus = np.flatnonzero(positions < len(corpus))
-    for i, text in zip(in_corpus.tolist(), corpus.take(positions[in_corpus])):
-        texts[i] = text
-    for i in np.flatnonzero(positions >= len(corpus)).tolist():
-        texts[i] = positives[int(positions[i]) - len(corpus)]
+    in_corpus = positions < len(corpus)
+    for where, column, offset in ((in_corpus, corpus, 0), (~in_corpus, positives, len(corpus))):
+        rows = np.flatnonzero(where)
+        for i, text in zip(rows.tolist(), column.take(positions[rows] - offset)):
+            texts[i] = text
     return texts
 
 
@@ -137,11 +137,13 @@ class _PassageIndex:
         return ids
 
 
-def _passage_index(corpus: CrossEncoderTextColumn, positives: Sequence[str]) -> _PassageIndex:
+def _passage_index(corpus: CrossEncoderTextColumn, positives: CrossEncoderTextColumn) -> _PassageIndex:
     """Deduplicate corpus + positives by 64-bit digests, the texts of equal digests compared (so exact): nothing but
     the digests and a few positions per text is held, never a dictionary of every text."""
     size = len(corpus) + len(positives)
-    hashes = np.concatenate([*(_hashes(block, len(block)) for block in corpus.blocks()), _hashes(positives, len(positives))])
+    hashes = np.concatenate(
+        [np.zeros(0, dtype=np.uint64), *(_hashes(block, len(block)) for column in (corpus, positives) for block in column.blocks())]
+    )
     order = np.argsort(hashes, kind="stable")  # within equal digests, chain order
     sorted_hashes = hashes[order]
     del hashes
@@ -158,7 +160,12 @@ def _passage_index(corpus: CrossEncoderTextColumn, positives: Sequence[str]) -> 
 
 
 def _check_equal_digests(
-    corpus: CrossEncoderTextColumn, positives: Sequence[str], order: np.ndarray, starts: np.ndarray, sizes: np.ndarray, first: np.ndarray
+    corpus: CrossEncoderTextColumn,
+    positives: CrossEncoderTextColumn,
+    order: np.ndarray,
+    starts: np.ndarray,
+    sizes: np.ndarray,
+    first: np.ndarray,
 ) -> None:
     """Positions sharing a digest: the first position of the same *text* (distinct texts of equal digests are kept
     apart), the texts fetched at most `FETCH_TEXTS` at a time."""
@@ -270,8 +277,9 @@ class MiningResult:
             ids = self.negatives[self.row_query[start : start + block]]
             wanted = np.unique(ids[ids >= 0])
             text_of = dict(zip(wanted.tolist(), self.passages.take(wanted)))
-            for offset, row_ids in enumerate(ids.tolist()):
-                row = {"query": self.queries[start + offset], "positive": self.positives[start + offset]}
+            queries, positives = self.queries[start : start + block], self.positives[start : start + block]
+            for query, positive, row_ids in zip(queries, positives, ids.tolist()):
+                row = {"query": query, "positive": positive}
                 row.update({f"negative_{k}": text_of[i] for k, i in enumerate(row_ids, start=1) if i >= 0})
                 yield row
 
@@ -353,7 +361,7 @@ def mine_hard_negatives(
     row_query = np.fromiter((query_ids.setdefault(q, len(query_ids)) for q in queries), dtype=np.int64, count=len(queries))
     distinct_queries = list(query_ids)
     del query_ids
-    index = _passage_index(CrossEncoderTextColumn.of(corpus if corpus is not None else ()), positives)
+    index = _passage_index(CrossEncoderTextColumn.of(corpus if corpus is not None else ()), CrossEncoderTextColumn.of(positives))
     passages = index.passages
     own_ids = index.lookup(distinct_queries)  # a query that is itself a passage is never its own negative
     positive_ids, offsets = _positives_by_query(row_query, index.positive_ids, len(distinct_queries), len(passages))

@@ -1,16 +1,16 @@
 """Reading for hard-negative mining (`hf_crossenc.mining`): the (query, positive) pairs and the passage corpus.
 
-The corpus is kept as an Arrow column, not as Python strings: CSV, TSV and Parquet corpora are opened memory-mapped
-(`hf_crossenc.arrow_data.open_table`, validated over chunks), and passages are fetched by index when needed (a batch
-to embed, the negatives of the rows being written); the pages read are released at once, so the corpus's file does
-not accumulate in the process's resident set. JSONL corpora are streamed (only the passage column's values are
-kept) into an Arrow array; other files go through `hf_crossenc.data.read_table`. A bad cell gets the same error as for
-any file (file, row, column).
+Neither is turned into Python rows. Both files are opened through `hf_crossenc.arrow_data.open_table`: CSV, TSV,
+Parquet, JSON Lines and JSON become a memory-mapped Arrow file in the `datasets` cache, validated chunk by chunk
+(`check_texts`, `parse_labels`: the same errors, file, row and column, as the row-by-row reader). The corpus and the
+pairs' two text columns are `CrossEncoderTextColumn`s: texts are fetched by index or slice when needed (a batch to
+embed, the negatives of the rows being written) and the mapped pages read are released at once, so the files do not
+accumulate in the process's resident set. A file `open_table` leaves to `hf_crossenc.data.read_table` is read as before
+(the corpus then copied into Arrow memory).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from .arrow_data import ArrowTable, check_texts, open_table, parse_labels, release_mapped_pages
-from .data import TEXT_A_CANDIDATES, TEXT_B_CANDIDATES, Table, check_text, parse_label, read_table, text_problem
+from .data import TEXT_A_CANDIDATES, TEXT_B_CANDIDATES, Table, check_text, parse_label
 from .errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -143,10 +143,13 @@ def _texts(table: Table, column: str) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def read_pairs(path: str | Path, query_column: str | None = None, positive_column: str | None = None) -> tuple[list[str], list[str]]:
+def read_pairs(
+    path: str | Path, query_column: str | None = None, positive_column: str | None = None
+) -> tuple[Sequence[str], Sequence[str]]:
     """Validated (queries, positives) of a pairs file; `DataError` names the file, row and column of a bad cell.
     With a relevance column (`RELEVANCE_COLUMNS`), only the rows labelled > 0 are pairs. CSV, TSV and Parquet files
-    are read through the memory-mapped Arrow cache (`open_table`): only the two text columns become Python strings."""
+    are read through the memory-mapped Arrow cache (`open_table`) and returned as two `CrossEncoderTextColumn`s (the
+    relevant rows of a labelled file copied into Arrow memory); other files as two lists."""
     table = open_table(path)
     query = _pick_column(table, query_column, QUERY_CANDIDATES, "query", "--query_column")
     positive = _pick_column(table, positive_column, POSITIVE_CANDIDATES, "positive", "--positive_column")
@@ -160,23 +163,26 @@ def read_pairs(path: str | Path, query_column: str | None = None, positive_colum
     if isinstance(table, ArrowTable):
         check_texts(table, query)
         check_texts(table, positive)
-        queries, positives = table.column(query).to_pylist(), table.column(positive).to_pylist()
-        labels = parse_labels(table, label) if label is not None else None
-        release_mapped_pages()
+        if label is None:
+            return CrossEncoderTextColumn(table.column(query), mapped=True), CrossEncoderTextColumn(table.column(positive), mapped=True)
+        relevant = parse_labels(table, label) > 0
         total = len(table)
     else:
         queries, positives = _texts(table, query), _texts(table, positive)
-        labels = None
-        if label is not None:
-            labels = np.array([parse_label(row.get(label), table, i, label) for i, row in enumerate(table.rows)], dtype=np.float64)
+        if label is None:
+            return queries, positives
+        relevant = np.array([parse_label(row.get(label), table, i, label) > 0 for i, row in enumerate(table.rows)], dtype=bool)
         total = len(table.rows)
-    if labels is None:
-        return queries, positives
     # A labelled file (question, answer, label as in TREC QA): only the relevant rows are (query, positive) pairs.
-    keep = np.flatnonzero(labels > 0).tolist()
-    if not keep:
+    if not relevant.any():
         raise DataError(f"no row has a positive {label!r}: nothing to mine negatives for.", source=table.source, column=label)
-    logger.info("%s: %d of %d rows have a positive %r and are used as (query, positive) pairs", table.source, len(keep), total, label)
+    logger.info("%s: %d of %d rows have a positive %r and are used as (query, positive) pairs", table.source, relevant.sum(), total, label)
+    if isinstance(table, ArrowTable):
+        mask = pa.array(relevant)
+        kept = CrossEncoderTextColumn(table.column(query).filter(mask)), CrossEncoderTextColumn(table.column(positive).filter(mask))
+        release_mapped_pages()
+        return kept
+    keep = np.flatnonzero(relevant).tolist()
     return [queries[i] for i in keep], [positives[i] for i in keep]
 
 
@@ -187,59 +193,12 @@ def read_pairs(path: str | Path, query_column: str | None = None, positive_colum
 
 def read_corpus(path: str | Path, column: str | None = None) -> CrossEncoderTextColumn:
     """Validated passages of a corpus file (its only column, `column`, or the first of `CORPUS_CANDIDATES`), as a
-    `CrossEncoderTextColumn`: memory-mapped Arrow for CSV, TSV and Parquet; JSONL streamed into Arrow memory (only the passage
-    column's values are kept); other files read by `read_table`. Errors as for any file: file, row and column."""
-    path = Path(path)
-    if path.suffix.lower() == ".jsonl" and path.is_file():
-        try:
-            texts = _stream_jsonl(path, column)
-        except (_Unstreamable, UnicodeDecodeError, json.JSONDecodeError, ValueError, OSError):
-            texts = None
-        if texts is not None and all(text_problem(t) is None for t in texts):
-            return CrossEncoderTextColumn.of(texts)
-        table: Table | ArrowTable = read_table(path)
-    else:
-        table = open_table(path)
+    `CrossEncoderTextColumn`: memory-mapped Arrow for the files `open_table` converts (CSV, TSV, Parquet, JSON Lines,
+    JSON), validated chunk by chunk; a file it leaves to `read_table` is copied into Arrow memory. Errors as for any
+    file: file, row and column."""
+    table = open_table(path)
     name = _pick_column(table, column, CORPUS_CANDIDATES, "passage", "--corpus_column", single_ok=True)
     if isinstance(table, ArrowTable):
         check_texts(table, name)
         return CrossEncoderTextColumn(table.column(name), mapped=True)
     return CrossEncoderTextColumn.of(_texts(table, name))
-
-
-class _Unstreamable(Exception):
-    """The file needs the ordinary reader (which raises the precise error, or reads what the stream could not)."""
-
-
-def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    record = dict(pairs)
-    if len(record) != len(pairs):
-        raise _Unstreamable  # a duplicate key
-    return record
-
-
-def _stream_jsonl(path: Path, column: str | None) -> list[str] | None:
-    """The passage column of a JSON Lines file, read line by line; only the values of keys that may turn out to be
-    the passage column (it depends on every line's keys) are kept until the end."""
-    columns: dict[str, None] = {}
-    kept: dict[str, list[Any]] = {}
-    records = 0
-    with open(path, encoding="utf-8-sig", newline="\n") as f:
-        for line in f:
-            line = line.removesuffix("\n").removesuffix("\r")
-            if not line.strip():
-                continue
-            record = json.loads(line, object_pairs_hook=_strict_object)
-            if not isinstance(record, dict):
-                raise _Unstreamable
-            for key in record:
-                if key not in columns:
-                    columns[key] = None
-                    if key == column or (column is None and (key.lower() in CORPUS_CANDIDATES or len(columns) == 1)):
-                        kept[key] = [None] * records
-            for key, values in kept.items():
-                values.append(record.get(key))
-            records += 1
-    table = Table(source=str(path), columns=list(columns), rows=[], row_numbers=[], row_word="line")
-    name = _pick_column(table, column, CORPUS_CANDIDATES, "passage", "--corpus_column", single_ok=True)
-    return kept.get(name)

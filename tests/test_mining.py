@@ -337,13 +337,20 @@ def test_empty_query_cell_is_reported_before_the_model_is_loaded(tmp_path, capsy
     assert capsys.readouterr().err.startswith("error: file pairs.csv, row 3, column 'query'")
 
 
+def pair_lists(path, query_column=None, positive_column=None) -> tuple[list[str], list[str]]:
+    queries, positives = mining_io.read_pairs(path, query_column, positive_column)
+    if path.endswith((".csv", ".jsonl")):  # Arrow columns (other files: lists)
+        assert isinstance(queries, mining_io.CrossEncoderTextColumn) and isinstance(positives, mining_io.CrossEncoderTextColumn)
+    return list(queries), list(positives)
+
+
 def test_columns_are_detected_or_named(tmp_path):
     (tmp_path / "qa.jsonl").write_text(json.dumps({"question": "q", "answer": "a"}) + "\n" + json.dumps({"question": "r"}) + "\n")
     with pytest.raises(DataError, match="row 2, column 'answer': the text is missing"):
         mining_io.read_pairs("qa.jsonl")
     write_csv(tmp_path / "pairs.csv", [["anchor", "pos", "other"], ["q", "a", "b"]])
-    assert mining_io.read_pairs("pairs.csv") == (["q"], ["a"])
-    assert mining_io.read_pairs("pairs.csv", positive_column="other") == (["q"], ["b"])
+    assert pair_lists("pairs.csv") == (["q"], ["a"])
+    assert pair_lists("pairs.csv", positive_column="other") == (["q"], ["b"])
     with pytest.raises(DataError, match="'positive' does not exist") as info:
         mining_io.read_pairs("pairs.csv", positive_column="positive")
     assert "--positive_column" in str(info.value)
@@ -353,7 +360,11 @@ def test_columns_are_detected_or_named(tmp_path):
 
 def test_a_labelled_file_mines_for_its_relevant_rows_only(tmp_path):
     write_csv(tmp_path / "qa.csv", [["question", "answer", "label"], ["q1", "right", "1"], ["q1", "wrong", "0"], ["q2", "yes", "1"]])
-    assert mining_io.read_pairs("qa.csv") == (["q1", "q2"], ["right", "yes"])
+    assert pair_lists("qa.csv") == (["q1", "q2"], ["right", "yes"])
+    (tmp_path / "qa.jsonl").write_text(
+        "".join(json.dumps({"q": q, "a": a, "label": y}) + "\n" for q, a, y in [("q1", "a", 0), ("q2", "b", 2)])
+    )
+    assert pair_lists("qa.jsonl", "q", "a") == (["q2"], ["b"])
     write_csv(tmp_path / "bad.csv", [["question", "answer", "label"], ["q1", "right", "1"], ["q1", "wrong", "maybe"]])
     with pytest.raises(DataError, match="row 3, column 'label'"):
         mining_io.read_pairs("bad.csv")
@@ -389,7 +400,6 @@ def test_csv_jsonl_and_parquet_corpora_are_streamed_as_the_table_reader_reads_th
     pq.write_table(pa.table({"n": [1, 2], "text": ["a", "b"]}), parquet_path)
     expected = {path: reference_corpus(path) for path in (csv_path, jsonl_path, parquet_path)}
     explicit = reference_corpus(jsonl_path, "title")
-    monkeypatch.setattr(mining_io, "read_table", no_table_reader)
     monkeypatch.setattr(arrow_data, "read_table", no_table_reader)
     csv_column = mining_io.read_corpus(csv_path)
     assert csv_column.mapped and len(csv_column) == 3  # memory-mapped Arrow, texts fetched on demand
