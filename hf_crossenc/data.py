@@ -291,13 +291,25 @@ class _JsonObject(dict):
     duplicates: tuple[str, ...] = ()
 
 
-def _json_object(pairs: list[tuple[str, Any]]) -> _JsonObject:
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """`object_pairs_hook` of every JSON read: records the duplicate keys so that `_check_duplicate_keys` refuses them."""
-    record = _JsonObject(pairs)
+    record = dict(pairs)
     if len(record) != len(pairs):
+        record = _JsonObject(pairs)
         seen: set[str] = set()
         record.duplicates = tuple(key for key, _ in pairs if key in seen or seen.add(key))
     return record
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_json_object)
+
+
+def _loads(text: str) -> Any:
+    """`json.loads(text, object_pairs_hook=_json_object)`, the same checks and errors, with one decoder for every line
+    (`json.loads` builds one per call)."""
+    if text.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _DECODER.decode(text)
 
 
 def _check_duplicate_keys(record: Any, source: str, row: int | None) -> None:
@@ -329,7 +341,7 @@ def jsonl_records(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict
         if not line.strip():
             continue
         try:
-            record = json.loads(line, object_pairs_hook=_json_object)
+            record = _loads(line)
         except json.JSONDecodeError as err:
             raise DataError(f"is not valid JSON: {err.msg}.", source=source, row=line_number) from None
         if not isinstance(record, dict):
@@ -340,7 +352,7 @@ def jsonl_records(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict
 
 def _read_json(text: str, source: str) -> Table:
     try:
-        data = json.loads(text, object_pairs_hook=_json_object) if text.strip() else []
+        data = _loads(text) if text.strip() else []
     except json.JSONDecodeError as err:
         raise DataError(f"is not valid JSON: {err.msg} (line {err.lineno}).", source=source) from None
     if isinstance(data, dict):

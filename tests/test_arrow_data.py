@@ -314,6 +314,14 @@ JSONL_BAD = [
     ("t.jsonl", '{"sentence1": "a", "sentence2": "b", "score": 1, "score": 2}\n', "0,5", "more than once", 1, "score"),
     ("t.jsonl", b'{"sentence1": "a", "sentence2": "b", "score": 1}\n{"sentence1": "caf\xe9"}\n', "0,5", "not valid UTF-8", 2, None),
     ("t.jsonl", '{"sentence1": "a", "sentence2": "b", "score": 1}\n[1]\n', "0,5", "must be a JSON object", 2, None),
+    (
+        "t.jsonl",
+        '\ufeff{"sentence1": "a", "sentence2": "b", "score": 1}\n\ufeff{"sentence1": "a"}\n',
+        "0,5",
+        "Unexpected UTF-8 BOM",
+        2,
+        None,
+    ),
     ("t.json", '[{"sentence1": "a", "sentence2": ["b"], "score": 1}]', "0,5", "expected text", 1, "sentence2"),
     ("t.json", '[{"sentence1": "a", "sentence2": "b", "score": 1}, 2]', "0,5", "must be a JSON object", 2, None),
 ]
