@@ -88,7 +88,8 @@ def distill_labels(
         )
     mixed = mix_labels(gold, targets, teacher_args.teacher_weight).astype(np.float32)
     features = dataset.features
-    dataset = datasets.Dataset.from_dict({TEXT_A: dataset[TEXT_A], TEXT_B: dataset[TEXT_B], "label": mixed.tolist()}, features=features)
+    # The texts stay where they are (a memory-mapped Arrow file for a large split); only the labels are new.
+    dataset = dataset.select_columns([TEXT_A, TEXT_B]).add_column("label", mixed, feature=features["label"])
     if teacher_args.silver_pairs > 0:
         new_a, new_b, new_cos = silver_pairs(dataset[TEXT_A], dataset[TEXT_B], teacher, teacher_args.silver_pairs)
         silver = np.asarray(teacher_of(new_cos, new_a, new_b), dtype=np.float32)
