@@ -114,6 +114,22 @@ def _add_list_rows(table: Table, rows: list[dict[str, Any]], group_of: Any, pass
             group.add(text, _relevance(label, table, i, labels_col, k))
 
 
+def _arrow_shape_groups(
+    table: Table, shape: str, query_col: str, passage_column: str | None, label_column: str | None, max_samples: int | None
+) -> Any:
+    """The "lists" and "positive_negatives" shapes of an `ArrowTable`, flattened over Arrow (`hf_crossenc.arrow_shapes`);
+    None where a query has no candidates (the row path keeps such a query)."""
+    from . import arrow_shapes
+
+    if shape == "lists":
+        _add_list_rows(table, [], None, passage_column, label_column)  # no rows: only its labels column check
+        lists = (_pick(table, passage_column, PASSAGE_LIST_CANDIDATES), _pick(table, label_column, LABEL_LIST_CANDIDATES))
+        return arrow_shapes.list_groups(table, query_col, *lists, max_samples)  # type: ignore[arg-type]
+    negatives = (_negative_columns(table), _pick(table, None, ("negatives", "hard_negatives")))
+    positive = _pick(table, None, POSITIVE_CANDIDATES)
+    return arrow_shapes.positive_negative_groups(table, query_col, positive, *negatives, max_samples)  # type: ignore[arg-type]
+
+
 def read_groups(
     table: Table,
     *,
@@ -136,18 +152,10 @@ def read_groups(
             hint="Name it with --text_a_column.",
         )
     arrow_rows = shape == "rows" and getattr(table, "arrow", None) is not None
-    if shape != "rows" and getattr(table, "arrow", None) is not None:  # flattened over Arrow (hf_crossenc.arrow_shapes)
-        from . import arrow_shapes
-
-        if shape == "lists":
-            _add_list_rows(table, [], None, passage_column, label_column)  # no rows: only its labels column check
-            lists = (_pick(table, passage_column, PASSAGE_LIST_CANDIDATES), _pick(table, label_column, LABEL_LIST_CANDIDATES))
-            flat = arrow_shapes.list_groups(table, query_col, *lists, max_samples)  # type: ignore[arg-type]
-        else:
-            negatives = (_negative_columns(table), _pick(table, None, ("negatives", "hard_negatives")))
-            flat = arrow_shapes.positive_negative_groups(table, query_col, _pick(table, None, POSITIVE_CANDIDATES), *negatives, max_samples)  # type: ignore[arg-type]
+    if shape != "rows" and getattr(table, "arrow", None) is not None:
+        flat = _arrow_shape_groups(table, shape, query_col, passage_column, label_column, max_samples)
         if flat is not None:  # None: a query without candidates, which the rows below keep
-            return shape, flat  # type: ignore[return-value]
+            return shape, flat
     rows = [] if arrow_rows else table.rows if max_samples is None else table.rows[:max_samples]
     groups: dict[str, QueryGroup] = {}
 
