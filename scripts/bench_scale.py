@@ -37,6 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 GROUP = 10  # candidates per query in the reranking files
+KINDS = ("regression", "listwise")
 
 
 def sentences(shared: Path) -> tuple[list[str], list[str]]:
@@ -215,7 +216,7 @@ def run_one(args: argparse.Namespace, kind: str, size: int, model: str, cache: P
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1e4,1e5,1e6", help="comma-separated pair counts (1e4,1e5,1e6,1e7)")
-    parser.add_argument("--kinds", default="regression,listwise", help="regression, listwise or both")
+    parser.add_argument("--kinds", default="regression,listwise", help="comma-separated: regression, listwise (default: both)")
     parser.add_argument("--work_dir", default=str(Path(tempfile.gettempdir()) / "hf_crossenc_bench_scale"))
     parser.add_argument("--model", default=None, help="model to train (default: a tiny random BERT built in the work dir)")
     parser.add_argument("--steps", type=int, default=200, help="steps timed after the first one")
@@ -229,7 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main() -> None:
-    args = build_parser().parse_args()
+    parser = build_parser()
+    args = parser.parse_args()
+    unknown = sorted(set(args.kinds.split(",")) - set(KINDS))
+    if unknown and not args.child:
+        parser.error(f"--kinds: unknown {', '.join(unknown)} (choose from {', '.join(KINDS)}, comma-separated)")
     if args.child:
         child(args)
         return

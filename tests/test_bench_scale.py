@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 from hf_crossenc.arrow_data import open_table
@@ -42,3 +44,9 @@ def test_job_flags_stop_nothing_early():
     argv = bench.job_argv("listwise", Path("t.csv"), "m", Path("o"), steps=200, batch=8)
     assert argv[argv.index("--max_steps") + 1] == "201" and "--loss" in argv and "listwise" in argv
     assert "--label_scale" in bench.job_argv("regression", Path("t.csv"), "m", Path("o"), steps=200, batch=32)
+
+
+def test_an_unknown_kind_is_a_flag_error():
+    """``--kinds both`` once ran the listwise job under the name "both"."""
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--kinds", "both"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "--kinds: unknown both" in proc.stderr and "Traceback" not in proc.stderr
