@@ -9,13 +9,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_arrow_ranking import both
 
 from hf_crossenc import arrow_data
 from hf_crossenc.arrow_data import ArrowTable, open_table
 from hf_crossenc.arrow_ranking import ArrowGroups
-from hf_crossenc.data import read_table
 from hf_crossenc.errors import DataError
-from hf_crossenc.ranking import build_ranking_split, listwise_dataset, read_groups
+from hf_crossenc.ranking import listwise_dataset, read_groups
 
 
 @pytest.fixture(autouse=True)
@@ -31,17 +31,6 @@ def write(tmp_path: Path, name: str, content: str) -> Path:
 
 def cached(tmp_path: Path, prefix: str = "shape-") -> list[Path]:
     return sorted((tmp_path / "datasets_cache").rglob(f"{prefix}*"))
-
-
-def both(path: Path, max_samples: int | None = None) -> list:
-    """The split read row by row (`read_table`) and over Arrow (`open_table`), or the error each raised."""
-    out = []
-    for opener in (read_table, open_table):
-        try:
-            out.append(build_ranking_split(opener(path), name="train", max_samples=max_samples))
-        except DataError as err:
-            out.append(err)
-    return out
 
 
 def assert_same(old, new, arrow: bool = True) -> None:
